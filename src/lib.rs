@@ -1,0 +1,6 @@
+pub mod pathsafe;
+pub mod progress;
+pub mod records;
+pub mod sink;
+pub mod source;
+pub mod timefmt;

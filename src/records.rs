@@ -1,0 +1,244 @@
+//! The normalized record model every platform's importer produces and every sink consumes.
+
+use std::fmt;
+
+/// A chat platform chatvault reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Platform {
+    Wechat,
+    Qq,
+    Wecom,
+    Dingtalk,
+}
+
+impl Platform {
+    pub const ALL: [Platform; 4] = [
+        Platform::Wechat,
+        Platform::Qq,
+        Platform::Wecom,
+        Platform::Dingtalk,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Wechat => "wechat",
+            Platform::Qq => "qq",
+            Platform::Wecom => "wecom",
+            Platform::Dingtalk => "dingtalk",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Platform> {
+        Platform::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A conversation: a group chat, or (with `is_group == false`) a one-to-one chat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub id: String,
+    pub name: String,
+    pub owner_id: Option<String>,
+    /// The member count the platform declares, when it stores one.
+    pub declared_member_count: Option<u64>,
+    pub created_ms: Option<i64>,
+    pub is_group: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Owner,
+    Admin,
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub member_id: String,
+    /// Another id the person is known by (WeChat `alias`, QQ number): needed to anonymize text.
+    pub alias: Option<String>,
+    pub display_name: String,
+    pub group_nickname: String,
+    pub role: Role,
+    pub joined_ms: Option<i64>,
+    pub left: bool,
+}
+
+impl Member {
+    /// The name shown for this member in the group: group nickname, else display name, else id.
+    pub fn shown_name(&self) -> &str {
+        if !self.group_nickname.is_empty() {
+            &self.group_nickname
+        } else if !self.display_name.is_empty() {
+            &self.display_name
+        } else {
+            &self.member_id
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Sent,
+    Received,
+    System,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Sent => "sent",
+            Direction::Received => "received",
+            Direction::System => "system",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Text,
+    Image,
+    Voice,
+    Video,
+    File,
+    Link,
+    Emoji,
+    Location,
+    Quote,
+    RedPacket,
+    Transfer,
+    Recall,
+    System,
+    Other,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Text => "text",
+            Kind::Image => "image",
+            Kind::Voice => "voice",
+            Kind::Video => "video",
+            Kind::File => "file",
+            Kind::Link => "link",
+            Kind::Emoji => "emoji",
+            Kind::Location => "location",
+            Kind::Quote => "quote",
+            Kind::RedPacket => "red_packet",
+            Kind::Transfer => "transfer",
+            Kind::Recall => "recall",
+            Kind::System => "system",
+            Kind::Other => "other",
+        }
+    }
+}
+
+/// What a media reference is, for `media.csv` and the cleanup plan's categories.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaKind {
+    Image,
+    ImageThumb,
+    Voice,
+    Video,
+    VideoThumb,
+    File,
+    Emoji,
+}
+
+impl MediaKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaKind::Image => "image",
+            MediaKind::ImageThumb => "image_thumb",
+            MediaKind::Voice => "voice",
+            MediaKind::Video => "video",
+            MediaKind::VideoThumb => "video_thumb",
+            MediaKind::File => "file",
+            MediaKind::Emoji => "emoji",
+        }
+    }
+
+    pub fn is_thumbnail(self) -> bool {
+        matches!(self, MediaKind::ImageThumb | MediaKind::VideoThumb)
+    }
+}
+
+/// Where the importer says a media file is. The importer does not check the path: the
+/// sink resolves it against the source root and refuses anything that escapes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaLocation {
+    /// A path as the source names it: relative to the root, or absolute (then it must lie inside the root).
+    Path(String),
+    /// The platform never downloaded the file (WeChat `SERVERID://…`).
+    NotDownloaded(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaRef {
+    pub kind: MediaKind,
+    pub location: MediaLocation,
+    /// The file's original name when the source records one (received files).
+    pub original_name: Option<String>,
+    /// The size the source declares, if any (the copied size is what counts).
+    pub declared_size: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub group_id: String,
+    /// The platform's unique id (falls back to the local row id).
+    pub message_id: String,
+    /// UTC instant, milliseconds since the Unix epoch.
+    pub time_ms: i64,
+    /// `None` for system messages.
+    pub sender_id: Option<String>,
+    /// A name the source stores with the message itself (QQ's card/nickname); the pipeline
+    /// otherwise names the sender from the member list.
+    pub sender_name: Option<String>,
+    pub direction: Direction,
+    pub kind: Kind,
+    pub text: String,
+    /// The source's own type code(s), e.g. `49/6`.
+    pub raw_type: String,
+    /// The primary file first, then thumbnails.
+    pub media: Vec<MediaRef>,
+    /// Set when the row could not be fully parsed; the message is still exported.
+    pub warning: Option<String>,
+}
+
+/// A problem the importer met that does not stop the export, with where it was met.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    pub location: String,
+    pub message: String,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+impl Message {
+    /// A system message announcing that the group was dissolved (`群主已解散该群`, or any
+    /// system text containing `解散`): the default dissolution time of retention.md.
+    pub fn announces_dissolution(&self) -> bool {
+        self.direction == Direction::System && self.text.contains("解散")
+    }
+}

@@ -1,0 +1,191 @@
+//! The CSV files of outputs.md: RFC 4180, CRLF, UTF-8 with a BOM by default, and a
+//! reversible guard against formula injection.
+
+use std::borrow::Cow;
+use std::io::Write;
+
+pub const MESSAGES_HEADER: [&str; 14] = [
+    "platform",
+    "group_id",
+    "group_name",
+    "message_id",
+    "time_utc",
+    "time_local",
+    "sender_id",
+    "sender_name",
+    "direction",
+    "kind",
+    "text",
+    "media_path",
+    "media_sha256",
+    "raw_type",
+];
+pub const MEMBERS_HEADER: [&str; 8] = [
+    "platform",
+    "group_id",
+    "member_id",
+    "display_name",
+    "group_nickname",
+    "role",
+    "joined_at_utc",
+    "left",
+];
+pub const GROUPS_HEADER: [&str; 8] = [
+    "platform",
+    "group_id",
+    "group_name",
+    "owner_id",
+    "member_count",
+    "message_count",
+    "first_message_utc",
+    "last_message_utc",
+];
+pub const MEDIA_HEADER: [&str; 9] = [
+    "platform",
+    "group_id",
+    "message_id",
+    "kind",
+    "source_path",
+    "bundle_path",
+    "size",
+    "sha256",
+    "status",
+];
+
+#[derive(Debug, Clone, Copy)]
+pub struct CsvStyle {
+    pub bom: bool,
+    /// The formula-injection guard (`Chatvault-Csv-Guard: excel`).
+    pub guard: bool,
+}
+
+/// Prefixes `'` to a cell a spreadsheet would run as a formula. `'` itself is escaped too,
+/// so stripping one leading `'` before any of these characters restores the original.
+pub fn guard_cell(cell: &str) -> Cow<'_, str> {
+    match cell.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r' | b'\n' | b'\'') => {
+            Cow::Owned(format!("'{cell}"))
+        }
+        _ => Cow::Borrowed(cell),
+    }
+}
+
+/// Undoes [`guard_cell`].
+pub fn unguard_cell(cell: &str) -> &str {
+    match cell.as_bytes() {
+        [b'\'', b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r' | b'\n' | b'\'', ..] => &cell[1..],
+        _ => cell,
+    }
+}
+
+pub struct CsvSink<W: Write> {
+    writer: ::csv::Writer<W>,
+    style: CsvStyle,
+    rows: u64,
+}
+
+impl<W: Write> CsvSink<W> {
+    pub fn new(mut inner: W, style: CsvStyle, header: &[&str]) -> std::io::Result<CsvSink<W>> {
+        if style.bom {
+            inner.write_all("\u{FEFF}".as_bytes())?;
+        }
+        let writer = ::csv::WriterBuilder::new()
+            .terminator(::csv::Terminator::CRLF)
+            .quote_style(::csv::QuoteStyle::Necessary)
+            .buffer_capacity(256 * 1024)
+            .from_writer(inner);
+        let mut sink = CsvSink {
+            writer,
+            style,
+            rows: 0,
+        };
+        sink.write_cells(header)?;
+        sink.rows = 0;
+        Ok(sink)
+    }
+
+    pub fn row(&mut self, cells: &[&str]) -> std::io::Result<()> {
+        self.write_cells(cells)?;
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn write_cells(&mut self, cells: &[&str]) -> std::io::Result<()> {
+        let result = if self.style.guard {
+            self.writer
+                .write_record(cells.iter().map(|c| GuardedCell(guard_cell(c))))
+        } else {
+            self.writer.write_record(cells)
+        };
+        result.map_err(csv_to_io)
+    }
+
+    /// Data rows written (the header is not counted).
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    pub fn into_inner(self) -> std::io::Result<W> {
+        self.writer
+            .into_inner()
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    }
+}
+
+/// Lets the csv writer take guarded cells without copying the unguarded majority.
+struct GuardedCell<'a>(Cow<'a, str>);
+
+impl AsRef<[u8]> for GuardedCell<'_> {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+fn csv_to_io(error: ::csv::Error) -> std::io::Error {
+    match error.into_kind() {
+        ::csv::ErrorKind::Io(e) => e,
+        other => std::io::Error::other(format!("{other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(style: CsvStyle, cells: &[&str]) -> Vec<u8> {
+        let mut sink = CsvSink::new(Vec::new(), style, &["a", "b"]).unwrap();
+        sink.row(cells).unwrap();
+        sink.into_inner().unwrap()
+    }
+
+    #[test]
+    fn writes_rfc4180_with_bom_and_crlf() {
+        let out = write(
+            CsvStyle {
+                bom: true,
+                guard: true,
+            },
+            &["x,\"y\"", "line\r\nnext\0"],
+        );
+        let expected = "\u{FEFF}a,b\r\n\"x,\"\"y\"\"\",\"line\r\nnext\0\"\r\n";
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
+    }
+
+    #[test]
+    fn guard_is_reversible() {
+        for cell in ["=SUM(A1)", "+1", "-x", "@a", "\tt", "'q", "''", "plain", "", "'plain"] {
+            let guarded = guard_cell(cell);
+            assert_eq!(unguard_cell(&guarded), cell, "{cell:?}");
+        }
+        assert_eq!(guard_cell("=1"), "'=1");
+        assert_eq!(guard_cell("'plain"), "''plain");
+        let raw = write(
+            CsvStyle {
+                bom: false,
+                guard: false,
+            },
+            &["=1", "b"],
+        );
+        assert_eq!(String::from_utf8(raw).unwrap(), "a,b\r\n=1,b\r\n");
+    }
+}

@@ -1,0 +1,480 @@
+//! The `message` table, joined with `ImgInfo2` (full images) and `appattach` (files).
+
+use md5::{Digest, Md5};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, Row};
+
+use super::xml;
+use crate::records::{Direction, Kind, MediaKind, MediaLocation, MediaRef, Message};
+use crate::source::sqlite::map_sqlite_error;
+use crate::source::stream::Emitter;
+use crate::source::SourceError;
+
+const SYSTEM: i64 = 10000;
+const APP_FAMILY: i64 = 49;
+
+/// What a producer thread needs to read one conversation.
+pub struct Query {
+    pub talker: String,
+    pub owner: Option<String>,
+    pub is_group: bool,
+    pub has_imginfo: bool,
+    pub has_appattach: bool,
+}
+
+/// One row of the joined query, before interpretation.
+struct RawRow {
+    local_id: i64,
+    server_id: Option<i64>,
+    type_code: Option<i64>,
+    is_send: bool,
+    create_time: Option<i64>,
+    content: Option<String>,
+    img_path: Option<String>,
+    big_img_path: Option<String>,
+    file_full_path: Option<String>,
+    file_total_len: Option<i64>,
+    lossy: bool,
+}
+
+/// Integers as WeChat stores them, which is not always as INTEGER.
+fn int(row: &Row, idx: usize) -> Option<i64> {
+    match row.get_ref(idx).ok()? {
+        ValueRef::Integer(i) => Some(i),
+        ValueRef::Real(f) => Some(f as i64),
+        ValueRef::Text(t) => std::str::from_utf8(t).ok()?.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// Text, keeping every valid byte; invalid UTF-8 is replaced and flagged.
+fn text(row: &Row, idx: usize, lossy: &mut bool) -> Option<String> {
+    match row.get_ref(idx).ok()? {
+        ValueRef::Text(t) | ValueRef::Blob(t) => match std::str::from_utf8(t) {
+            Ok(s) => Some(s.to_string()),
+            Err(_) => {
+                *lossy = true;
+                Some(String::from_utf8_lossy(t).into_owned())
+            }
+        },
+        ValueRef::Integer(i) => Some(i.to_string()),
+        ValueRef::Real(f) => Some(f.to_string()),
+        ValueRef::Null => None,
+    }
+}
+
+pub fn read(conn: &Connection, query: &Query, emit: &mut Emitter) -> Result<(), SourceError> {
+    let db_path = std::path::Path::new("EnMicroMsg.db");
+    let img = if query.has_imginfo {
+        "i.bigImgPath"
+    } else {
+        "NULL"
+    };
+    let (file_path, file_len) = if query.has_appattach {
+        ("a.fileFullPath", "a.totalLen")
+    } else {
+        ("NULL", "NULL")
+    };
+    let mut sql = format!(
+        "SELECT m.msgId, m.msgSvrId, m.type, m.isSend, m.createTime, m.content, m.imgPath, \
+         {img}, {file_path}, {file_len} FROM message m "
+    );
+    // Joins can repeat a message (two ImgInfo2 rows for one msgSvrId); rows of one msgId
+    // come together in this order and only the first is kept.
+    if query.has_imginfo {
+        sql.push_str(
+            "LEFT JOIN ImgInfo2 i ON m.type = 3 AND m.msgSvrId IS NOT NULL AND i.msgSvrId = m.msgSvrId ",
+        );
+    }
+    if query.has_appattach {
+        sql.push_str("LEFT JOIN appattach a ON a.msgInfoId = m.msgId ");
+    }
+    sql.push_str("WHERE m.talker = ?1 ORDER BY m.createTime, m.msgId");
+    let mut stmt = conn
+        .prepare(&sql)
+        .map_err(|e| map_sqlite_error(db_path, e))?;
+    let mut rows = stmt
+        .query([&query.talker])
+        .map_err(|e| map_sqlite_error(db_path, e))?;
+    let mut last_local_id: Option<i64> = None;
+    while let Some(row) = rows.next().map_err(|e| map_sqlite_error(db_path, e))? {
+        let mut lossy = false;
+        let raw = RawRow {
+            local_id: int(row, 0).unwrap_or_default(),
+            server_id: int(row, 1),
+            type_code: int(row, 2),
+            is_send: int(row, 3) == Some(1),
+            create_time: int(row, 4),
+            content: text(row, 5, &mut lossy),
+            img_path: text(row, 6, &mut lossy),
+            big_img_path: text(row, 7, &mut lossy),
+            file_full_path: text(row, 8, &mut lossy),
+            file_total_len: int(row, 9),
+            lossy,
+        };
+        if last_local_id == Some(raw.local_id) {
+            continue;
+        }
+        last_local_id = Some(raw.local_id);
+        if !emit.emit(interpret(raw, query)) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn interpret(raw: RawRow, query: &Query) -> Message {
+    let mut warnings: Vec<String> = Vec::new();
+    if raw.lossy {
+        warnings.push("text is not valid UTF-8; invalid bytes replaced".into());
+    }
+    let message_id = match raw.server_id {
+        Some(id) if id != 0 => id.to_string(),
+        _ => raw.local_id.to_string(),
+    };
+    let time_ms = raw.create_time.unwrap_or_else(|| {
+        warnings.push("no createTime".into());
+        0
+    });
+    let type_code = raw.type_code.unwrap_or(-1);
+    let content = raw.content.as_deref();
+
+    let (direction, sender_id, payload) = if type_code == SYSTEM {
+        (Direction::System, None, content.unwrap_or(""))
+    } else if raw.is_send {
+        (Direction::Sent, query.owner.clone(), content.unwrap_or(""))
+    } else if query.is_group {
+        match content.and_then(split_sender) {
+            Some((sender, payload)) => (Direction::Received, Some(sender.to_string()), payload),
+            None => {
+                if content.is_some() {
+                    warnings.push("received group message without a `sender:` prefix".into());
+                }
+                (Direction::Received, None, content.unwrap_or(""))
+            }
+        }
+    } else {
+        (
+            Direction::Received,
+            Some(query.talker.clone()),
+            content.unwrap_or(""),
+        )
+    };
+
+    let mut parsed = parse_payload(type_code, payload, &raw);
+    if content.is_none() && type_code != 3 && type_code != 34 && type_code != 43 {
+        parsed.kind = Kind::Other;
+        parsed.warning = Some("no content (NULL)".into());
+    }
+    if let Some(w) = parsed.warning.take() {
+        warnings.push(w);
+    }
+    Message {
+        group_id: query.talker.clone(),
+        message_id,
+        time_ms,
+        sender_id,
+        sender_name: None,
+        direction,
+        kind: parsed.kind,
+        text: parsed.text,
+        raw_type: parsed.raw_type,
+        media: parsed.media,
+        warning: if warnings.is_empty() {
+            None
+        } else {
+            Some(warnings.join("; "))
+        },
+    }
+}
+
+/// `<wxid>:\n<payload>`: the sender is everything before the first `:`, the payload
+/// everything after the first newline.
+fn split_sender(content: &str) -> Option<(&str, &str)> {
+    let colon = content.find(':')?;
+    let newline = content.find('\n')?;
+    if newline < colon || colon == 0 {
+        return None;
+    }
+    Some((&content[..colon], &content[newline + 1..]))
+}
+
+struct Parsed {
+    kind: Kind,
+    text: String,
+    raw_type: String,
+    media: Vec<MediaRef>,
+    warning: Option<String>,
+}
+
+fn parse_payload(type_code: i64, payload: &str, raw: &RawRow) -> Parsed {
+    let mut parsed = Parsed {
+        kind: Kind::Other,
+        text: payload.to_string(),
+        raw_type: if raw.type_code.is_some() {
+            type_code.to_string()
+        } else {
+            String::new()
+        },
+        media: Vec::new(),
+        warning: None,
+    };
+    let malformed = |parsed: &mut Parsed, what: &str| {
+        parsed.kind = Kind::Other;
+        parsed.text = payload.to_string();
+        parsed.warning = Some(format!("malformed {what} payload"));
+    };
+    match type_code {
+        1 => {
+            parsed.kind = Kind::Text;
+        }
+        3 => {
+            parsed.media = image_refs(raw);
+            if xml::has_element(payload, "img") {
+                parsed.kind = Kind::Image;
+                parsed.text = "[image]".into();
+            } else {
+                malformed(&mut parsed, "image");
+            }
+        }
+        34 => {
+            parsed.media = voice_refs(raw);
+            match xml::attribute(payload, "voicemsg", "voicelength") {
+                Some(ms) => {
+                    parsed.kind = Kind::Voice;
+                    let seconds = ms.parse::<f64>().map(|v| v / 1000.0).unwrap_or(0.0);
+                    parsed.text = format!("[voice] {}s", seconds.round());
+                }
+                None => malformed(&mut parsed, "voice"),
+            }
+        }
+        43 => {
+            parsed.media = video_refs(raw);
+            if xml::has_element(payload, "videomsg") {
+                parsed.kind = Kind::Video;
+                let seconds = xml::attribute(payload, "videomsg", "playlength").unwrap_or_default();
+                parsed.text = format!("[video] {seconds}s");
+            } else {
+                malformed(&mut parsed, "video");
+            }
+        }
+        47 => {
+            if xml::has_element(payload, "emoji") {
+                parsed.kind = Kind::Emoji;
+                parsed.text = "[emoji]".into();
+            } else {
+                malformed(&mut parsed, "emoji");
+            }
+        }
+        48 => {
+            if xml::has_element(payload, "location") {
+                parsed.kind = Kind::Location;
+                let name = xml::attribute(payload, "location", "poiname")
+                    .filter(|s| !s.is_empty())
+                    .or_else(|| xml::attribute(payload, "location", "label"))
+                    .unwrap_or_default();
+                parsed.text = format!("[location] {name}").trim_end().to_string();
+            } else {
+                malformed(&mut parsed, "location");
+            }
+        }
+        SYSTEM => {
+            if payload.contains("撤回") {
+                parsed.kind = Kind::Recall;
+            } else if xml::has_element(payload, "sysmsg")
+                && xml::attribute(payload, "sysmsg", "type").as_deref() == Some("paymsg")
+            {
+                parsed.kind = Kind::System;
+                let id = xml::element_text(payload, "paymsgid").unwrap_or_default();
+                let claimer = xml::element_text(payload, "claimer").unwrap_or_default();
+                parsed.text = format!("[red packet claimed] {id} by {claimer}");
+            } else {
+                parsed.kind = Kind::System;
+            }
+        }
+        code if code == APP_FAMILY || (code > 0xFFFF && code & 0xFFFF == APP_FAMILY) => {
+            parse_app_message(code, payload, raw, &mut parsed);
+        }
+        _ => {
+            parsed.kind = Kind::Other;
+        }
+    }
+    parsed
+}
+
+fn parse_app_message(code: i64, payload: &str, raw: &RawRow, parsed: &mut Parsed) {
+    let app_type = xml::element_text(payload, "appmsg")
+        .and_then(|_| xml::element_text(payload, "type"))
+        .and_then(|t| t.trim().parse::<i64>().ok());
+    // Codes above 65535 name their family too; the payload's own <type> wins when present.
+    let family = app_type.or(match code {
+        436207665 => Some(2001),
+        419430449 => Some(2000),
+        822083633 => Some(57),
+        1090519089 => Some(6),
+        _ => None,
+    });
+    if let Some(n) = app_type {
+        parsed.raw_type = format!("{code}/{n}");
+    }
+    let title = xml::element_text(payload, "title").unwrap_or_default();
+    match family {
+        Some(5) if app_type.is_some() => {
+            parsed.kind = Kind::Link;
+            let url = xml::element_text(payload, "url").unwrap_or_default();
+            parsed.text = format!("[link] {title} {url}").trim_end().to_string();
+        }
+        Some(6) => {
+            parsed.media = file_refs(raw, &title);
+            if app_type.is_some() {
+                parsed.kind = Kind::File;
+                parsed.text = format!("[file] {title}").trim_end().to_string();
+            } else {
+                parsed.kind = Kind::Other;
+                parsed.warning = Some("malformed file payload".into());
+            }
+        }
+        Some(57) if app_type.is_some() => {
+            parsed.kind = Kind::Quote;
+            parsed.text = title;
+        }
+        Some(2000) if xml::has_element(payload, "wcpayinfo") => {
+            parsed.kind = Kind::Transfer;
+            let fee = xml::element_text(payload, "feedesc").unwrap_or_default();
+            let memo = xml::element_text(payload, "pay_memo").unwrap_or_default();
+            parsed.text = format!("[transfer] {fee} {memo}").trim_end().to_string();
+        }
+        Some(2001) if xml::has_element(payload, "wcpayinfo") => {
+            parsed.kind = Kind::RedPacket;
+            let wish = xml::element_text(payload, "sendertitle")
+                .filter(|s| !s.is_empty())
+                .unwrap_or(title);
+            parsed.text = format!("[red packet] {wish}").trim_end().to_string();
+        }
+        Some(_) if app_type.is_some() => {
+            parsed.kind = Kind::Other;
+        }
+        _ => {
+            parsed.kind = Kind::Other;
+            parsed.warning = Some("malformed app message payload".into());
+        }
+    }
+}
+
+fn split_dirs(name: &str) -> Option<(&str, &str)> {
+    Some((name.get(0..2)?, name.get(2..4)?))
+}
+
+fn image_refs(raw: &RawRow) -> Vec<MediaRef> {
+    let mut refs = Vec::new();
+    if let Some(big) = raw.big_img_path.as_deref().filter(|s| !s.is_empty()) {
+        let location = if big.starts_with("SERVERID://") {
+            MediaLocation::NotDownloaded(big.to_string())
+        } else {
+            let stem = big.strip_suffix(".jpg").unwrap_or(big);
+            match split_dirs(stem) {
+                Some((a, b)) => MediaLocation::Path(format!("image2/{a}/{b}/{stem}.jpg")),
+                None => MediaLocation::Path(format!("image2/{stem}.jpg")),
+            }
+        };
+        refs.push(MediaRef {
+            kind: MediaKind::Image,
+            location,
+            original_name: None,
+            declared_size: None,
+        });
+    }
+    if let Some(thumb) = raw
+        .img_path
+        .as_deref()
+        .and_then(|p| p.strip_prefix("THUMBNAIL_DIRPATH://th_"))
+    {
+        let location = match split_dirs(thumb) {
+            Some((a, b)) => MediaLocation::Path(format!("image2/{a}/{b}/th_{thumb}")),
+            None => MediaLocation::Path(format!("image2/th_{thumb}")),
+        };
+        refs.push(MediaRef {
+            kind: MediaKind::ImageThumb,
+            location,
+            original_name: None,
+            declared_size: None,
+        });
+    }
+    refs
+}
+
+fn voice_refs(raw: &RawRow) -> Vec<MediaRef> {
+    let Some(key) = raw.img_path.as_deref().filter(|k| !k.is_empty()) else {
+        return Vec::new();
+    };
+    let hash = Md5::digest(key.as_bytes());
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    vec![MediaRef {
+        kind: MediaKind::Voice,
+        location: MediaLocation::Path(format!(
+            "voice2/{}/{}/msg_{key}.amr",
+            &hex[0..2],
+            &hex[2..4]
+        )),
+        original_name: None,
+        declared_size: None,
+    }]
+}
+
+fn video_refs(raw: &RawRow) -> Vec<MediaRef> {
+    let Some(key) = raw.img_path.as_deref().filter(|k| !k.is_empty()) else {
+        return Vec::new();
+    };
+    vec![
+        MediaRef {
+            kind: MediaKind::Video,
+            location: MediaLocation::Path(format!("video/{key}.mp4")),
+            original_name: None,
+            declared_size: None,
+        },
+        MediaRef {
+            kind: MediaKind::VideoThumb,
+            location: MediaLocation::Path(format!("video/{key}.jpg")),
+            original_name: None,
+            declared_size: None,
+        },
+    ]
+}
+
+fn file_refs(raw: &RawRow, title: &str) -> Vec<MediaRef> {
+    let Some(device_path) = raw.file_full_path.as_deref().filter(|p| !p.is_empty()) else {
+        return Vec::new();
+    };
+    // A device path is resolved against the account directory by the part after MicroMsg/.
+    let location = match device_path.find("MicroMsg/") {
+        Some(at) => device_path[at + "MicroMsg/".len()..].to_string(),
+        None => device_path.to_string(),
+    };
+    let file_name = location.rsplit('/').next().unwrap_or_default();
+    let original_name = if file_name.is_empty() {
+        title.to_string()
+    } else {
+        file_name.to_string()
+    };
+    vec![MediaRef {
+        kind: MediaKind::File,
+        location: MediaLocation::Path(location),
+        original_name: Some(original_name),
+        declared_size: raw.file_total_len.and_then(|n| u64::try_from(n).ok()),
+    }]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_the_sender_prefix_at_the_first_colon_and_newline() {
+        assert_eq!(
+            split_sender("wxid_a:\nhello: world\nline"),
+            Some(("wxid_a", "hello: world\nline"))
+        );
+        assert_eq!(split_sender("no prefix"), None);
+        assert_eq!(split_sender("line\nthen: colon"), None);
+    }
+}

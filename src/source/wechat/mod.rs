@@ -1,0 +1,191 @@
+//! WeChat for Android: `EnMicroMsg.db` (decrypted) and its media cache.
+//! Layout: `../shared/spec/sources.md` §1.
+
+mod contact;
+mod message;
+mod xml;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::records::{Group, Member, Platform, Warning};
+use crate::source::sqlite::{self, Database};
+use crate::source::stream::{self, MessageStream};
+use crate::source::{Source, SourceError, SourceFile};
+
+pub const DATABASE: &str = "EnMicroMsg.db";
+const REQUIRED_TABLES: [&str; 2] = ["message", "rcontact"];
+const MESSAGE_COLUMNS: [&str; 7] = [
+    "msgId",
+    "msgSvrId",
+    "type",
+    "isSend",
+    "createTime",
+    "talker",
+    "content",
+];
+
+/// A directory is WeChat's when it holds `EnMicroMsg.db`; that file must then be a WeChat
+/// database, or detection fails with the reason.
+pub fn probe(root: &Path) -> Result<bool, SourceError> {
+    let path = root.join(DATABASE);
+    if !path.is_file() {
+        return Ok(false);
+    }
+    if !sqlite::is_sqlite(&path)? {
+        return Err(SourceError::NotSqlite { path });
+    }
+    Ok(true)
+}
+
+pub fn open(root: &Path) -> Result<Box<dyn Source>, SourceError> {
+    Ok(Box::new(WechatSource::open(root)?))
+}
+
+pub struct WechatSource {
+    root: PathBuf,
+    db: Arc<Database>,
+    owner: Option<String>,
+    contacts: contact::Contacts,
+    has_imginfo: bool,
+    has_appattach: bool,
+    warnings: Mutex<Vec<Warning>>,
+}
+
+impl WechatSource {
+    pub fn open(root: &Path) -> Result<WechatSource, SourceError> {
+        let path = root.join(DATABASE);
+        let db = Database::open(&path)?;
+        let conn = db.connect()?;
+        let tables = Database::tables(&conn, &path)?;
+        for table in REQUIRED_TABLES {
+            if !tables.iter().any(|t| t == table) {
+                return Err(SourceError::MissingTable {
+                    platform: Platform::Wechat,
+                    detail: format!("no table `{table}` in {DATABASE}"),
+                });
+            }
+        }
+        let columns = Database::columns(&conn, &path, "message")?;
+        for column in MESSAGE_COLUMNS {
+            if !columns.iter().any(|c| c.eq_ignore_ascii_case(column)) {
+                return Err(SourceError::MissingTable {
+                    platform: Platform::Wechat,
+                    detail: format!("table `message` in {DATABASE} has no column `{column}`"),
+                });
+            }
+        }
+        let has = |name: &str| tables.iter().any(|t| t == name);
+        let mut warnings = Vec::new();
+        let owner = contact::owner(&conn, has("userinfo"), &mut warnings)?;
+        let contacts = contact::Contacts::load(&conn, has("chatroom"), &mut warnings)?;
+        for optional in ["ImgInfo2", "appattach", "chatroom", "userinfo"] {
+            if !has(optional) {
+                warnings.push(Warning {
+                    location: DATABASE.into(),
+                    message: format!("no table `{optional}`: related data is left out"),
+                });
+            }
+        }
+        Ok(WechatSource {
+            root: root.to_path_buf(),
+            has_imginfo: has("ImgInfo2"),
+            has_appattach: has("appattach"),
+            db: Arc::new(db),
+            owner,
+            contacts,
+            warnings: Mutex::new(warnings),
+        })
+    }
+}
+
+impl Source for WechatSource {
+    fn platform(&self) -> Platform {
+        Platform::Wechat
+    }
+
+    fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn owner_id(&self) -> Option<&str> {
+        self.owner.as_deref()
+    }
+
+    fn groups(&self) -> Result<Vec<Group>, SourceError> {
+        let conn = self.db.connect()?;
+        let path = Path::new(DATABASE);
+        let mut stmt = conn
+            .prepare("SELECT DISTINCT talker FROM message WHERE talker IS NOT NULL")
+            .map_err(|e| sqlite::map_sqlite_error(path, e))?;
+        let talkers = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| sqlite::map_sqlite_error(path, e))?
+            .filter_map(Result::ok);
+        let mut ids: Vec<String> = talkers.collect();
+        ids.extend(self.contacts.rooms.keys().cloned());
+        ids.sort();
+        ids.dedup();
+        Ok(ids
+            .into_iter()
+            .map(|id| self.contacts.group(&id, self.owner.as_deref()))
+            .collect())
+    }
+
+    fn members(&self, group_id: &str) -> Result<Vec<Member>, SourceError> {
+        let mut warnings = Vec::new();
+        let members = self.contacts.members(group_id, &mut warnings);
+        if !warnings.is_empty() {
+            if let Ok(mut all) = self.warnings.lock() {
+                for w in warnings {
+                    if !all.contains(&w) {
+                        all.push(w);
+                    }
+                }
+            }
+        }
+        Ok(members)
+    }
+
+    fn messages(&self, group_id: &str) -> Result<MessageStream, SourceError> {
+        let db = Arc::clone(&self.db);
+        let query = message::Query {
+            talker: group_id.to_string(),
+            owner: self.owner.clone(),
+            is_group: group_id.ends_with("@chatroom"),
+            has_imginfo: self.has_imginfo,
+            has_appattach: self.has_appattach,
+        };
+        Ok(stream::spawn("wechat-messages", move |emit| {
+            let conn = db.connect()?;
+            message::read(&conn, &query, emit)
+        }))
+    }
+
+    fn source_files(&self) -> Vec<SourceFile> {
+        self.db
+            .files
+            .iter()
+            .map(|path| SourceFile {
+                rel_path: path
+                    .strip_prefix(&self.root)
+                    .unwrap_or(path)
+                    .to_string_lossy()
+                    .into_owned(),
+                path: path.clone(),
+            })
+            .collect()
+    }
+
+    fn display_name(&self, member_id: &str) -> Option<String> {
+        self.contacts.display_name(member_id).map(str::to_string)
+    }
+
+    fn warnings(&self) -> Vec<Warning> {
+        self.warnings.lock().map(|w| w.clone()).unwrap_or_default()
+    }
+}
+
+/// Contact display names, used by `contact` and for senders missing from member lists.
+type NameMap = HashMap<String, contact::Contact>;
