@@ -179,6 +179,18 @@ impl MediaKind {
     }
 }
 
+/// What a file in a source's cache directories is, for the cleanup plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheClass {
+    Media(MediaKind),
+    Avatar,
+    /// Under a recycle bin (QQ `RecycleBin/`): its own retention clock.
+    RecycleBin,
+    /// A database or journal the importer reads: never deleted.
+    Database,
+    Other,
+}
+
 /// Where the importer says a media file is. The importer does not check the path: the
 /// sink resolves it against the source root and refuses anything that escapes it.
 #[derive(Debug, Clone, PartialEq, Eq)]

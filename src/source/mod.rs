@@ -1,13 +1,16 @@
 //! Sources: one module per platform, each implementing [`Source`]. Detection looks at what
 //! the files are (table names, file shapes), not only at their names.
 
+pub mod dingtalk;
+pub mod qq;
 pub mod sqlite;
 pub mod stream;
 pub mod wechat;
+pub mod wecom;
 
 use std::path::{Path, PathBuf};
 
-use crate::records::{Group, Member, Platform, Warning};
+use crate::records::{CacheClass, Group, Member, Platform, Warning};
 pub use stream::MessageStream;
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +88,9 @@ pub trait Source: Send + Sync {
     fn display_name(&self, _member_id: &str) -> Option<String> {
         None
     }
+    /// What a file under the root is (`rel_path` relative to the root, `/`-separated), by the
+    /// platform's layout; the cleanup plan ties referenced files to messages separately.
+    fn classify(&self, rel_path: &str) -> CacheClass;
     /// Problems met so far that did not stop reading (e.g. a member list that does not parse).
     fn warnings(&self) -> Vec<Warning>;
 }
@@ -99,11 +105,28 @@ struct PlatformEntry {
 }
 
 /// Adding a platform means adding its module and one line here.
-const PLATFORMS: &[PlatformEntry] = &[PlatformEntry {
-    platform: Platform::Wechat,
-    probe: wechat::probe,
-    open: wechat::open,
-}];
+const PLATFORMS: &[PlatformEntry] = &[
+    PlatformEntry {
+        platform: Platform::Wechat,
+        probe: wechat::probe,
+        open: wechat::open,
+    },
+    PlatformEntry {
+        platform: Platform::Qq,
+        probe: qq::probe,
+        open: qq::open,
+    },
+    PlatformEntry {
+        platform: Platform::Wecom,
+        probe: wecom::probe,
+        open: wecom::open,
+    },
+    PlatformEntry {
+        platform: Platform::Dingtalk,
+        probe: dingtalk::probe,
+        open: dingtalk::open,
+    },
+];
 
 /// Finds which platform's data `root` holds.
 pub fn detect(root: &Path) -> Result<Platform, SourceError> {

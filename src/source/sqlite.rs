@@ -155,9 +155,16 @@ impl Database {
     }
 
     /// Column names of a table, as declared.
-    pub fn columns(conn: &Connection, path: &Path, table: &str) -> Result<Vec<String>, SourceError> {
+    pub fn columns(
+        conn: &Connection,
+        path: &Path,
+        table: &str,
+    ) -> Result<Vec<String>, SourceError> {
         let mut stmt = conn
-            .prepare(&format!("PRAGMA table_info(\"{}\")", table.replace('"', "\"\"")))
+            .prepare(&format!(
+                "PRAGMA table_info(\"{}\")",
+                table.replace('"', "\"\"")
+            ))
             .map_err(|e| map_sqlite_error(path, e))?;
         let names = stmt
             .query_map([], |r| r.get::<_, String>(1))

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::records::{Group, Member, Platform, Warning};
+use crate::records::{CacheClass, Group, MediaKind, Member, Platform, Warning};
 use crate::source::sqlite::{self, Database};
 use crate::source::stream::{self, MessageStream};
 use crate::source::{Source, SourceError, SourceFile};
@@ -182,8 +182,32 @@ impl Source for WechatSource {
         self.contacts.display_name(member_id).map(str::to_string)
     }
 
+    fn classify(&self, rel_path: &str) -> CacheClass {
+        classify(rel_path)
+    }
+
     fn warnings(&self) -> Vec<Warning> {
         self.warnings.lock().map(|w| w.clone()).unwrap_or_default()
+    }
+}
+
+/// The WeChat cache layout of sources.md §1.
+fn classify(rel_path: &str) -> CacheClass {
+    let file_name = rel_path.rsplit('/').next().unwrap_or_default();
+    if rel_path == DATABASE || rel_path.starts_with("EnMicroMsg.db-") {
+        return CacheClass::Database;
+    }
+    let top = rel_path.split('/').next().unwrap_or_default();
+    match top {
+        "image2" if file_name.starts_with("th_") => CacheClass::Media(MediaKind::ImageThumb),
+        "image2" => CacheClass::Media(MediaKind::Image),
+        "voice2" => CacheClass::Media(MediaKind::Voice),
+        "video" if file_name.ends_with(".jpg") => CacheClass::Media(MediaKind::VideoThumb),
+        "video" => CacheClass::Media(MediaKind::Video),
+        "Download" => CacheClass::Media(MediaKind::File),
+        "emoji" => CacheClass::Media(MediaKind::Emoji),
+        "avatar" => CacheClass::Avatar,
+        _ => CacheClass::Other,
     }
 }
 

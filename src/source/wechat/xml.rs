@@ -130,6 +130,9 @@ mod tests {
         assert!(attribute(xml, "img", "d5").is_none());
         assert!(element_text(xml, "typ").is_none());
         assert!(element_text("<msg><title>unclosed", "title").is_none());
-        assert_eq!(unescape("a & b &bogus; &#99999999;"), "a & b &bogus; &#99999999;");
+        assert_eq!(
+            unescape("a & b &bogus; &#99999999;"),
+            "a & b &bogus; &#99999999;"
+        );
     }
 }
