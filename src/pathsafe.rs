@@ -84,7 +84,10 @@ pub fn sanitize_component(name: &str, max_chars: usize) -> String {
         .map(|c| match c {
             '/' | '\\' | '%' | ':' | '*' | '?' | '"' | '<' | '>' | '|' => '_',
             c if c.is_control() => '_',
-            '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}' => '_',
+            '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}' => '_',
             c => c,
         })
         .collect();
@@ -120,7 +123,10 @@ mod tests {
         std::os::unix::fs::symlink(root.join("a/f.jpg"), root.join("a/inner")).unwrap();
 
         assert!(matches!(resolve(&root, "a/f.jpg"), Resolved::Inside { .. }));
-        assert!(matches!(resolve(&root, "./a/f.jpg"), Resolved::Inside { .. }));
+        assert!(matches!(
+            resolve(&root, "./a/f.jpg"),
+            Resolved::Inside { .. }
+        ));
         let absolute = root.join("a/f.jpg");
         assert!(matches!(
             resolve(&root, absolute.to_str().unwrap()),

@@ -173,7 +173,9 @@ mod tests {
 
     #[test]
     fn guard_is_reversible() {
-        for cell in ["=SUM(A1)", "+1", "-x", "@a", "\tt", "'q", "''", "plain", "", "'plain"] {
+        for cell in [
+            "=SUM(A1)", "+1", "-x", "@a", "\tt", "'q", "''", "plain", "", "'plain",
+        ] {
             let guarded = guard_cell(cell);
             assert_eq!(unguard_cell(&guarded), cell, "{cell:?}");
         }

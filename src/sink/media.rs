@@ -45,7 +45,13 @@ pub fn source_file_name(media: &MediaRef) -> &str {
 
 /// `media/<group>/<message id>_<name>`, or with `names_allowed == false` (anonymized
 /// exports) `media/<group>/<message id>_<n>.<ext>` so no original name survives.
-pub fn bundle_path(group_dir: &str, message_id: &str, index: usize, media: &MediaRef, names_allowed: bool) -> String {
+pub fn bundle_path(
+    group_dir: &str,
+    message_id: &str,
+    index: usize,
+    media: &MediaRef,
+    names_allowed: bool,
+) -> String {
     let id = sanitize_component(message_id, 40);
     let name = source_file_name(media);
     let file = if names_allowed {
@@ -82,7 +88,10 @@ mod tests {
             original_name: Some("张伟的简历.pdf".into()),
             declared_size: None,
         };
-        assert_eq!(bundle_path("g", "42", 0, &media, true), "media/g/42_张伟的简历.pdf");
+        assert_eq!(
+            bundle_path("g", "42", 0, &media, true),
+            "media/g/42_张伟的简历.pdf"
+        );
         assert_eq!(bundle_path("g", "42", 0, &media, false), "media/g/42_0.pdf");
         assert!(is_compressed("a.PDF"));
         assert!(!is_compressed("th_abc"));

@@ -1,0 +1,400 @@
+//! `chatvault plan`: walk a source's cache, tie each file to the message that references
+//! it, and decide per the retention policy. The decision itself lives in `retention`.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Component, Path, PathBuf};
+
+use chrono::{DateTime, TimeZone, Utc};
+use rayon::prelude::*;
+
+use crate::evidence;
+use crate::records::{CacheClass, MediaKind, MediaLocation};
+use crate::retention::{
+    self, decide, resolve_group_type, Action, Category, Decision, FileFacts, FileStamp, GroupFacts,
+    GroupType, Plan, PlanEntry, Policy, RetentionError,
+};
+use crate::source::{self, Source, SourceError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Retention(#[from] RetentionError),
+    #[error("--require-bundle {path}: {detail}")]
+    Bundle { path: PathBuf, detail: String },
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no group `{0}` in this source (given with {1}); run `chatvault inspect` to list the groups")]
+    UnknownGroup(String, &'static str),
+}
+
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    pub source: PathBuf,
+    pub now: DateTime<Utc>,
+    pub dissolved_at: Vec<(String, DateTime<Utc>)>,
+    pub group_types: Vec<(String, GroupType)>,
+    pub require_bundle: Option<PathBuf>,
+    pub hash: bool,
+    pub policy: Policy,
+    pub progress: bool,
+}
+
+/// The message that references a file (the latest one, when several do).
+#[derive(Debug, Clone)]
+struct Reference {
+    group: usize,
+    message_id: String,
+    time_ms: i64,
+}
+
+pub fn build_plan(opts: &PlanOptions) -> Result<Plan, PlanError> {
+    let source = source::open(&opts.source)?;
+    let groups = source.groups()?;
+    for (id, _) in &opts.dissolved_at {
+        if !groups.iter().any(|g| &g.id == id) {
+            return Err(PlanError::UnknownGroup(id.clone(), "--dissolved-at"));
+        }
+    }
+    for (id, _) in &opts.group_types {
+        if !groups.iter().any(|g| &g.id == id) {
+            return Err(PlanError::UnknownGroup(id.clone(), "--group-type"));
+        }
+    }
+
+    // One pass over every conversation's messages: references and dissolution notices.
+    let progress = crate::progress::counter(opts.progress, "messages read");
+    let mut references: HashMap<String, Reference> = HashMap::new();
+    let mut facts = Vec::with_capacity(groups.len());
+    for (index, group) in groups.iter().enumerate() {
+        let mut announced: Option<i64> = None;
+        for message in source.messages(&group.id)? {
+            let message = message?;
+            progress.inc(1);
+            if message.announces_dissolution() {
+                announced = Some(message.time_ms);
+            }
+            for media in &message.media {
+                let MediaLocation::Path(named) = &media.location else {
+                    continue;
+                };
+                let Some(rel) = relative_key(source.root(), named) else {
+                    continue;
+                };
+                let newer = references
+                    .get(&rel)
+                    .is_none_or(|r| r.time_ms <= message.time_ms);
+                if newer {
+                    references.insert(
+                        rel,
+                        Reference {
+                            group: index,
+                            message_id: message.message_id.clone(),
+                            time_ms: message.time_ms,
+                        },
+                    );
+                }
+            }
+        }
+        let given_type = opts
+            .group_types
+            .iter()
+            .rev()
+            .find(|(id, _)| id == &group.id)
+            .map(|(_, t)| *t);
+        let (group_type, group_type_source) =
+            resolve_group_type(given_type, &group.name, &opts.policy);
+        let given_dissolution = opts
+            .dissolved_at
+            .iter()
+            .rev()
+            .find(|(id, _)| id == &group.id)
+            .map(|(_, t)| *t);
+        let (dissolved_at, dissolved_source) = match (given_dissolution, announced) {
+            (Some(t), _) => (Some(t), "--dissolved-at".to_string()),
+            (None, Some(ms)) => (
+                Utc.timestamp_millis_opt(ms).single(),
+                "system message announcing the dissolution".to_string(),
+            ),
+            (None, None) => (None, "active".to_string()),
+        };
+        facts.push(GroupFacts {
+            group_id: group.id.clone(),
+            name: group.name.clone(),
+            group_type,
+            group_type_source,
+            dissolved_at,
+            dissolved_source,
+        });
+    }
+    progress.finish_and_clear();
+
+    let bundle_hashes = match &opts.require_bundle {
+        Some(path) => Some(bundle_payload_hashes(path)?),
+        None => None,
+    };
+    let database_files: HashSet<String> = source
+        .source_files()
+        .into_iter()
+        .map(|f| f.rel_path)
+        .collect();
+
+    let files = list_files(source.root())?;
+    let bar = crate::progress::bar(opts.progress, files.len() as u64, "files");
+    let platform = source.platform().as_str();
+    let entries: Vec<PlanEntry> = files
+        .par_iter()
+        .map(|file| {
+            let entry = plan_entry(
+                source.as_ref(),
+                file,
+                platform,
+                &references,
+                &facts,
+                &database_files,
+                bundle_hashes.as_ref(),
+                opts,
+            );
+            bar.inc(1);
+            entry
+        })
+        .collect::<Result<_, _>>()?;
+    bar.finish_and_clear();
+    Ok(Plan::build(
+        source.root(),
+        platform,
+        opts.now,
+        &opts.policy,
+        env!("CARGO_PKG_VERSION"),
+        facts,
+        entries,
+    )?)
+}
+
+/// A file found under the root.
+struct FoundFile {
+    path: PathBuf,
+    rel: String,
+    utf8: bool,
+}
+
+fn list_files(root: &Path) -> Result<Vec<FoundFile>, PlanError> {
+    let mut files = Vec::new();
+    for entry in walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .sort_by_file_name()
+    {
+        let entry = entry.map_err(|e| PlanError::Io {
+            path: e
+                .path()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| root.to_path_buf()),
+            source: e.into(),
+        })?;
+        if entry.file_type().is_dir() {
+            continue;
+        }
+        let Ok(rel) = entry.path().strip_prefix(root) else {
+            continue;
+        };
+        let utf8 = rel.to_str().is_some();
+        let rel = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/");
+        files.push(FoundFile {
+            path: entry.path().to_path_buf(),
+            rel,
+            utf8,
+        });
+    }
+    Ok(files)
+}
+
+/// The relative, `/`-separated key of a path a message names, or `None` when it escapes.
+fn relative_key(root: &Path, named: &str) -> Option<String> {
+    let path = Path::new(named);
+    let relative = if path.is_absolute() {
+        path.strip_prefix(root).ok()?
+    } else {
+        path
+    };
+    let mut parts = Vec::new();
+    for component in relative.components() {
+        match component {
+            Component::Normal(part) => parts.push(part.to_str()?),
+            Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    Some(parts.join("/"))
+}
+
+fn category_of(class: CacheClass) -> Category {
+    match class {
+        CacheClass::Media(kind) => match kind {
+            MediaKind::Image => Category::Image,
+            MediaKind::ImageThumb => Category::ImageThumb,
+            MediaKind::Voice => Category::Voice,
+            MediaKind::Video => Category::Video,
+            MediaKind::VideoThumb => Category::VideoThumb,
+            MediaKind::File => Category::File,
+            MediaKind::Emoji => Category::Emoji,
+        },
+        CacheClass::Avatar => Category::Avatar,
+        CacheClass::RecycleBin => Category::RecycleBin,
+        CacheClass::Database | CacheClass::Other => Category::Other,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn plan_entry(
+    source: &dyn Source,
+    file: &FoundFile,
+    platform: &str,
+    references: &HashMap<String, Reference>,
+    facts: &[GroupFacts],
+    database_files: &HashSet<String>,
+    bundle_hashes: Option<&HashSet<String>>,
+    opts: &PlanOptions,
+) -> Result<PlanEntry, PlanError> {
+    let meta = std::fs::symlink_metadata(&file.path).map_err(|source| PlanError::Io {
+        path: file.path.clone(),
+        source,
+    })?;
+    let stamp = FileStamp::from_metadata(&meta);
+    let class = source.classify(&file.rel);
+    let category = category_of(class);
+    let is_link = meta.file_type().is_symlink();
+    // Anything that is not a plain file with a UTF-8 name is left to a person.
+    if is_link || !meta.is_file() || !file.utf8 {
+        let why = if is_link {
+            "symbolic link: never deleted automatically"
+        } else if !file.utf8 {
+            "file name is not valid UTF-8: review by hand"
+        } else {
+            "not a regular file: review by hand"
+        };
+        let decision = Decision {
+            action: Action::Review,
+            rule: "orphan".into(),
+            deletable_from: None,
+            reason: why.into(),
+        };
+        return Ok(PlanEntry::new(
+            &file.rel, stamp, None, category, None, None, decision,
+        ));
+    }
+    let needs_hash = opts.hash || bundle_hashes.is_some();
+    let sha256 = if needs_hash {
+        Some(hash_file(&file.path)?)
+    } else {
+        None
+    };
+    let reference = references.get(&file.rel);
+    let group_facts = reference.and_then(|r| facts.get(r.group));
+    let message_time = reference.and_then(|r| Utc.timestamp_millis_opt(r.time_ms).single());
+    let is_database = class == CacheClass::Database || database_files.contains(&file.rel);
+    let facts_for_decision = FileFacts {
+        platform,
+        rel_path: &file.rel,
+        category,
+        under_recycle_bin: class == CacheClass::RecycleBin,
+        mtime: stamp.mtime,
+        reference: group_facts.zip(message_time),
+        is_received_file: platform == "wechat" && category == Category::File,
+        is_database,
+        in_required_bundle: bundle_hashes
+            .map(|set| sha256.as_ref().is_some_and(|sha| set.contains(sha))),
+    };
+    let decision = decide(&facts_for_decision, &opts.policy, opts.now);
+    Ok(PlanEntry::new(
+        &file.rel,
+        stamp,
+        if opts.hash { sha256 } else { None },
+        category,
+        group_facts.map(|g| g.group_id.clone()),
+        reference.map(|r| r.message_id.clone()),
+        decision,
+    ))
+}
+
+fn hash_file(path: &Path) -> Result<String, PlanError> {
+    let io = |source| PlanError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut buf = vec![0u8; 256 * 1024];
+    evidence::tee::hash_reader(&mut file, &mut buf, None)
+        .map(|(sha, _)| sha)
+        .map_err(io)
+}
+
+/// The payload hashes of a bundle that verifies; a bundle that does not verify is refused.
+fn bundle_payload_hashes(bundle: &Path) -> Result<HashSet<String>, PlanError> {
+    let bad = |detail: String| PlanError::Bundle {
+        path: bundle.to_path_buf(),
+        detail,
+    };
+    let report = evidence::verify(bundle, &evidence::VerifyOptions { source_root: None })
+        .map_err(|e| bad(e.to_string()))?;
+    if !report.ok() {
+        return Err(bad(
+            "the bundle does not verify (run `chatvault verify` on it); files are only released against an intact bundle".into(),
+        ));
+    }
+    let manifest = read_manifest(bundle).map_err(bad)?;
+    Ok(manifest
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .map(str::to_ascii_lowercase)
+        .collect())
+}
+
+/// `manifest-sha256.txt` of a directory bundle, or of the single top directory of a zip.
+fn read_manifest(bundle: &Path) -> Result<String, String> {
+    use std::io::Read;
+    const NAME: &str = "manifest-sha256.txt";
+    if bundle.is_dir() {
+        return std::fs::read_to_string(bundle.join(NAME)).map_err(|e| format!("{NAME}: {e}"));
+    }
+    let file = std::fs::File::open(bundle).map_err(|e| e.to_string())?;
+    let mut archive = zip::ZipArchive::new(file).map_err(|e| e.to_string())?;
+    let name = archive
+        .file_names()
+        .find(|n| n.split('/').count() == 2 && n.ends_with(&format!("/{NAME}")))
+        .map(str::to_string)
+        .ok_or_else(|| format!("no {NAME} in the zip"))?;
+    let mut text = String::new();
+    archive
+        .by_name(&name)
+        .map_err(|e| e.to_string())?
+        .read_to_string(&mut text)
+        .map_err(|e| e.to_string())?;
+    Ok(text)
+}
+
+/// Parses `GROUP=TIME` (split at the last `=`).
+pub fn parse_dissolved_at(arg: &str) -> Result<(String, DateTime<Utc>), String> {
+    let (group, time) = retention::split_group_assignment(arg).map_err(|e| e.to_string())?;
+    let time = crate::timefmt::parse_time(&time).map_err(|e| e.to_string())?;
+    Ok((group, time))
+}
+
+/// Parses `GROUP=TYPE`.
+pub fn parse_group_type(arg: &str) -> Result<(String, GroupType), String> {
+    let (group, kind) = retention::split_group_assignment(arg).map_err(|e| e.to_string())?;
+    let kind: GroupType = kind.parse().map_err(|_| {
+        format!(
+            "`{kind}` is not a group type: education, ecommerce, commercial, family, work or other"
+        )
+    })?;
+    Ok((group, kind))
+}

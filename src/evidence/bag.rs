@@ -1,0 +1,904 @@
+//! Streaming BagIt writer: payload files are hashed while they are written, tag
+//! files are derived from those digests, and the finished bag appears under its
+//! final name only after everything is written and synced.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::{self, File};
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::{DateTime, Utc};
+use rayon::prelude::*;
+
+use super::tee::{self, CopyError, HashingWriter, IO_BUFFER};
+use super::zipbag::ZipTarget;
+use super::{io_err, validate_payload_rel, EvidenceError};
+
+pub const BAGIT_TXT: &str = "bagit.txt";
+pub const BAG_INFO_TXT: &str = "bag-info.txt";
+pub const MANIFEST_TXT: &str = "manifest-sha256.txt";
+pub const TAGMANIFEST_TXT: &str = "tagmanifest-sha256.txt";
+pub const EVIDENCE_JSON: &str = "evidence.json";
+/// The bag declaration, byte for byte (RFC 8493 §2.1.1).
+pub const BAGIT_DECLARATION: &str = "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n";
+
+/// bag-info.txt labels this writer sets itself; callers may not repeat them.
+const RESERVED_LABELS: [&str; 3] = ["Bagging-Date", "Payload-Oxum", "Bag-Software-Agent"];
+
+/// Where and how to write a bundle.
+#[derive(Debug, Clone)]
+pub struct BagOptions {
+    /// "NAME" (possibly with parent directories). A directory bag is written to
+    /// NAME; with `zip`, NAME.zip is written, holding the top-level directory NAME/.
+    pub out: PathBuf,
+    pub zip: bool,
+    /// Replace an existing bundle (only once the new one is complete).
+    pub force: bool,
+    /// Bagging-Date and zip entry times; makes output byte-identical across runs.
+    pub fixed_time: Option<DateTime<Utc>>,
+    /// Version recorded as `Bag-Software-Agent: chatvault <tool_version>`.
+    pub tool_version: String,
+}
+
+/// One payload file as recorded in manifest-sha256.txt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileDigest {
+    /// Path inside the bag, "data/…".
+    pub rel: String,
+    pub size: u64,
+    /// Lowercase hex SHA-256.
+    pub sha256: String,
+}
+
+/// What the caller needs to write evidence.json and bag-info fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayloadSummary {
+    /// SHA-256 of manifest-sha256.txt.
+    pub manifest_sha256: String,
+    /// "bytes.count", as in bag-info.txt.
+    pub payload_oxum: String,
+    pub files: usize,
+    pub bytes: u64,
+}
+
+/// Tag content supplied by the caller once the payload is known.
+#[derive(Debug, Clone, Default)]
+pub struct TagFiles {
+    /// Extra bag-info.txt fields (Chatvault-* …), written in this order after
+    /// Bagging-Date, Payload-Oxum and Bag-Software-Agent.
+    pub bag_info: Vec<(String, String)>,
+    pub evidence_json: Vec<u8>,
+}
+
+/// The finished bundle and the values a person writes down.
+#[derive(Debug, Clone)]
+pub struct BagSummary {
+    /// Final NAME or NAME.zip.
+    pub path: PathBuf,
+    /// SHA-256 of tagmanifest-sha256.txt.
+    pub bag_digest: String,
+    /// NAME.sha256 or NAME.zip.sha256.
+    pub sidecar: PathBuf,
+    /// SHA-256 of the zip file, for zip bundles.
+    pub zip_sha256: Option<String>,
+    pub payload: PayloadSummary,
+}
+
+/// A payload text file being written (CSV …); hashed as it is written.
+/// Hand it back with [`BagWriter::finish_text`].
+pub struct PayloadText {
+    writer_id: u64,
+    rel: String,
+    path: PathBuf,
+    out: BufWriter<HashingWriter<File>>,
+}
+
+impl PayloadText {
+    /// Path inside the bag, "data/…".
+    pub fn rel(&self) -> &str {
+        &self.rel
+    }
+
+    /// Bytes written so far (excluding what is still buffered).
+    pub fn bytes_flushed(&self) -> u64 {
+        self.out.get_ref().bytes()
+    }
+}
+
+impl Write for PayloadText {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.out.write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.out.write_all(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+static NEXT_WRITER_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Payload names already taken, case-folded: two names that differ only in case
+/// would overwrite each other when the bag is unpacked on Windows or macOS.
+#[derive(Default)]
+struct NameRegistry {
+    files: HashMap<String, String>,
+    dirs: HashMap<String, String>,
+}
+
+impl NameRegistry {
+    fn claim(&mut self, rel: &str) -> Result<(), EvidenceError> {
+        let folded = rel.to_lowercase();
+        let clash = |existing: &String, reason| {
+            Err(EvidenceError::DuplicatePayloadPath {
+                path: rel.to_string(),
+                existing: existing.clone(),
+                reason,
+            })
+        };
+        if let Some(existing) = self.files.get(&folded) {
+            let reason = if existing == rel {
+                "same name"
+            } else {
+                "names differ only in letter case"
+            };
+            return clash(existing, reason);
+        }
+        if let Some(existing) = self.dirs.get(&folded) {
+            return clash(existing, "a directory of that name already holds files");
+        }
+        let ancestors: Vec<usize> = folded.match_indices('/').map(|(i, _)| i).collect();
+        for &end in &ancestors {
+            if let Some(existing) = self.files.get(&folded[..end]) {
+                return clash(
+                    existing,
+                    "a file of that name is in the way of the directory",
+                );
+            }
+        }
+        for &end in &ancestors {
+            self.dirs
+                .entry(folded[..end].to_string())
+                .or_insert_with(|| rel[..end].to_string());
+        }
+        self.files.insert(folded, rel.to_string());
+        Ok(())
+    }
+}
+
+/// Writes one bag. See the module documentation of [`crate::evidence`].
+pub struct BagWriter {
+    id: u64,
+    name: String,
+    final_path: PathBuf,
+    /// Directory bag: the bag being built. Zip bag: staging area for files that
+    /// are deflated at `finish`.
+    partial: PathBuf,
+    force: bool,
+    time: DateTime<Utc>,
+    tool_version: String,
+    payload: Vec<FileDigest>,
+    names: NameRegistry,
+    open_texts: HashSet<String>,
+    zip: Option<ZipTarget>,
+    copy_buf: Vec<u8>,
+}
+
+impl BagWriter {
+    /// Starts a bag. Refuses an existing output unless `force`; removes what a
+    /// killed run left (NAME.partial, NAME.zip.partial, NAME.zip.partial.d).
+    pub fn create(opts: BagOptions) -> Result<BagWriter, EvidenceError> {
+        let (parent, name) = split_output(&opts.out, opts.zip)?;
+        let final_path = if opts.zip {
+            parent.join(format!("{name}.zip"))
+        } else {
+            parent.join(&name)
+        };
+        if !opts.force && final_path.symlink_metadata().is_ok() {
+            return Err(EvidenceError::ExistingOutput(final_path));
+        }
+        let partial = if opts.zip {
+            parent.join(format!("{name}.zip.partial.d"))
+        } else {
+            parent.join(format!("{name}.partial"))
+        };
+        remove_if_present(&partial)?;
+        let zip_partial = parent.join(format!("{name}.zip.partial"));
+        if opts.zip {
+            remove_if_present(&zip_partial)?;
+        }
+        fs::create_dir_all(partial.join("data")).map_err(io_err("create", &partial))?;
+        let time = opts.fixed_time.unwrap_or_else(Utc::now);
+        let zip = if opts.zip {
+            Some(ZipTarget::create(
+                zip_partial,
+                partial.clone(),
+                &name,
+                time,
+            )?)
+        } else {
+            None
+        };
+        Ok(BagWriter {
+            id: NEXT_WRITER_ID.fetch_add(1, Ordering::Relaxed),
+            name,
+            final_path,
+            partial,
+            force: opts.force,
+            time,
+            tool_version: opts.tool_version,
+            payload: Vec::new(),
+            names: NameRegistry::default(),
+            open_texts: HashSet::new(),
+            zip,
+            copy_buf: Vec::new(),
+        })
+    }
+
+    /// Final path of the bundle (NAME or NAME.zip).
+    pub fn final_path(&self) -> &Path {
+        &self.final_path
+    }
+
+    /// Opens a payload text file `data/<rel_in_data>`; several may be open at once.
+    pub fn text_file(&mut self, rel_in_data: &str) -> Result<PayloadText, EvidenceError> {
+        let rel = self.claim(rel_in_data)?;
+        let path = self.partial_path(&rel)?;
+        let file = File::create(&path).map_err(io_err("create", &path))?;
+        self.open_texts.insert(rel.clone());
+        Ok(PayloadText {
+            writer_id: self.id,
+            rel,
+            path,
+            out: BufWriter::with_capacity(256 * 1024, HashingWriter::new(file)),
+        })
+    }
+
+    /// Closes a payload text file and records its digest.
+    pub fn finish_text(&mut self, text: PayloadText) -> Result<FileDigest, EvidenceError> {
+        if text.writer_id != self.id || !self.open_texts.contains(&text.rel) {
+            return Err(EvidenceError::ForeignPayloadText { rel: text.rel });
+        }
+        let PayloadText { rel, path, out, .. } = text;
+        let hashing = out
+            .into_inner()
+            .map_err(|e| io_err("write", &path)(e.into_error()))?;
+        let (_file, sha256, size) = hashing.finish();
+        self.open_texts.remove(&rel);
+        if let Some(zip) = self.zip.as_mut() {
+            zip.stage(rel.clone(), path, size);
+        }
+        Ok(self.record(rel, size, sha256))
+    }
+
+    /// Copies a media file into `data/<rel_in_data>`, hashing it in the same pass.
+    /// In a zip, `compressed_already` files are stored, others deflated.
+    pub fn copy_file(
+        &mut self,
+        rel_in_data: &str,
+        src: &mut dyn Read,
+        compressed_already: bool,
+    ) -> Result<FileDigest, EvidenceError> {
+        self.copy_file_sized(rel_in_data, src, compressed_already, None)
+    }
+
+    /// [`copy_file`](Self::copy_file) with the source size if known (from
+    /// metadata): in a zip, stored entries below 4 GiB then carry no zip64 fields.
+    pub fn copy_file_sized(
+        &mut self,
+        rel_in_data: &str,
+        src: &mut dyn Read,
+        compressed_already: bool,
+        size_hint: Option<u64>,
+    ) -> Result<FileDigest, EvidenceError> {
+        let rel = self.claim(rel_in_data)?;
+        if self.copy_buf.len() != IO_BUFFER {
+            self.copy_buf = vec![0; IO_BUFFER];
+        }
+        let (sha256, size) = match self.zip.as_mut() {
+            Some(zip) if compressed_already => {
+                zip.add_stored(&rel, src, size_hint, &mut self.copy_buf)?
+            }
+            _ => {
+                // Directory bag, or a zip entry to deflate later in parallel.
+                let path = self.partial_path(&rel)?;
+                let mut file = File::create(&path).map_err(io_err("create", &path))?;
+                let (sha256, size) = tee::copy_hashing(src, &mut file, &mut self.copy_buf, 0)
+                    .map_err(|e| match e {
+                        CopyError::Read(e) => io_err("read the source of", Path::new(&rel))(e),
+                        CopyError::Write(e) => io_err("write", &path)(e),
+                    })?;
+                if let Some(zip) = self.zip.as_mut() {
+                    zip.stage(rel.clone(), path, size);
+                }
+                (sha256, size)
+            }
+        };
+        Ok(self.record(rel, size, sha256))
+    }
+
+    /// Payload files finished so far, in the order they were added.
+    pub fn payload(&self) -> &[FileDigest] {
+        &self.payload
+    }
+
+    /// Writes the manifests and tag files, syncs, and moves the bag to its final
+    /// name; then writes the sidecar. `tags` sees the payload summary first so
+    /// that evidence.json can record the manifest digest.
+    pub fn finish(
+        mut self,
+        tags: impl FnOnce(&PayloadSummary) -> TagFiles,
+    ) -> Result<BagSummary, EvidenceError> {
+        if let Some(rel) = self.open_texts.iter().min() {
+            return Err(EvidenceError::UnfinishedPayload { rel: rel.clone() });
+        }
+        self.payload.sort_by(|a, b| a.rel.cmp(&b.rel));
+        let manifest = manifest_text(
+            self.payload
+                .iter()
+                .map(|f| (f.rel.as_str(), f.sha256.as_str())),
+        );
+        let bytes: u64 = self.payload.iter().map(|f| f.size).sum();
+        let summary = PayloadSummary {
+            manifest_sha256: tee::sha256_hex(manifest.as_bytes()),
+            payload_oxum: format!("{bytes}.{}", self.payload.len()),
+            files: self.payload.len(),
+            bytes,
+        };
+        let caller_tags = tags(&summary);
+        let bag_info = bag_info_text(
+            &self.time.format("%Y-%m-%d").to_string(),
+            &summary.payload_oxum,
+            &format!("chatvault {}", self.tool_version),
+            &caller_tags.bag_info,
+        )?;
+        let mut tag_files: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
+        tag_files.insert(BAGIT_TXT, BAGIT_DECLARATION.as_bytes().to_vec());
+        tag_files.insert(BAG_INFO_TXT, bag_info.into_bytes());
+        tag_files.insert(MANIFEST_TXT, manifest.into_bytes());
+        tag_files.insert(EVIDENCE_JSON, caller_tags.evidence_json);
+        let tagmanifest = manifest_text(
+            tag_files
+                .iter()
+                .map(|(name, bytes)| (*name, tee::sha256_hex(bytes)))
+                .collect::<Vec<_>>()
+                .iter()
+                .map(|(name, digest)| (*name, digest.as_str())),
+        );
+        let bag_digest = tee::sha256_hex(tagmanifest.as_bytes());
+        tag_files.insert(TAGMANIFEST_TXT, tagmanifest.into_bytes());
+
+        let parent = parent_dir(&self.final_path);
+        let (zip_sha256, sidecar_line) = match self.zip.take() {
+            Some(zip) => {
+                // bagit.txt went in first, at create.
+                let rest: Vec<(&str, &[u8])> = tag_files
+                    .iter()
+                    .filter(|(name, _)| **name != BAGIT_TXT)
+                    .map(|(name, bytes)| (*name, bytes.as_slice()))
+                    .collect();
+                let (zip_partial, zip_sha256) = zip.finish(&rest, self.payload.is_empty())?;
+                commit(&zip_partial, &self.final_path, self.force)?;
+                remove_if_present(&self.partial)?;
+                let line = format!("{zip_sha256}  {}.zip\n", self.name);
+                (Some(zip_sha256), line)
+            }
+            None => {
+                for (name, bytes) in &tag_files {
+                    let path = self.partial.join(name);
+                    fs::write(&path, bytes).map_err(io_err("write", &path))?;
+                }
+                sync_tree(&self.partial, &self.payload, tag_files.keys().copied())?;
+                commit(&self.partial, &self.final_path, self.force)?;
+                let line = format!("{bag_digest}  {}/{TAGMANIFEST_TXT}\n", self.name);
+                (None, line)
+            }
+        };
+        let sidecar = parent.join(format!(
+            "{}.sha256",
+            self.final_path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ));
+        write_atomically(&sidecar, sidecar_line.as_bytes())?;
+        Ok(BagSummary {
+            path: self.final_path,
+            bag_digest,
+            sidecar,
+            zip_sha256,
+            payload: summary,
+        })
+    }
+
+    fn claim(&mut self, rel_in_data: &str) -> Result<String, EvidenceError> {
+        validate_payload_rel(rel_in_data)?;
+        self.names.claim(rel_in_data)?;
+        Ok(format!("data/{rel_in_data}"))
+    }
+
+    /// Where a payload file lives in the partial area; creates its directories.
+    fn partial_path(&self, rel: &str) -> Result<PathBuf, EvidenceError> {
+        let path = self.partial.join(rel);
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(io_err("create", dir))?;
+        }
+        Ok(path)
+    }
+
+    fn record(&mut self, rel: String, size: u64, sha256: String) -> FileDigest {
+        let digest = FileDigest { rel, size, sha256 };
+        self.payload.push(digest.clone());
+        digest
+    }
+}
+
+/// "<sha256>  <path>\n" lines, in the order given.
+fn manifest_text<'a>(entries: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let mut out = String::new();
+    for (path, digest) in entries {
+        out.push_str(digest);
+        out.push_str("  ");
+        out.push_str(path);
+        out.push('\n');
+    }
+    out
+}
+
+/// bag-info.txt with the writer's own fields first, then the caller's.
+fn bag_info_text(
+    date: &str,
+    oxum: &str,
+    agent: &str,
+    extra: &[(String, String)],
+) -> Result<String, EvidenceError> {
+    let mut out =
+        format!("Bagging-Date: {date}\nPayload-Oxum: {oxum}\nBag-Software-Agent: {agent}\n");
+    for (label, value) in extra {
+        let refuse = |reason| {
+            Err(EvidenceError::InvalidBagInfo {
+                label: label.clone(),
+                reason,
+            })
+        };
+        if label.is_empty() || label.contains(':') || label.chars().any(char::is_whitespace) {
+            return refuse("a label must be non-empty, without ':' or whitespace");
+        }
+        if label.chars().any(char::is_control) {
+            return refuse("the label contains a control character");
+        }
+        if RESERVED_LABELS
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(label))
+        {
+            return refuse("this field is written by the bag writer itself");
+        }
+        // Values stay on one line: RFC 8493 only recommends 79-column lines, and
+        // folded values are unfolded differently by different readers.
+        if value.chars().any(char::is_control) {
+            return refuse("the value contains a newline or other control character");
+        }
+        if value.starts_with(char::is_whitespace) || value.ends_with(char::is_whitespace) {
+            return refuse("the value starts or ends with whitespace, which readers strip");
+        }
+        out.push_str(label);
+        out.push_str(": ");
+        out.push_str(value);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// Splits `out` into its parent directory and the bundle name, checking that the
+/// name can appear in a sidecar line and as a zip's top-level directory.
+fn split_output(out: &Path, zip: bool) -> Result<(PathBuf, String), EvidenceError> {
+    let shown = out.display().to_string();
+    let invalid = |reason| EvidenceError::InvalidOutputName {
+        name: shown.clone(),
+        reason,
+    };
+    let file_name = out
+        .file_name()
+        .ok_or_else(|| invalid("the output path has no final name"))?;
+    let mut name = file_name
+        .to_str()
+        .ok_or_else(|| invalid("the name is not valid UTF-8"))?
+        .to_string();
+    if zip && name.len() > 4 && name.to_ascii_lowercase().ends_with(".zip") {
+        // "--zip out.zip" means the bundle NAME "out", written as out.zip.
+        name.truncate(name.len() - 4);
+    }
+    if validate_payload_rel(&name).is_err() || name.contains('/') {
+        return Err(invalid(
+            "the name must be one path component without \\, %, control characters or surrounding whitespace",
+        ));
+    }
+    Ok((parent_dir(out), name))
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+pub(crate) fn remove_if_present(path: &Path) -> Result<(), EvidenceError> {
+    let meta = match path.symlink_metadata() {
+        Ok(meta) => meta,
+        Err(_) => return Ok(()),
+    };
+    let result = if meta.is_dir() {
+        fs::remove_dir_all(path)
+    } else {
+        fs::remove_file(path)
+    };
+    result.map_err(io_err("remove", path))
+}
+
+/// fsyncs every file and directory of a directory bag (files in parallel), so a
+/// crash after the rename cannot leave a bag with empty files.
+fn sync_tree<'a>(
+    root: &Path,
+    payload: &[FileDigest],
+    tag_names: impl Iterator<Item = &'a str>,
+) -> Result<(), EvidenceError> {
+    let mut files: Vec<PathBuf> = payload.iter().map(|f| root.join(&f.rel)).collect();
+    files.extend(tag_names.map(|name| root.join(name)));
+    files.par_iter().try_for_each(|path| {
+        File::open(path)
+            .and_then(|f| f.sync_all())
+            .map_err(io_err("sync", path))
+    })?;
+    let mut dirs: Vec<PathBuf> = vec![root.to_path_buf(), root.join("data")];
+    for file in payload {
+        let mut dir = Path::new(&file.rel).parent();
+        while let Some(d) = dir {
+            if d.as_os_str().is_empty() || d == Path::new("data") {
+                break;
+            }
+            dirs.push(root.join(d));
+            dir = d.parent();
+        }
+    }
+    dirs.sort();
+    dirs.dedup();
+    dirs.iter().try_for_each(|dir| sync_dir(dir))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), EvidenceError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("sync", dir))
+}
+
+/// Moves a complete bag from `partial` to `final_path`. An existing bundle (only
+/// with `force`) is moved aside first and removed only once the new one is in place.
+fn commit(partial: &Path, final_path: &Path, force: bool) -> Result<(), EvidenceError> {
+    let parent = parent_dir(final_path);
+    if final_path.symlink_metadata().is_ok() {
+        if !force {
+            return Err(EvidenceError::ExistingOutput(final_path.to_path_buf()));
+        }
+        let mut aside = final_path.as_os_str().to_owned();
+        aside.push(format!(".replaced-{}", std::process::id()));
+        let aside = PathBuf::from(aside);
+        remove_if_present(&aside)?;
+        fs::rename(final_path, &aside).map_err(io_err("move aside", final_path))?;
+        if let Err(e) = fs::rename(partial, final_path) {
+            // Put the old bundle back rather than leave nothing.
+            let _ = fs::rename(&aside, final_path);
+            return Err(io_err("rename into place", partial)(e));
+        }
+        sync_dir(&parent)?;
+        remove_if_present(&aside)?;
+    } else {
+        fs::rename(partial, final_path).map_err(io_err("rename into place", partial))?;
+    }
+    sync_dir(&parent)
+}
+
+/// Writes a small file via a temporary name and rename.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), EvidenceError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".partial");
+    let tmp = PathBuf::from(tmp);
+    let mut file = File::create(&tmp).map_err(io_err("create", &tmp))?;
+    file.write_all(bytes)
+        .and_then(|_| file.sync_all())
+        .map_err(io_err("write", &tmp))?;
+    fs::rename(&tmp, path).map_err(io_err("rename into place", &tmp))?;
+    sync_dir(&parent_dir(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::process::Command;
+
+    use super::super::testkit::{bagit_py, options, run, tree_bytes, write_sample};
+    use super::*;
+
+    #[test]
+    fn directory_bag_passes_sha256sum_and_bagit_py() {
+        let tmp = tempfile::tempdir().unwrap();
+        let summary = write_sample(options(tmp.path(), "bag", false), None);
+        let bag = tmp.path().join("bag");
+        assert_eq!(summary.path, bag);
+        assert!(!tmp.path().join("bag.partial").exists());
+        for manifest in [MANIFEST_TXT, TAGMANIFEST_TXT] {
+            let (ok, out) = run(Command::new("sha256sum")
+                .arg("-c")
+                .arg(manifest)
+                .current_dir(&bag));
+            assert!(ok, "{manifest}: {out}");
+        }
+        let (ok, out) = run(Command::new("sha256sum")
+            .args(["--strict", "-c", "bag.sha256"])
+            .current_dir(tmp.path()));
+        assert!(
+            ok && out.contains("bag/tagmanifest-sha256.txt: OK"),
+            "{out}"
+        );
+        let info = fs::read_to_string(bag.join(BAG_INFO_TXT)).unwrap();
+        assert!(
+            info.starts_with("Bagging-Date: 2025-06-12\nPayload-Oxum: "),
+            "{info}"
+        );
+        assert!(info
+            .contains("Bag-Software-Agent: chatvault 0.1.0-test\nChatvault-Format-Version: 1\n"));
+        assert!(info.contains(&format!("Payload-Oxum: {}\n", summary.payload.payload_oxum)));
+        assert_eq!(summary.payload.files, 8);
+        assert_eq!(
+            fs::read_to_string(bag.join(BAGIT_TXT)).unwrap(),
+            BAGIT_DECLARATION
+        );
+        let manifest = fs::read_to_string(bag.join(MANIFEST_TXT)).unwrap();
+        let paths: Vec<&str> = manifest.lines().map(|l| &l[66..]).collect();
+        let mut sorted = paths.clone();
+        sorted.sort();
+        assert_eq!(paths, sorted);
+        assert_eq!(
+            summary.payload.manifest_sha256,
+            tee::sha256_hex(manifest.as_bytes())
+        );
+        assert_eq!(
+            summary.bag_digest,
+            tee::sha256_hex(&fs::read(bag.join(TAGMANIFEST_TXT)).unwrap())
+        );
+        if let Some(bagit) = bagit_py() {
+            let (ok, out) = run(Command::new(bagit).arg("--validate").arg(&bag));
+            assert!(ok, "bagit.py: {out}");
+        }
+    }
+
+    #[test]
+    fn zip_bag_passes_unzip_python_and_bagit_py() {
+        let tmp = tempfile::tempdir().unwrap();
+        let summary = write_sample(options(tmp.path(), "bag", true), None);
+        let zip = tmp.path().join("bag.zip");
+        assert_eq!(summary.path, zip);
+        assert!(!tmp.path().join("bag.zip.partial").exists());
+        assert!(!tmp.path().join("bag.zip.partial.d").exists());
+        assert_eq!(
+            summary.zip_sha256.as_deref(),
+            Some(tee::sha256_hex(&fs::read(&zip).unwrap()).as_str())
+        );
+        let (ok, out) = run(Command::new("unzip").arg("-t").arg(&zip));
+        assert!(ok && out.contains("No errors detected"), "{out}");
+        let (ok, out) = run(Command::new("sha256sum")
+            .args(["--strict", "-c", "bag.zip.sha256"])
+            .current_dir(tmp.path()));
+        assert!(ok, "{out}");
+        let script = r#"
+import sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+assert z.testzip() is None
+names = z.namelist()
+assert all(n.startswith("bag/") for n in names), names
+assert names[0] == "bag/bagit.txt", names
+info = {i.filename: i for i in z.infolist()}
+assert info["bag/data/media/g1/photo 1.jpg"].compress_type == zipfile.ZIP_STORED
+assert info["bag/data/messages.csv"].compress_type == zipfile.ZIP_DEFLATED
+assert info["bag/data/media/g2/notes.txt"].compress_type == zipfile.ZIP_DEFLATED
+assert info["bag/data/media/g1/报价单.xlsx"].flag_bits & 0x800
+assert info["bag/data/messages.csv"].date_time == (2025, 6, 12, 0, 5, 20)
+print(len(names))
+"#;
+        let (ok, out) = run(Command::new("python3").arg("-c").arg(script).arg(&zip));
+        assert!(ok, "python zipfile: {out}");
+        // Unpacked, it is the same bag as a directory bundle.
+        let unpacked = tmp.path().join("unpacked");
+        let (ok, out) = run(Command::new("unzip")
+            .arg("-q")
+            .arg(&zip)
+            .arg("-d")
+            .arg(&unpacked));
+        assert!(ok, "{out}");
+        let (ok, out) = run(Command::new("sha256sum")
+            .args(["-c", MANIFEST_TXT])
+            .current_dir(unpacked.join("bag")));
+        assert!(ok, "{out}");
+        if let Some(bagit) = bagit_py() {
+            let (ok, out) = run(Command::new(bagit)
+                .arg("--validate")
+                .arg(unpacked.join("bag")));
+            assert!(ok, "bagit.py: {out}");
+        }
+        let dir_tmp = tempfile::tempdir().unwrap();
+        let dir_summary = write_sample(options(dir_tmp.path(), "bag", false), None);
+        assert_eq!(dir_summary.bag_digest, summary.bag_digest);
+    }
+
+    #[test]
+    fn fixed_time_gives_byte_identical_bundles() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        for zip in [false, true] {
+            let first = write_sample(options(a.path(), "same", zip), None);
+            let second = write_sample(options(b.path(), "same", zip), None);
+            assert_eq!(first.bag_digest, second.bag_digest);
+            assert_eq!(first.zip_sha256, second.zip_sha256);
+        }
+        assert_eq!(tree_bytes(a.path()), tree_bytes(b.path()));
+    }
+
+    #[test]
+    fn dropped_writer_leaves_only_partial_which_next_run_removes() {
+        let tmp = tempfile::tempdir().unwrap();
+        for zip in [false, true] {
+            let final_name = if zip { "bag.zip" } else { "bag" };
+            {
+                let mut writer = BagWriter::create(options(tmp.path(), "bag", zip)).unwrap();
+                let mut text = writer.text_file("messages.csv").unwrap();
+                text.write_all(b"half a row").unwrap();
+                writer
+                    .copy_file("media/a.jpg", &mut &b"jpeg"[..], true)
+                    .unwrap();
+                // Simulates a killed export: nothing is finished.
+            }
+            assert!(!tmp.path().join(final_name).exists());
+            assert!(!tmp.path().join(format!("{final_name}.sha256")).exists());
+            let partial = if zip {
+                "bag.zip.partial"
+            } else {
+                "bag.partial"
+            };
+            assert!(tmp.path().join(partial).exists());
+            let summary = write_sample(options(tmp.path(), "bag", zip), None);
+            assert!(summary.path.exists());
+            assert!(!tmp.path().join(partial).exists());
+        }
+    }
+
+    #[test]
+    fn existing_output_is_refused_unless_forced() {
+        let tmp = tempfile::tempdir().unwrap();
+        for zip in [false, true] {
+            let first = write_sample(options(tmp.path(), "bag", zip), None);
+            let err = BagWriter::create(options(tmp.path(), "bag", zip))
+                .err()
+                .unwrap();
+            assert!(matches!(err, EvidenceError::ExistingOutput(_)), "{err}");
+            let mut forced = options(tmp.path(), "bag", zip);
+            forced.force = true;
+            forced.fixed_time = None;
+            let mut writer = BagWriter::create(forced).unwrap();
+            // The old bundle stays until the new one is complete.
+            assert!(first.path.exists());
+            writer
+                .copy_file("only.jpg", &mut &b"new"[..], true)
+                .unwrap();
+            let second = writer.finish(|_| TagFiles::default()).unwrap();
+            assert_eq!(second.path, first.path);
+            assert_eq!(second.payload.files, 1);
+            let leftovers: Vec<String> = fs::read_dir(tmp.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains("replaced") || n.contains("partial"))
+                .collect();
+            assert!(leftovers.is_empty(), "{leftovers:?}");
+        }
+    }
+
+    #[test]
+    fn unsafe_and_colliding_payload_paths_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut writer = BagWriter::create(options(tmp.path(), "bag", false)).unwrap();
+        for bad in [
+            "../evil",
+            "/abs",
+            "a/../../b",
+            "50%.jpg",
+            "a\nb",
+            "a\rb",
+            "x\0",
+        ] {
+            let err = writer.copy_file(bad, &mut &b""[..], true).err().unwrap();
+            assert!(
+                matches!(err, EvidenceError::UnsafePayloadPath { .. }),
+                "{bad:?}: {err}"
+            );
+        }
+        writer
+            .copy_file("media/A.jpg", &mut &b"1"[..], true)
+            .unwrap();
+        for clash in ["media/A.jpg", "media/a.jpg", "media/A.jpg/x", "MEDIA"] {
+            let err = writer.copy_file(clash, &mut &b"2"[..], true).err().unwrap();
+            assert!(
+                matches!(err, EvidenceError::DuplicatePayloadPath { .. }),
+                "{clash}: {err}"
+            );
+        }
+        assert!(writer.text_file("media/a.JPG").is_err());
+        assert_eq!(writer.payload().len(), 1);
+    }
+
+    #[test]
+    fn bag_info_values_must_stay_on_one_line() {
+        for (label, value) in [
+            ("Chatvault-Note", "two\nlines"),
+            ("Chatvault-Note", "cr\r"),
+            ("Payload-Oxum", "1.1"),
+            ("Bad Label", "x"),
+            ("Bad:Label", "x"),
+            ("Chatvault-Note", " padded"),
+        ] {
+            let tmp = tempfile::tempdir().unwrap();
+            let writer = BagWriter::create(options(tmp.path(), "bag", false)).unwrap();
+            let err = writer
+                .finish(|_| TagFiles {
+                    bag_info: vec![(label.into(), value.into())],
+                    evidence_json: b"{}".to_vec(),
+                })
+                .err()
+                .unwrap();
+            assert!(
+                matches!(err, EvidenceError::InvalidBagInfo { .. }),
+                "{label}: {err}"
+            );
+            assert!(!tmp.path().join("bag").exists());
+        }
+        let long = "长".repeat(300);
+        let tmp = tempfile::tempdir().unwrap();
+        let writer = BagWriter::create(options(tmp.path(), "bag", false)).unwrap();
+        writer
+            .finish(|_| TagFiles {
+                bag_info: vec![("Chatvault-Long".into(), long.clone())],
+                evidence_json: b"{}".to_vec(),
+            })
+            .unwrap();
+        let info = fs::read_to_string(tmp.path().join("bag").join(BAG_INFO_TXT)).unwrap();
+        assert!(info.ends_with(&format!("Chatvault-Long: {long}\n")));
+    }
+
+    #[test]
+    fn unfinished_text_fails_finish() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut writer = BagWriter::create(options(tmp.path(), "bag", true)).unwrap();
+        let _open = writer.text_file("messages.csv").unwrap();
+        let err = writer.finish(|_| TagFiles::default()).err().unwrap();
+        assert!(
+            matches!(err, EvidenceError::UnfinishedPayload { .. }),
+            "{err}"
+        );
+        assert!(!tmp.path().join("bag.zip").exists());
+    }
+
+    #[test]
+    fn zip_name_may_be_given_with_extension_and_empty_bag_has_data_dir() {
+        let tmp = tempfile::tempdir().unwrap();
+        let writer = BagWriter::create(options(tmp.path(), "out.zip", true)).unwrap();
+        let summary = writer.finish(|_| TagFiles::default()).unwrap();
+        assert_eq!(summary.path, tmp.path().join("out.zip"));
+        assert_eq!(summary.payload.payload_oxum, "0.0");
+        let (ok, out) = run(Command::new("unzip").arg("-l").arg(&summary.path));
+        assert!(
+            ok && out.contains("out/data/") && out.contains("out/bagit.txt"),
+            "{out}"
+        );
+    }
+}

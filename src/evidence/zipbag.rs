@@ -1,0 +1,221 @@
+//! Zip output of a bag: one top-level directory NAME/, UTF-8 names, fixed entry
+//! times and permissions, so `--fixed-time` gives a byte-identical zip.
+//!
+//! Entry order: NAME/bagit.txt (written at create), already-compressed media in the
+//! order they were copied (stored, streamed straight into the zip), then every file
+//! to deflate sorted by path, then the other tag files.
+//!
+//! Files to deflate (CSV, uncompressed media) are written to a staging directory
+//! first, hashed on the way; at finish each is deflated into its own one-entry zip
+//! in parallel (rayon) and its compressed bytes are copied into the bundle without
+//! inflating them again.
+
+use std::fs::{self, File};
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use rayon::prelude::*;
+use zip::write::SimpleFileOptions;
+use zip::{CompressionMethod, ZipArchive, ZipWriter};
+
+use super::bag::{BAGIT_DECLARATION, BAGIT_TXT};
+use super::tee::{self, CopyError, IO_BUFFER};
+use super::{io_err, zip_err, EvidenceError};
+
+/// Deflate level for text entries. Measured on a 280 MB CSV bag with stored media
+/// (miniz_oxide backend, 2 cores): level 1 builds the zip ~2x faster than level 3 and
+/// 2–2.8x faster than `zip -r -n .jpg`, for ~3 % more bytes in total than `zip -r`.
+pub(crate) const DEFLATE_LEVEL: i64 = 1;
+
+/// Entries from this size on get zip64 fields (with room for deflate's worst-case
+/// growth below the 0xFFFFFFFF limit of classic zip fields).
+const ZIP64_FROM: u64 = 0xFFF0_0000;
+
+struct Staged {
+    rel: String,
+    path: PathBuf,
+    size: u64,
+}
+
+pub(crate) struct ZipTarget {
+    /// NAME.zip.partial
+    path: PathBuf,
+    /// Where the one-entry zips of the parallel deflate go.
+    staging: PathBuf,
+    /// "NAME/"
+    prefix: String,
+    writer: ZipWriter<File>,
+    mtime: zip::DateTime,
+    staged: Vec<Staged>,
+}
+
+impl ZipTarget {
+    pub(crate) fn create(
+        path: PathBuf,
+        staging: PathBuf,
+        name: &str,
+        time: DateTime<Utc>,
+    ) -> Result<Self, EvidenceError> {
+        // Readable too: the finished zip is hashed through the same handle.
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(io_err("create", &path))?;
+        let mut target = ZipTarget {
+            writer: ZipWriter::new(file),
+            mtime: dos_time(time),
+            prefix: format!("{name}/"),
+            path,
+            staging,
+            staged: Vec::new(),
+        };
+        target.add_bytes(BAGIT_TXT, BAGIT_DECLARATION.as_bytes())?;
+        Ok(target)
+    }
+
+    fn options(&self, method: CompressionMethod, large: bool) -> SimpleFileOptions {
+        let options = SimpleFileOptions::default()
+            .compression_method(method)
+            .last_modified_time(self.mtime)
+            .unix_permissions(0o644)
+            .large_file(large);
+        if method == CompressionMethod::Deflated {
+            options.compression_level(Some(DEFLATE_LEVEL))
+        } else {
+            options
+        }
+    }
+
+    /// Streams an already-compressed file into the zip as a stored entry, hashing it
+    /// in the same pass. `size_hint` (if known) avoids zip64 fields on small files.
+    pub(crate) fn add_stored(
+        &mut self,
+        rel: &str,
+        src: &mut dyn Read,
+        size_hint: Option<u64>,
+        buf: &mut [u8],
+    ) -> Result<(String, u64), EvidenceError> {
+        let peeked =
+            tee::read_up_to(src, buf).map_err(io_err("read the source of", Path::new(rel)))?;
+        // Without a hint, a source that fills the buffer may be of any size.
+        let large = match size_hint {
+            Some(size) => size >= ZIP64_FROM,
+            None => peeked == buf.len(),
+        };
+        let options = self.options(CompressionMethod::Stored, large);
+        self.writer
+            .start_file(format!("{}{rel}", self.prefix), options)
+            .map_err(zip_err(&self.path))?;
+        let path = &self.path;
+        tee::copy_hashing(src, &mut self.writer, buf, peeked).map_err(|e| match e {
+            CopyError::Read(e) => io_err("read the source of", Path::new(rel))(e),
+            CopyError::Write(e) => io_err("write", path)(e),
+        })
+    }
+
+    /// Queues a staged file (already hashed) to be deflated at finish.
+    pub(crate) fn stage(&mut self, rel: String, path: PathBuf, size: u64) {
+        self.staged.push(Staged { rel, path, size });
+    }
+
+    /// Adds a small tag file, deflated.
+    fn add_bytes(&mut self, name_in_bag: &str, bytes: &[u8]) -> Result<(), EvidenceError> {
+        let options = self.options(CompressionMethod::Deflated, false);
+        self.writer
+            .start_file(format!("{}{name_in_bag}", self.prefix), options)
+            .map_err(zip_err(&self.path))?;
+        std::io::Write::write_all(&mut self.writer, bytes).map_err(io_err("write", &self.path))
+    }
+
+    /// Deflates the staged files, appends them and the tag files, writes the central
+    /// directory and syncs. Returns the .partial zip and its SHA-256.
+    pub(crate) fn finish(
+        mut self,
+        tag_files: &[(&str, &[u8])],
+        empty_payload: bool,
+    ) -> Result<(PathBuf, String), EvidenceError> {
+        let mut staged = std::mem::take(&mut self.staged);
+        staged.sort_by(|a, b| a.rel.cmp(&b.rel));
+        let parts: Vec<PathBuf> = staged
+            .par_iter()
+            .enumerate()
+            .map(|(index, item)| self.deflate_alone(index, item))
+            .collect::<Result<_, _>>()?;
+        for (item, part) in staged.iter().zip(&parts) {
+            let file = File::open(part).map_err(io_err("open", part))?;
+            let mut archive = ZipArchive::new(BufReader::with_capacity(IO_BUFFER, file))
+                .map_err(zip_err(part))?;
+            let entry = archive.by_index_raw(0).map_err(zip_err(part))?;
+            self.writer
+                .raw_copy_file(entry)
+                .map_err(zip_err(&self.path))?;
+            // Free the space as we go: staging roughly doubles the text's footprint.
+            fs::remove_file(part).map_err(io_err("remove", part))?;
+            fs::remove_file(&item.path).map_err(io_err("remove", &item.path))?;
+        }
+        if empty_payload {
+            // BagIt requires data/ even when it is empty.
+            let options = self.options(CompressionMethod::Stored, false);
+            self.writer
+                .add_directory(format!("{}data/", self.prefix), options)
+                .map_err(zip_err(&self.path))?;
+        }
+        for (name, bytes) in tag_files {
+            self.add_bytes(name, bytes)?;
+        }
+        let mut file = self.writer.finish().map_err(zip_err(&self.path))?;
+        file.sync_all().map_err(io_err("sync", &self.path))?;
+        // The zip crate seeks back to patch each streamed entry's local header (its
+        // CRC and sizes are known only after the data), so a hashing tee on the
+        // output would see stale header bytes. Hash the finished zip once instead:
+        // it was just written, so this mostly reads the page cache at SHA-NI speed.
+        file.seek(SeekFrom::Start(0))
+            .map_err(io_err("read", &self.path))?;
+        let mut buf = vec![0; IO_BUFFER];
+        let (zip_sha256, _) =
+            tee::hash_reader(&mut file, &mut buf, None).map_err(io_err("read", &self.path))?;
+        Ok((self.path.clone(), zip_sha256))
+    }
+
+    /// Deflates one staged file into a zip of its own, under its final entry name.
+    fn deflate_alone(&self, index: usize, item: &Staged) -> Result<PathBuf, EvidenceError> {
+        let part = self.staging.join(format!("deflated-{index}.zip"));
+        let out = File::create(&part).map_err(io_err("create", &part))?;
+        let mut writer = ZipWriter::new(out);
+        let options = self.options(CompressionMethod::Deflated, item.size >= ZIP64_FROM);
+        writer
+            .start_file(format!("{}{}", self.prefix, item.rel), options)
+            .map_err(zip_err(&part))?;
+        let mut src = File::open(&item.path).map_err(io_err("open", &item.path))?;
+        let mut buf = vec![0; IO_BUFFER];
+        loop {
+            let n = src.read(&mut buf).map_err(io_err("read", &item.path))?;
+            if n == 0 {
+                break;
+            }
+            std::io::Write::write_all(&mut writer, &buf[..n]).map_err(io_err("write", &part))?;
+        }
+        writer.finish().map_err(zip_err(&part))?;
+        Ok(part)
+    }
+}
+
+/// Zip (DOS) time of `time`, in UTC; years outside 1980–2107 fall back to 1980-01-01.
+fn dos_time(time: DateTime<Utc>) -> zip::DateTime {
+    let year = u16::try_from(time.year()).unwrap_or(1980);
+    // Each component below fits in u8 by construction (month ≤ 12, second ≤ 60).
+    let small = |v: u32| u8::try_from(v).unwrap_or(0);
+    zip::DateTime::from_date_and_time(
+        year,
+        small(time.month()),
+        small(time.day()),
+        small(time.hour()),
+        small(time.minute()),
+        small(time.second()),
+    )
+    .unwrap_or_default()
+}

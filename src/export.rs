@@ -1,0 +1,594 @@
+//! The export pipeline: a source's groups, members and messages → CSV files and media in
+//! an evidence bundle, with the source hashed before and after.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, FixedOffset, Utc};
+use rayon::prelude::*;
+use serde_json::json;
+
+use crate::evidence::{self, BagOptions, BagSummary, BagWriter, EvidenceError, TagFiles};
+use crate::pathsafe::{self, Resolved};
+use crate::records::{Group, MediaLocation, Message, Warning};
+use crate::sink::csv::{
+    CsvSink, CsvStyle, GROUPS_HEADER, MEDIA_HEADER, MEMBERS_HEADER, MESSAGES_HEADER,
+};
+use crate::sink::media;
+use crate::source::{self, Source, SourceError};
+use crate::timefmt;
+
+/// The version of the bundle layout and CSV columns (`Chatvault-Format-Version`).
+pub const FORMAT_VERSION: &str = "1";
+/// Warnings kept word for word; beyond this only their number is recorded.
+const MAX_WARNINGS: usize = 100_000;
+/// China Standard Time, the default `--tz`.
+pub const DEFAULT_TZ: FixedOffset = match FixedOffset::east_opt(8 * 3600) {
+    Some(offset) => offset,
+    None => panic!("+08:00 is a valid offset"),
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Evidence(#[from] EvidenceError),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the source changed while it was being exported ({path}): close the chat app and export again")]
+    SourceChanged { path: String },
+    #[error("cannot read {path}: {source}")]
+    ReadSource {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    pub source: PathBuf,
+    pub out: PathBuf,
+    /// Only these group ids (all groups when empty).
+    pub groups: Vec<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub tz: FixedOffset,
+    pub csv: CsvStyle,
+    pub media: bool,
+    pub include_private: bool,
+    pub zip: bool,
+    pub force: bool,
+    pub fixed_time: Option<DateTime<Utc>>,
+    /// The command line as given, without secrets, for the evidence.
+    pub command_line: Vec<String>,
+    pub progress: bool,
+}
+
+impl ExportOptions {
+    pub fn new(source: PathBuf, out: PathBuf) -> ExportOptions {
+        ExportOptions {
+            source,
+            out,
+            groups: Vec::new(),
+            since: None,
+            until: None,
+            tz: DEFAULT_TZ,
+            csv: CsvStyle {
+                bom: true,
+                guard: true,
+            },
+            media: true,
+            include_private: false,
+            zip: false,
+            force: false,
+            fixed_time: None,
+            command_line: Vec::new(),
+            progress: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MediaCounts {
+    pub copied: u64,
+    pub missing: u64,
+    pub not_downloaded: u64,
+    pub outside_root: u64,
+    pub excluded: u64,
+    pub copied_bytes: u64,
+}
+
+#[derive(Debug)]
+pub struct ExportSummary {
+    pub bundle: BagSummary,
+    pub platform: String,
+    pub groups: u64,
+    pub members: u64,
+    pub messages: u64,
+    pub media: MediaCounts,
+    pub warnings: u64,
+    pub first_warnings: Vec<Warning>,
+    pub elapsed: Duration,
+}
+
+impl ExportSummary {
+    pub fn messages_per_second(&self) -> f64 {
+        self.messages as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Per-group figures for `groups.csv`.
+#[derive(Debug, Default, Clone)]
+struct GroupStats {
+    messages: u64,
+    members: u64,
+    first_ms: Option<i64>,
+    last_ms: Option<i64>,
+}
+
+/// A source file read during the export, with its hash when read and at the end.
+#[derive(Debug, Clone)]
+struct SourceRecord {
+    path: PathBuf,
+    size: u64,
+    sha256_before: String,
+}
+
+struct Warnings {
+    kept: Vec<Warning>,
+    total: u64,
+}
+
+impl Warnings {
+    fn push(&mut self, location: String, message: String) {
+        self.total += 1;
+        if self.kept.len() < MAX_WARNINGS {
+            self.kept.push(Warning { location, message });
+        }
+    }
+}
+
+pub fn export(opts: &ExportOptions) -> Result<ExportSummary, ExportError> {
+    let started = Instant::now();
+    let started_at = opts.fixed_time.unwrap_or_else(Utc::now);
+    let source = source::open(&opts.source)?;
+    let groups = select_groups(source.as_ref(), opts)?;
+
+    // Databases are hashed before anything is read from them, and again at the end.
+    let mut sources: BTreeMap<String, SourceRecord> = BTreeMap::new();
+    let db_files = source.source_files();
+    let before: Vec<_> = db_files
+        .par_iter()
+        .map(|f| {
+            hash_file(&f.path).map(|(sha, size)| (f.rel_path.clone(), f.path.clone(), sha, size))
+        })
+        .collect::<Result<_, _>>()?;
+    for (rel, path, sha, size) in before {
+        sources.insert(
+            rel,
+            SourceRecord {
+                path,
+                size,
+                sha256_before: sha,
+            },
+        );
+    }
+
+    let mut bag = BagWriter::create(BagOptions {
+        out: opts.out.clone(),
+        zip: opts.zip,
+        force: opts.force,
+        fixed_time: opts.fixed_time,
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+    })?;
+    let mut warnings = Warnings {
+        kept: source.warnings(),
+        total: 0,
+    };
+    warnings.total = warnings.kept.len() as u64;
+
+    let text = |bag: &mut BagWriter, rel: &str| bag.text_file(rel);
+    let io_err = |path: &str| {
+        let path = path.to_string();
+        move |source: std::io::Error| ExportError::Write { path, source }
+    };
+    let mut messages_csv =
+        CsvSink::new(text(&mut bag, "messages.csv")?, opts.csv, &MESSAGES_HEADER)
+            .map_err(io_err("messages.csv"))?;
+    let mut media_csv = CsvSink::new(text(&mut bag, "media.csv")?, opts.csv, &MEDIA_HEADER)
+        .map_err(io_err("media.csv"))?;
+    let mut members_csv = CsvSink::new(text(&mut bag, "members.csv")?, opts.csv, &MEMBERS_HEADER)
+        .map_err(io_err("members.csv"))?;
+
+    let progress = crate::progress::counter(opts.progress, "messages");
+    let platform = source.platform().as_str();
+    let mut media_counts = MediaCounts::default();
+    let mut stats: Vec<GroupStats> = Vec::with_capacity(groups.len());
+    let since_ms = opts.since.map(|t| t.timestamp_millis());
+    let until_ms = opts.until.map(|t| t.timestamp_millis());
+
+    for group in &groups {
+        let mut group_stats = GroupStats::default();
+        let members = source.members(&group.id)?;
+        group_stats.members = members.len() as u64;
+        let mut names: HashMap<String, String> = HashMap::with_capacity(members.len());
+        for m in &members {
+            let joined = m.joined_ms.map(timefmt::utc_millis).unwrap_or_default();
+            members_csv
+                .row(&[
+                    platform,
+                    &group.id,
+                    &m.member_id,
+                    &m.display_name,
+                    &m.group_nickname,
+                    m.role.as_str(),
+                    &joined,
+                    if m.left { "true" } else { "false" },
+                ])
+                .map_err(io_err("members.csv"))?;
+            names.insert(m.member_id.clone(), m.shown_name().to_string());
+        }
+        let group_dir = media::group_dir(&group.id);
+        let mut used_media_names: HashSet<String> = HashSet::new();
+
+        for message in source.messages(&group.id)? {
+            let message = message?;
+            if since_ms.is_some_and(|s| message.time_ms < s)
+                || until_ms.is_some_and(|u| message.time_ms > u)
+            {
+                continue;
+            }
+            if let Some(w) = &message.warning {
+                warnings.push(
+                    format!("{} message {}", group.id, message.message_id),
+                    w.clone(),
+                );
+            }
+            let sender_name = sender_name(source.as_ref(), &message, &mut names);
+            let (media_path, media_sha) = write_media(
+                &mut bag,
+                source.as_ref(),
+                opts,
+                &message,
+                &group_dir,
+                &mut used_media_names,
+                &mut media_csv,
+                &mut media_counts,
+                &mut sources,
+                &mut warnings,
+            )?;
+            messages_csv
+                .row(&[
+                    platform,
+                    &group.id,
+                    &group.name,
+                    &message.message_id,
+                    &timefmt::utc_millis(message.time_ms),
+                    &timefmt::local_millis(message.time_ms, opts.tz),
+                    message.sender_id.as_deref().unwrap_or(""),
+                    &sender_name,
+                    message.direction.as_str(),
+                    message.kind.as_str(),
+                    &message.text,
+                    &media_path,
+                    &media_sha,
+                    &message.raw_type,
+                ])
+                .map_err(io_err("messages.csv"))?;
+            group_stats.messages += 1;
+            group_stats.first_ms = Some(
+                group_stats
+                    .first_ms
+                    .map_or(message.time_ms, |f| f.min(message.time_ms)),
+            );
+            group_stats.last_ms = Some(
+                group_stats
+                    .last_ms
+                    .map_or(message.time_ms, |l| l.max(message.time_ms)),
+            );
+            progress.inc(1);
+        }
+        stats.push(group_stats);
+    }
+    progress.finish_and_clear();
+
+    let mut groups_csv = CsvSink::new(text(&mut bag, "groups.csv")?, opts.csv, &GROUPS_HEADER)
+        .map_err(io_err("groups.csv"))?;
+    for (group, s) in groups.iter().zip(&stats) {
+        let member_count = if s.members > 0 {
+            s.members
+        } else {
+            group.declared_member_count.unwrap_or(0)
+        };
+        groups_csv
+            .row(&[
+                platform,
+                &group.id,
+                &group.name,
+                group.owner_id.as_deref().unwrap_or(""),
+                &member_count.to_string(),
+                &s.messages.to_string(),
+                &s.first_ms.map(timefmt::utc_millis).unwrap_or_default(),
+                &s.last_ms.map(timefmt::utc_millis).unwrap_or_default(),
+            ])
+            .map_err(io_err("groups.csv"))?;
+    }
+    let counts = json!({
+        "groups.csv": groups_csv.rows(),
+        "members.csv": members_csv.rows(),
+        "messages.csv": messages_csv.rows(),
+        "media.csv": media_csv.rows(),
+    });
+    let total_messages = messages_csv.rows();
+    let total_members = members_csv.rows();
+    for (sink, name) in [
+        (messages_csv, "messages.csv"),
+        (media_csv, "media.csv"),
+        (members_csv, "members.csv"),
+        (groups_csv, "groups.csv"),
+    ] {
+        let file = sink.into_inner().map_err(io_err(name))?;
+        bag.finish_text(file)?;
+    }
+
+    // Every source file read must still hash as it did: otherwise the app was writing.
+    let after: Vec<(String, Result<(String, u64), ExportError>)> = sources
+        .par_iter()
+        .map(|(rel, record)| (rel.clone(), hash_file(&record.path)))
+        .collect();
+    let mut source_entries = Vec::with_capacity(after.len());
+    for (rel, result) in after {
+        let record = &sources[&rel];
+        let (sha_after, _) =
+            result.map_err(|_| ExportError::SourceChanged { path: rel.clone() })?;
+        if sha_after != record.sha256_before {
+            return Err(ExportError::SourceChanged { path: rel });
+        }
+        source_entries.push(json!({
+            "path": rel,
+            "size": record.size,
+            "sha256_before": record.sha256_before,
+            "sha256_after": sha_after,
+        }));
+    }
+
+    let finished_at = opts.fixed_time.unwrap_or_else(Utc::now);
+    let root_display = opts.source.display().to_string();
+    let filters = json!({
+        "groups": opts.groups,
+        "since": opts.since.map(timefmt::utc_seconds),
+        "until": opts.until.map(timefmt::utc_seconds),
+        "include_private": opts.include_private,
+        "media": opts.media,
+        "tz": opts.tz.to_string(),
+        "csv_bom": opts.csv.bom,
+        "csv_guard": if opts.csv.guard { "excel" } else { "none" },
+    });
+    let warning_list: Vec<_> = warnings
+        .kept
+        .iter()
+        .map(|w| json!({"where": w.location, "warning": w.message}))
+        .collect();
+    let platform_name = platform.to_string();
+    let guard = if opts.csv.guard { "excel" } else { "none" };
+    let group_count = groups.len();
+    let command_line = opts.command_line.clone();
+    let warnings_total = warnings.total;
+    let bundle = bag.finish(move |payload| {
+        let evidence = json!({
+            "tool": {"name": "chatvault", "version": env!("CARGO_PKG_VERSION")},
+            "format_version": FORMAT_VERSION,
+            "command_line": command_line,
+            "started_utc": timefmt::utc_seconds(started_at),
+            "finished_utc": timefmt::utc_seconds(finished_at),
+            "source": {"platform": platform_name, "root": root_display},
+            "sources": source_entries,
+            "filters": filters,
+            "counts": counts,
+            "warnings_total": warnings_total,
+            "warnings": warning_list,
+            "anonymized": false,
+            "key_fingerprint": null,
+            "manifest_sha256": payload.manifest_sha256,
+        });
+        TagFiles {
+            bag_info: vec![
+                ("Chatvault-Format-Version".into(), FORMAT_VERSION.into()),
+                ("Chatvault-Platform".into(), platform_name.clone()),
+                ("Chatvault-Csv-Guard".into(), guard.into()),
+                ("Chatvault-Anonymized".into(), "no".into()),
+                ("Chatvault-Groups".into(), group_count.to_string()),
+                ("Chatvault-Messages".into(), total_messages.to_string()),
+            ],
+            evidence_json: serde_json::to_vec_pretty(&evidence).unwrap_or_default(),
+        }
+    })?;
+    Ok(ExportSummary {
+        bundle,
+        platform: platform.to_string(),
+        groups: groups.len() as u64,
+        members: total_members,
+        messages: total_messages,
+        media: media_counts,
+        warnings: warnings.total,
+        first_warnings: warnings.kept.into_iter().take(10).collect(),
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Groups to export, sorted by id: group chats (and one-to-one chats with
+/// `--include-private`), restricted to `--group` ids when given.
+fn select_groups(source: &dyn Source, opts: &ExportOptions) -> Result<Vec<Group>, ExportError> {
+    let all = source.groups()?;
+    for wanted in &opts.groups {
+        if !all.iter().any(|g| &g.id == wanted) {
+            return Err(SourceError::NoSuchGroup(wanted.clone()).into());
+        }
+    }
+    Ok(all
+        .into_iter()
+        .filter(|g| g.is_group || opts.include_private || opts.groups.contains(&g.id))
+        .filter(|g| opts.groups.is_empty() || opts.groups.contains(&g.id))
+        .collect())
+}
+
+/// Group nickname if set, else contact display name, else the id; the name a source stores
+/// with the message itself comes first.
+fn sender_name(
+    source: &dyn Source,
+    message: &Message,
+    names: &mut HashMap<String, String>,
+) -> String {
+    if let Some(name) = message.sender_name.as_deref().filter(|n| !n.is_empty()) {
+        return name.to_string();
+    }
+    let Some(id) = message.sender_id.as_deref() else {
+        return String::new();
+    };
+    if let Some(name) = names.get(id) {
+        return name.clone();
+    }
+    let name = source.display_name(id).unwrap_or_else(|| id.to_string());
+    names.insert(id.to_string(), name.clone());
+    name
+}
+
+/// Copies a message's media into the bundle and writes its `media.csv` rows; returns the
+/// bundle path and hash shown in `messages.csv` (the first file copied).
+#[allow(clippy::too_many_arguments)]
+fn write_media<W: Write>(
+    bag: &mut BagWriter,
+    source: &dyn Source,
+    opts: &ExportOptions,
+    message: &Message,
+    group_dir: &str,
+    used_names: &mut HashSet<String>,
+    media_csv: &mut CsvSink<W>,
+    counts: &mut MediaCounts,
+    sources: &mut BTreeMap<String, SourceRecord>,
+    warnings: &mut Warnings,
+) -> Result<(String, String), ExportError> {
+    let mut shown = (String::new(), String::new());
+    let platform = source.platform().as_str();
+    for (index, media_ref) in message.media.iter().enumerate() {
+        let named = match &media_ref.location {
+            MediaLocation::Path(p) | MediaLocation::NotDownloaded(p) => p.as_str(),
+        };
+        let mut row_source = named.to_string();
+        let mut bundle_path = String::new();
+        let mut size = String::new();
+        let mut sha = String::new();
+        let status = match &media_ref.location {
+            MediaLocation::NotDownloaded(_) => {
+                counts.not_downloaded += 1;
+                "not_downloaded"
+            }
+            MediaLocation::Path(_) if !opts.media => {
+                // Excluded media are not read; only a path that names its way out is flagged.
+                if escapes_by_name(named) {
+                    counts.outside_root += 1;
+                    "outside_root"
+                } else {
+                    counts.excluded += 1;
+                    "excluded"
+                }
+            }
+            MediaLocation::Path(_) => match pathsafe::resolve(source.root(), named) {
+                Resolved::Outside => {
+                    counts.outside_root += 1;
+                    warnings.push(
+                        format!("{} message {}", message.group_id, message.message_id),
+                        format!("media path outside the source root refused: {named}"),
+                    );
+                    "outside_root"
+                }
+                Resolved::Missing { rel } => {
+                    counts.missing += 1;
+                    warnings.push(
+                        format!("{} message {}", message.group_id, message.message_id),
+                        format!("media file missing: {rel}"),
+                    );
+                    row_source = rel;
+                    "missing"
+                }
+                Resolved::Inside { path, rel } => {
+                    let mut name =
+                        media::bundle_path(group_dir, &message.message_id, index, media_ref, true);
+                    let mut n = 1;
+                    while used_names.contains(&name) {
+                        name = media::bundle_path(
+                            group_dir,
+                            &format!("{}-{n}", message.message_id),
+                            index,
+                            media_ref,
+                            true,
+                        );
+                        n += 1;
+                    }
+                    let mut file =
+                        std::fs::File::open(&path).map_err(|source| ExportError::ReadSource {
+                            path: rel.clone(),
+                            source,
+                        })?;
+                    let digest = bag.copy_file(&name, &mut file, media::is_compressed(&name))?;
+                    used_names.insert(name.clone());
+                    counts.copied += 1;
+                    counts.copied_bytes += digest.size;
+                    sources.entry(rel.clone()).or_insert_with(|| SourceRecord {
+                        path: path.clone(),
+                        size: digest.size,
+                        sha256_before: digest.sha256.clone(),
+                    });
+                    bundle_path = format!("data/{name}");
+                    size = digest.size.to_string();
+                    sha = digest.sha256;
+                    row_source = rel;
+                    if shown.0.is_empty() {
+                        shown = (bundle_path.clone(), sha.clone());
+                    }
+                    "copied"
+                }
+            },
+        };
+        media_csv
+            .row(&[
+                platform,
+                &message.group_id,
+                &message.message_id,
+                media_ref.kind.as_str(),
+                &row_source,
+                &bundle_path,
+                &size,
+                &sha,
+                status,
+            ])
+            .map_err(|source| ExportError::Write {
+                path: "media.csv".into(),
+                source,
+            })?;
+    }
+    Ok(shown)
+}
+
+fn escapes_by_name(named: &str) -> bool {
+    named.starts_with('/') || named.split('/').any(|part| part == "..")
+}
+
+/// SHA-256 and size of a source file.
+fn hash_file(path: &std::path::Path) -> Result<(String, u64), ExportError> {
+    let read_error = |source| ExportError::ReadSource {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(read_error)?;
+    let mut buf = vec![0u8; 1 << 20];
+    evidence::tee::hash_reader(&mut file, &mut buf, None).map_err(read_error)
+}

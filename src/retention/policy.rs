@@ -1,0 +1,788 @@
+//! The retention policy as data: every rule of `spec/retention.md` with its
+//! period, clock and seed citation, plus the group-type keywords. A TOML file
+//! of the same shape (see [`Policy::to_toml`]) overrides periods and keyword
+//! lists on top of the built-in policy.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::Path;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{add_months, sha256_hex, RetentionError};
+
+/// Version of the policy file shape.
+pub const POLICY_FORMAT_VERSION: u32 = 1;
+
+/// What a rule is about; only some kinds can move a file's deletable date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleKind {
+    /// What a platform keeps, and for how long.
+    Platform,
+    /// A minimum keep period that overrides cleanup.
+    Hold,
+    /// A dissolution procedure rule (readiness check); never decides a file.
+    Procedure,
+    /// An outcome of the cleanup decision that is not a period (orphan, active group, …).
+    Decision,
+}
+
+/// What a rule's period is counted from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Clock {
+    MessageTime,
+    Dissolution,
+    BeforeDissolution,
+    Deletion,
+    Mtime,
+    LastMessage,
+    LiveEnd,
+    None,
+}
+
+impl Clock {
+    fn phrase(self) -> &'static str {
+        match self {
+            Clock::MessageTime => "the message",
+            Clock::Dissolution => "dissolution",
+            Clock::BeforeDissolution => "before dissolution",
+            Clock::Deletion => "deletion",
+            Clock::Mtime => "the file's mtime",
+            Clock::LastMessage => "the last message",
+            Clock::LiveEnd => "the end of the live stream",
+            Clock::None => "-",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PeriodUnit {
+    Hours,
+    Days,
+    Months,
+    Years,
+}
+
+/// A duration in the policy: hours and days are exact, months and years are
+/// calendar units with the day clamped (see [`add_months`]). Written as text
+/// such as `"72 hours"`, `"7 days"`, `"6 months"`, `"3 years"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    pub amount: u32,
+    pub unit: PeriodUnit,
+}
+
+impl Period {
+    pub const fn hours(amount: u32) -> Self {
+        Period {
+            amount,
+            unit: PeriodUnit::Hours,
+        }
+    }
+    pub const fn days(amount: u32) -> Self {
+        Period {
+            amount,
+            unit: PeriodUnit::Days,
+        }
+    }
+    pub const fn months(amount: u32) -> Self {
+        Period {
+            amount,
+            unit: PeriodUnit::Months,
+        }
+    }
+    pub const fn years(amount: u32) -> Self {
+        Period {
+            amount,
+            unit: PeriodUnit::Years,
+        }
+    }
+
+    /// `start` plus this period; saturates at the largest representable time.
+    pub fn after(&self, start: DateTime<Utc>) -> DateTime<Utc> {
+        let amount = i64::from(self.amount);
+        let exact = |d: Option<Duration>| {
+            d.and_then(|d| start.checked_add_signed(d))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC)
+        };
+        match self.unit {
+            PeriodUnit::Hours => exact(Duration::try_hours(amount)),
+            PeriodUnit::Days => exact(Duration::try_days(amount)),
+            PeriodUnit::Months => add_months(start, self.amount),
+            PeriodUnit::Years => add_months(start, self.amount.saturating_mul(12)),
+        }
+    }
+
+    /// Parses `"72 hours"`, `"72h"`, `"7 days"`, `"7d"`, `"6 months"`, `"6mo"`, `"3 years"`, `"3y"`, `"0"`.
+    pub fn parse(text: &str) -> Result<Period, String> {
+        let trimmed = text.trim();
+        let digits_end = trimmed
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(trimmed.len());
+        let (number, unit) = trimmed.split_at(digits_end);
+        if number.is_empty() {
+            return Err("it does not start with a number".to_string());
+        }
+        let amount: u32 = number
+            .parse()
+            .map_err(|_| format!("{number} is too large"))?;
+        let unit = match unit.trim().to_ascii_lowercase().as_str() {
+            "h" | "hour" | "hours" => PeriodUnit::Hours,
+            "d" | "day" | "days" => PeriodUnit::Days,
+            "mo" | "month" | "months" => PeriodUnit::Months,
+            "y" | "year" | "years" => PeriodUnit::Years,
+            "" if amount == 0 => PeriodUnit::Hours,
+            other => return Err(format!("unknown unit {other:?}")),
+        };
+        Ok(Period { amount, unit })
+    }
+}
+
+impl fmt::Display for Period {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (one, many) = match self.unit {
+            PeriodUnit::Hours => ("hour", "hours"),
+            PeriodUnit::Days => ("day", "days"),
+            PeriodUnit::Months => ("month", "months"),
+            PeriodUnit::Years => ("year", "years"),
+        };
+        let unit = if self.amount == 1 { one } else { many };
+        write!(f, "{} {}", self.amount, unit)
+    }
+}
+
+// Periods are text in TOML and JSON so a person can read and edit them.
+impl Serialize for Period {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Period {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Period::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// One documented rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rule {
+    pub id: String,
+    pub kind: RuleKind,
+    /// `wechat`, `qq`, `wecom`, `dingtalk` or `any`.
+    pub platform: String,
+    /// What the rule is about, in a sentence.
+    pub what: String,
+    /// Short name used in decision reasons ("group file", "education hold").
+    pub label: String,
+    /// `None` when the rule is not a duration (kept forever, manual review, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<Period>,
+    /// The period as the seed states it when it is not a plain duration.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
+    pub clock: Clock,
+    /// Seed and section, e.g. `000 §七`.
+    pub seed: String,
+    /// The seed's own words.
+    pub seed_text: String,
+    /// Whether the rule can change a cached file's decision.
+    pub affects_files: bool,
+}
+
+impl Rule {
+    /// `(seed 000 §七)`, or an empty string when the rule has no seed.
+    pub fn citation(&self) -> String {
+        if self.seed.is_empty() {
+            String::new()
+        } else {
+            format!(" (seed {})", self.seed)
+        }
+    }
+
+    /// The period and clock as words ("7 days after dissolution").
+    pub fn period_phrase(&self) -> String {
+        match (&self.period, self.clock) {
+            (Some(p), Clock::BeforeDissolution) => format!("{p} before dissolution"),
+            (Some(p), Clock::None) => p.to_string(),
+            (Some(p), clock) => format!("{p} after {}", clock.phrase()),
+            (None, _) if !self.note.is_empty() => self.note.clone(),
+            (None, _) => "-".to_string(),
+        }
+    }
+}
+
+/// Group-name keywords per group type; checked in the order
+/// education, ecommerce, commercial, family, work — the first match wins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupKeywords {
+    pub education: Vec<String>,
+    pub ecommerce: Vec<String>,
+    pub commercial: Vec<String>,
+    pub family: Vec<String>,
+    pub work: Vec<String>,
+}
+
+/// The policy in force: rules and keywords, and where they came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Policy {
+    pub version: u32,
+    pub keywords: GroupKeywords,
+    #[serde(rename = "rule")]
+    pub rules: Vec<Rule>,
+    /// `builtin`, or the path of the policy file layered on top of it.
+    #[serde(skip)]
+    pub source: String,
+}
+
+struct RuleSpec {
+    id: &'static str,
+    kind: RuleKind,
+    platform: &'static str,
+    what: &'static str,
+    label: &'static str,
+    period: Option<Period>,
+    note: &'static str,
+    clock: Clock,
+    seed: &'static str,
+    seed_text: &'static str,
+}
+
+// One row of the rule table; positional so the table below reads like the spec's.
+#[allow(clippy::too_many_arguments)]
+const fn rule(
+    id: &'static str,
+    kind: RuleKind,
+    platform: &'static str,
+    what: &'static str,
+    label: &'static str,
+    period: Option<Period>,
+    note: &'static str,
+    clock: Clock,
+    seed: &'static str,
+    seed_text: &'static str,
+) -> RuleSpec {
+    RuleSpec {
+        id,
+        kind,
+        platform,
+        what,
+        label,
+        period,
+        note,
+        clock,
+        seed,
+        seed_text,
+    }
+}
+
+/// Rules that the cleanup decision reads; all others are informational.
+const FILE_RULES: &[&str] = &[
+    "observe.72h",
+    "wecom.recoverable",
+    "qq.recovery",
+    "wechat.group_file",
+    "hold.wecom.audit",
+    "dingtalk.compliance_archive",
+    "hold.education",
+    "hold.ecommerce",
+    "qq.recycle_bin",
+    "orphan",
+    "group.active",
+    "evidence.require_bundle",
+    "database.never_delete",
+];
+
+use Clock as C;
+use RuleKind as K;
+
+/// The rule tables of `spec/retention.md`, in its order.
+#[rustfmt::skip]
+const BUILTIN_RULES: &[RuleSpec] = &[
+    // Platform data retention.
+    rule("wechat.chat.roaming", K::Platform, "wechat", "chat history roaming on the server", "WeChat roaming", Some(Period::hours(72)), "", C::MessageTime, "001 §三; 000 §二", "微信 72小时可漫游; 聊天记录保留期限仅72小时"),
+    rule("wechat.chat.local", K::Platform, "wechat", "chat history on members' devices", "local chat history", None, "kept (no expiry)", C::None, "000 §七", "聊天记录:所有成员本地保留"),
+    rule("wechat.group_file", K::Platform, "wechat", "group files (received files: Download/, appattach)", "group file", Some(Period::days(7)), "", C::Dissolution, "000 §七", "群文件:7天后清除"),
+    rule("wechat.qr_code", K::Platform, "wechat", "group QR code", "group QR code", Some(Period::hours(0)), "invalid at once", C::Dissolution, "000 §七", "群二维码:立即失效"),
+    rule("wechat.temp_group", K::Platform, "wechat", "temporary session group expires without interaction", "temporary group", Some(Period::hours(72)), "", C::LastMessage, "000 §一", "临时会话群:72小时无互动自动失效"),
+    rule("wechat.file.server", K::Platform, "wechat", "files stored on the server", "server file", None, "kept permanently; unrecoverable once deleted", C::None, "001 §三", "永久保存至服务器 / 删除后无法找回"),
+    rule("wecom.recoverable", K::Platform, "wecom", "a dissolved enterprise group can be restored", "WeCom restore window", Some(Period::days(7)), "", C::Dissolution, "000 §一", "企业微信群 … 7天内可恢复"),
+    rule("wecom.dissolved_record", K::Platform, "wecom", "record of dissolved groups in the admin console", "WeCom dissolved-group record", Some(Period::days(365)), "", C::Dissolution, "000 §五", "后台可查看已解散群组记录(保留365天)"),
+    rule("qq.roaming", K::Platform, "qq", "chat roaming for members (会员)", "QQ roaming", Some(Period::days(90)), "", C::MessageTime, "001 §三", "会员90天漫游"),
+    rule("qq.recycle_bin", K::Platform, "qq", "recycle bin (files under RecycleBin/)", "recycle bin", Some(Period::days(30)), "", C::Mtime, "001 §三", "回收站保留30天"),
+    rule("qq.recovery", K::Platform, "qq", "restoring a deleted group on request", "QQ recovery window", Some(Period::days(7)), "", C::Dissolution, "001 §三", "7天内可申请恢复"),
+    rule("qq.undo_dissolve", K::Platform, "qq", "undoing a dissolution", "QQ undo dissolution", Some(Period::hours(24)), "", C::Dissolution, "001 §二", "24小时内可恢复"),
+    rule("dingtalk.compliance_archive", K::Platform, "dingtalk", "compliance archive", "DingTalk compliance archive", Some(Period::days(180)), "", C::MessageTime, "001 §三", "合规存档180天"),
+    rule("live_group", K::Platform, "wechat", "live-stream group ends with the live stream; unrecoverable", "live group", None, "ends with the live stream", C::LiveEnd, "000 §一", "直播群 … 结束直播自动解散"),
+    // Legal holds.
+    rule("hold.education", K::Hold, "any", "education groups (teaching records)", "education hold", Some(Period::months(6)), "", C::MessageTime, "000 §三", "教育类群组应当保存教学记录不少于6个月"),
+    rule("hold.ecommerce", K::Hold, "any", "trading / e-commerce groups: transaction vouchers; every media file of the group, as vouchers are not reliably told apart", "e-commerce voucher hold", Some(Period::years(3)), "", C::MessageTime, "001 §八", "电子商务法 交易群需保留3年凭证"),
+    rule("hold.ip_content", K::Hold, "any", "groups with intellectual-property content: keep until notarized", "IP content hold", None, "until notarized (manual review)", C::None, "000 §三", "含有知识产权内容的群组建议公证后解散"),
+    rule("hold.wecom.audit", K::Hold, "wecom", "wecom groups: chat archived to the enterprise audit system", "WeCom audit archive", Some(Period::days(365)), "", C::Dissolution, "001 §四", "聊天记录自动归档至企业审计系统"),
+    // Dissolution procedure rules.
+    rule("notice.default", K::Procedure, "any", "announce dissolution at least 24 h before", "dissolution notice", Some(Period::hours(24)), "", C::BeforeDissolution, "000 §二", "发送解散公告(建议提前24小时)"),
+    rule("notice.commercial", K::Procedure, "any", "commercial groups: announce 30 days before and settle debts", "commercial notice", Some(Period::days(30)), "", C::BeforeDissolution, "000 §三", "商业群组需提前30天公告并完成债务清算"),
+    rule("block.red_packet", K::Procedure, "wechat", "an unclaimed red packet blocks dissolution", "red packet block", None, "blocks until claimed", C::None, "000", "若群内存在未领取的红包,系统会阻止解散操作"),
+    rule("notify.over_40", K::Procedure, "wechat", "with more than 40 members, removed members receive a system notice", "over-40 notice", None, "more than 40 members", C::None, "000", "当群成员超过40人时,被移除成员将收到系统通知"),
+    rule("owner.transferred", K::Procedure, "any", "after an ownership transfer the former owner can no longer dissolve", "owner transferred", None, "-", C::None, "000", "群主转让后原群主将失去解散权限"),
+    rule("size.limits", K::Procedure, "any", "max members: ordinary 500, wecom 10000, live unlimited", "size limits", None, "500 / 10000 / unlimited members", C::None, "000 §一", "000 §一 table"),
+    rule("observe.72h", K::Procedure, "any", "watch for 72 h after dissolution; nothing is deleted before it ends", "observation period", Some(Period::hours(72)), "", C::Dissolution, "001 §七", "设置72小时观察期"),
+    rule("crossborder.48h", K::Procedure, "any", "cross-border members: data clearing takes 48 h more; consider GDPR", "cross-border clearing", Some(Period::hours(48)), "", C::Dissolution, "000 §六", "跨境数据清除:需额外48小时同步"),
+    rule("zombie.30d", K::Procedure, "wechat", "30 days without a message: the group can be downgraded", "inactive group", Some(Period::days(30)), "", C::LastMessage, "000 §八", "连续30天不发言自动降级"),
+    rule("announce.hash", K::Procedure, "any", "publish one announcement on every platform, verified by a hash", "announcement hash", None, "-", C::None, "001 §七", "建议使用哈希值校验公告一致性"),
+    rule("review.two_person", K::Procedure, "any", "important groups: two-person review", "two-person review", None, "-", C::None, "001 §八", "对重要群组实施双人复核制"),
+    rule("anonymize", K::Procedure, "any", "chat records must be anonymized (Data Security Law)", "anonymization", None, "-", C::None, "001 §八", "数据安全法 聊天记录需匿名化处理"),
+    rule("inform.pipl", K::Procedure, "any", "members must be told where their data goes (PIPL)", "inform members", None, "-", C::None, "001 §八", "个人信息保护法 需告知成员数据去向"),
+    rule("export.csv", K::Procedure, "any", "WeChat's own migration produces .csv; QQ roaming is packed; DingTalk exports contacts", "export formats", None, "-", C::None, "001 §七", "数据导出阶段"),
+    rule("archive.speed", K::Procedure, "wecom", "wecom archiving takes about 2 minutes per 100-member group", "archive speed", None, "about 2 minutes per 100 members", C::None, "000", "平均每个100人群的存档耗时约2分钟"),
+    // Outcomes of the cleanup decision that are not periods (spec retention.md, "The default cleanup decision").
+    rule("orphan", K::Decision, "any", "a file no message row references is reviewed, never deleted by default", "orphan", None, "manual review", C::None, "", ""),
+    rule("group.active", K::Decision, "any", "a file of a group that is not dissolved is kept", "group active", None, "kept while the group is active", C::None, "", ""),
+    rule("evidence.require_bundle", K::Decision, "any", "with --require-bundle, a file whose SHA-256 is not in the bundle manifest is kept", "not preserved in the evidence bundle", None, "kept until preserved", C::None, "", ""),
+    rule("database.never_delete", K::Decision, "any", "databases the plan read are never deleted", "database", None, "never deleted", C::None, "", ""),
+];
+
+fn to_strings(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| w.to_string()).collect()
+}
+
+/// A policy file: every field optional so a user writes only what changes.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    version: Option<u32>,
+    keywords: Option<KeywordsOverride>,
+    #[serde(default)]
+    rule: Vec<RuleOverride>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeywordsOverride {
+    education: Option<Vec<String>>,
+    ecommerce: Option<Vec<String>>,
+    commercial: Option<Vec<String>>,
+    family: Option<Vec<String>>,
+    work: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleOverride {
+    id: String,
+    // Text rather than Period so "none" can remove a period.
+    period: Option<String>,
+    what: Option<String>,
+    label: Option<String>,
+    note: Option<String>,
+    seed: Option<String>,
+    seed_text: Option<String>,
+    // Fixed by the decision procedure; accepted only when unchanged so a
+    // dumped policy loads back.
+    kind: Option<RuleKind>,
+    platform: Option<String>,
+    clock: Option<Clock>,
+    affects_files: Option<bool>,
+}
+
+impl Policy {
+    /// The default policy of `spec/retention.md`.
+    pub fn builtin() -> Policy {
+        let rules = BUILTIN_RULES
+            .iter()
+            .map(|spec| Rule {
+                id: spec.id.to_string(),
+                kind: spec.kind,
+                platform: spec.platform.to_string(),
+                what: spec.what.to_string(),
+                label: spec.label.to_string(),
+                period: spec.period,
+                note: spec.note.to_string(),
+                clock: spec.clock,
+                seed: spec.seed.to_string(),
+                seed_text: spec.seed_text.to_string(),
+                affects_files: FILE_RULES.contains(&spec.id),
+            })
+            .collect();
+        Policy {
+            version: POLICY_FORMAT_VERSION,
+            keywords: GroupKeywords {
+                education: to_strings(&["班", "课", "家长", "学", "老师", "培训", "教育"]),
+                ecommerce: to_strings(&["团购", "订单", "商城", "代购", "售后", "拼单", "电商"]),
+                commercial: to_strings(&["公司", "项目", "合作", "客户", "商务"]),
+                family: Vec::new(),
+                work: Vec::new(),
+            },
+            rules,
+            source: "builtin".to_string(),
+        }
+    }
+
+    /// The built-in policy with the periods, texts and keyword lists of a TOML file applied.
+    pub fn from_toml_file(path: &Path) -> Result<Policy, RetentionError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| RetentionError::io("read policy file", path, e))?;
+        let mut policy = Policy::from_toml_str(&text).map_err(|e| match e {
+            RetentionError::PolicyFile { message, .. } => RetentionError::PolicyFile {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
+        })?;
+        policy.source = path.display().to_string();
+        Ok(policy)
+    }
+
+    /// Same as [`Policy::from_toml_file`] for text already in memory.
+    pub fn from_toml_str(text: &str) -> Result<Policy, RetentionError> {
+        let file_error = |message: String| RetentionError::PolicyFile {
+            path: "<text>".into(),
+            message,
+        };
+        let file: PolicyFile = toml::from_str(text).map_err(|e| file_error(e.to_string()))?;
+        if let Some(version) = file.version {
+            if version != POLICY_FORMAT_VERSION {
+                return Err(file_error(format!(
+                    "version {version} is not supported (this tool reads version {POLICY_FORMAT_VERSION})"
+                )));
+            }
+        }
+        let mut policy = Policy::builtin();
+        policy.source = "text".to_string();
+        if let Some(k) = file.keywords {
+            let lists = [
+                (k.education, &mut policy.keywords.education),
+                (k.ecommerce, &mut policy.keywords.ecommerce),
+                (k.commercial, &mut policy.keywords.commercial),
+                (k.family, &mut policy.keywords.family),
+                (k.work, &mut policy.keywords.work),
+            ];
+            for (new, target) in lists {
+                if let Some(new) = new {
+                    if new.iter().any(|w| w.trim().is_empty()) {
+                        return Err(file_error(
+                            "an empty keyword would match every group name".to_string(),
+                        ));
+                    }
+                    *target = new;
+                }
+            }
+        }
+        let mut seen = BTreeSet::new();
+        for over in file.rule {
+            if !seen.insert(over.id.clone()) {
+                return Err(file_error(format!("rule {} is given twice", over.id)));
+            }
+            let Some(rule) = policy.rules.iter_mut().find(|r| r.id == over.id) else {
+                return Err(file_error(format!(
+                    "unknown rule id {:?}; `chatvault policy` lists the ids",
+                    over.id
+                )));
+            };
+            let fixed = |field: &str, same: bool| {
+                if same {
+                    Ok(())
+                } else {
+                    Err(file_error(format!(
+                        "rule {}: {field} is fixed by the decision procedure; only period, keywords and texts can change",
+                        over.id
+                    )))
+                }
+            };
+            fixed("kind", over.kind.is_none_or(|k| k == rule.kind))?;
+            fixed(
+                "platform",
+                over.platform.as_ref().is_none_or(|p| *p == rule.platform),
+            )?;
+            fixed("clock", over.clock.is_none_or(|c| c == rule.clock))?;
+            fixed(
+                "affects_files",
+                over.affects_files.is_none_or(|a| a == rule.affects_files),
+            )?;
+            if let Some(text) = over.period {
+                rule.period = if text.trim().eq_ignore_ascii_case("none") {
+                    None
+                } else {
+                    Some(
+                        Period::parse(&text).map_err(|reason| RetentionError::InvalidPeriod {
+                            rule_id: over.id.clone(),
+                            value: text.clone(),
+                            reason,
+                        })?,
+                    )
+                };
+            }
+            let texts = [
+                (over.what, &mut rule.what),
+                (over.label, &mut rule.label),
+                (over.note, &mut rule.note),
+                (over.seed, &mut rule.seed),
+                (over.seed_text, &mut rule.seed_text),
+            ];
+            for (new, target) in texts {
+                if let Some(new) = new {
+                    *target = new;
+                }
+            }
+        }
+        Ok(policy)
+    }
+
+    /// The whole policy as TOML, in the shape [`Policy::from_toml_file`] reads.
+    pub fn to_toml(&self) -> Result<String, RetentionError> {
+        let body = toml::to_string(self).map_err(|e| RetentionError::Serialize {
+            what: "policy as TOML",
+            message: e.to_string(),
+        })?;
+        Ok(format!(
+            "# chatvault retention policy (source: {}). Edit periods (\"72 hours\", \"7 days\",\n\
+             # \"6 months\", \"3 years\", \"none\") and keyword lists; load with --policy.\n{body}",
+            self.source
+        ))
+    }
+
+    /// SHA-256 of the policy text in force: the canonical TOML of the rules and
+    /// keywords, so two files that amount to the same policy hash the same.
+    pub fn sha256(&self) -> Result<String, RetentionError> {
+        let body = toml::to_string(self).map_err(|e| RetentionError::Serialize {
+            what: "policy as TOML",
+            message: e.to_string(),
+        })?;
+        Ok(sha256_hex(body.as_bytes()))
+    }
+
+    pub fn rule(&self, id: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.id == id)
+    }
+
+    pub fn rule_ids(&self) -> Vec<String> {
+        self.rules.iter().map(|r| r.id.clone()).collect()
+    }
+
+    /// JSON for `chatvault policy --json`.
+    pub fn to_json(&self) -> Result<String, RetentionError> {
+        let value = serde_json::json!({
+            "version": self.version,
+            "source": self.source,
+            "sha256": self.sha256()?,
+            "keywords": self.keywords,
+            "rules": self.rules,
+        });
+        serde_json::to_string_pretty(&value).map_err(|e| RetentionError::Serialize {
+            what: "policy as JSON",
+            message: e.to_string(),
+        })
+    }
+
+    /// A human table for `chatvault policy`.
+    pub fn to_table(&self) -> String {
+        let header = ["id", "kind", "platform", "period", "files", "seed", "what"];
+        let rows: Vec<[String; 7]> = self
+            .rules
+            .iter()
+            .map(|r| {
+                [
+                    r.id.clone(),
+                    format!("{:?}", r.kind).to_lowercase(),
+                    r.platform.clone(),
+                    r.period_phrase(),
+                    if r.affects_files { "yes" } else { "no" }.to_string(),
+                    r.seed.clone(),
+                    r.what.clone(),
+                ]
+            })
+            .collect();
+        let mut widths = header.map(display_width);
+        for row in &rows {
+            for (width, cell) in widths.iter_mut().zip(row.iter()).take(6) {
+                *width = (*width).max(display_width(cell));
+            }
+        }
+        let line = |cells: &[String]| {
+            let mut out = String::new();
+            for (i, cell) in cells.iter().enumerate() {
+                if i + 1 == cells.len() {
+                    out.push_str(cell);
+                } else {
+                    let pad = widths[i].saturating_sub(display_width(cell));
+                    out.push_str(cell);
+                    out.push_str(&" ".repeat(pad + 2));
+                }
+            }
+            out.trim_end().to_string()
+        };
+        let mut out = String::new();
+        out.push_str(&line(&header.map(String::from)));
+        out.push('\n');
+        for row in &rows {
+            out.push_str(&line(row));
+            out.push('\n');
+        }
+        out.push_str(&format!(
+            "\n\"files\" = whether the rule can change a cached file's cleanup decision.\nGroup-name keywords (first match wins, in this order):\n  education:  {}\n  ecommerce:  {}\n  commercial: {}\n  family:     {}\n  work:       {}\nsource: {}\n",
+            self.keywords.education.join(" "),
+            self.keywords.ecommerce.join(" "),
+            self.keywords.commercial.join(" "),
+            self.keywords.family.join(" "),
+            self.keywords.work.join(" "),
+            self.source,
+        ));
+        out
+    }
+}
+
+/// Terminal columns, counting CJK and other wide characters as two so the table lines up.
+fn display_width(text: &str) -> usize {
+    text.chars()
+        .map(|c| match u32::from(c) {
+            0x1100..=0x115F
+            | 0x2E80..=0xA4CF
+            | 0xAC00..=0xD7A3
+            | 0xF900..=0xFAFF
+            | 0xFE30..=0xFE4F
+            | 0xFF00..=0xFF60
+            | 0xFFE0..=0xFFE6 => 2,
+            _ => 1,
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC_IDS: &[&str] = &[
+        "wechat.chat.roaming",
+        "wechat.chat.local",
+        "wechat.group_file",
+        "wechat.qr_code",
+        "wechat.temp_group",
+        "wechat.file.server",
+        "wecom.recoverable",
+        "wecom.dissolved_record",
+        "qq.roaming",
+        "qq.recycle_bin",
+        "qq.recovery",
+        "qq.undo_dissolve",
+        "dingtalk.compliance_archive",
+        "live_group",
+        "hold.education",
+        "hold.ecommerce",
+        "hold.ip_content",
+        "hold.wecom.audit",
+        "notice.default",
+        "notice.commercial",
+        "block.red_packet",
+        "notify.over_40",
+        "owner.transferred",
+        "size.limits",
+        "observe.72h",
+        "crossborder.48h",
+        "zombie.30d",
+        "announce.hash",
+        "review.two_person",
+        "anonymize",
+        "inform.pipl",
+        "export.csv",
+        "archive.speed",
+    ];
+
+    #[test]
+    fn builtin_has_every_spec_rule_once() {
+        let policy = Policy::builtin();
+        for id in SPEC_IDS {
+            assert_eq!(
+                policy.rules.iter().filter(|r| r.id == *id).count(),
+                1,
+                "rule {id}"
+            );
+        }
+        for id in FILE_RULES {
+            assert!(policy.rule(id).is_some(), "file rule {id} missing");
+        }
+        // Procedure rules are listed but flagged as not deciding files, except the observation period.
+        assert!(!policy.rule("notice.default").unwrap().affects_files);
+        assert!(policy.rule("observe.72h").unwrap().affects_files);
+        let table = policy.to_table();
+        for id in SPEC_IDS {
+            assert!(table.contains(id), "table misses {id}");
+        }
+        let json: serde_json::Value = serde_json::from_str(&policy.to_json().unwrap()).unwrap();
+        assert_eq!(json["rules"].as_array().unwrap().len(), policy.rules.len());
+    }
+
+    #[test]
+    fn dump_loads_back_to_the_same_policy() {
+        let policy = Policy::builtin();
+        let text = policy.to_toml().unwrap();
+        let loaded = Policy::from_toml_str(&text).unwrap();
+        assert_eq!(loaded.rules, policy.rules);
+        assert_eq!(loaded.keywords, policy.keywords);
+        assert_eq!(loaded.sha256().unwrap(), policy.sha256().unwrap());
+    }
+
+    #[test]
+    fn policy_file_overrides_period_and_changes_sha256() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("policy.toml");
+        std::fs::write(
+            &path,
+            "[keywords]\nfamily = [\"家\"]\n\n[[rule]]\nid = \"wechat.group_file\"\nperiod = \"14 days\"\n",
+        )
+        .unwrap();
+        let policy = Policy::from_toml_file(&path).unwrap();
+        assert_eq!(
+            policy.rule("wechat.group_file").unwrap().period,
+            Some(Period::days(14))
+        );
+        assert_eq!(policy.keywords.family, vec!["家".to_string()]);
+        // Lists the file did not name keep their built-in values.
+        assert_eq!(
+            policy.keywords.education,
+            Policy::builtin().keywords.education
+        );
+        assert_ne!(
+            policy.sha256().unwrap(),
+            Policy::builtin().sha256().unwrap()
+        );
+        assert_eq!(policy.source, path.display().to_string());
+    }
+
+    #[test]
+    fn policy_file_errors_are_actionable() {
+        let unknown =
+            Policy::from_toml_str("[[rule]]\nid = \"wechat.group_files\"\nperiod = \"1 day\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(unknown.contains("unknown rule id"), "{unknown}");
+        let bad_period =
+            Policy::from_toml_str("[[rule]]\nid = \"hold.education\"\nperiod = \"6 fortnights\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(bad_period.contains("hold.education"), "{bad_period}");
+        let clock = Policy::from_toml_str("[[rule]]\nid = \"hold.education\"\nclock = \"mtime\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(clock.contains("fixed"), "{clock}");
+        assert!(
+            Policy::from_toml_str("[[rule]]\nid = \"hold.education\"\nperiode = \"1y\"\n").is_err()
+        );
+    }
+
+    #[test]
+    fn periods_parse_and_print() {
+        assert_eq!(Period::parse("72h").unwrap(), Period::hours(72));
+        assert_eq!(Period::parse("7 days").unwrap(), Period::days(7));
+        assert_eq!(Period::parse("6mo").unwrap(), Period::months(6));
+        assert_eq!(Period::parse("3 Years").unwrap(), Period::years(3));
+        assert_eq!(Period::parse("0").unwrap(), Period::hours(0));
+        assert!(Period::parse("days").is_err());
+        assert!(Period::parse("5 weeks").is_err());
+        assert_eq!(Period::days(1).to_string(), "1 day");
+        assert_eq!(Period::years(3).to_string(), "3 years");
+    }
+}

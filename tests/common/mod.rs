@@ -1,0 +1,157 @@
+//! Helpers shared by the integration tests: run the binary, simulate sources, read CSV
+//! back, and hash trees independently of the code under test.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+use sha2::{Digest, Sha256};
+
+pub fn chatvault() -> Command {
+    let mut cmd = Command::cargo_bin("chatvault").unwrap();
+    cmd.env_remove("RUST_LOG");
+    cmd
+}
+
+pub fn run(args: &[&str]) -> Output {
+    chatvault().args(args).output().unwrap()
+}
+
+pub fn run_ok(args: &[&str]) -> Output {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "chatvault {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    out
+}
+
+/// A fixed reference time so simulated sources are identical across runs.
+pub const NOW: &str = "2025-06-12T08:00:00Z";
+
+/// Simulates a source into `dir/name` and returns its path.
+pub fn simulate(platform: &str, dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
+    let root = dir.join(name);
+    let mut args = vec![
+        "simulate",
+        platform,
+        "--out",
+        root.to_str().unwrap(),
+        "--now",
+        NOW,
+    ];
+    args.extend_from_slice(extra);
+    run_ok(&args);
+    root
+}
+
+/// Parses a CSV file written by chatvault: strips the BOM, undoes the formula guard.
+pub fn read_csv(path: &Path) -> Vec<BTreeMap<String, String>> {
+    let bytes = std::fs::read(path).unwrap();
+    let body = bytes.strip_prefix("\u{FEFF}".as_bytes()).unwrap_or(&bytes);
+    let mut reader = csv::ReaderBuilder::new().from_reader(body);
+    let headers: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_string)
+        .collect();
+    reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            headers
+                .iter()
+                .cloned()
+                .zip(
+                    r.iter()
+                        .map(|c| chatvault::sink::csv::unguard_cell(c).to_string()),
+                )
+                .collect()
+        })
+        .collect()
+}
+
+pub fn sha256_file(path: &Path) -> String {
+    let bytes = std::fs::read(path).unwrap();
+    format!("{:x}", Sha256::digest(&bytes))
+}
+
+/// Every file under `root` (not following links) with its SHA-256 and metadata that a
+/// read must not change.
+pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, (String, u64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut map = BTreeMap::new();
+    for entry in walkdir::WalkDir::new(root).follow_links(false) {
+        let entry = entry.unwrap();
+        let meta = entry.path().symlink_metadata().unwrap();
+        if meta.file_type().is_file() {
+            map.insert(
+                entry.path().to_path_buf(),
+                (sha256_file(entry.path()), meta.len(), meta.mtime()),
+            );
+        } else if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(entry.path()).unwrap();
+            map.insert(
+                entry.path().to_path_buf(),
+                (target.to_string_lossy().into_owned(), 0, 0),
+            );
+        }
+    }
+    map
+}
+
+/// Opens a private copy of a WeChat database (with its WAL) for ground-truth queries, so
+/// the test itself never changes the source.
+pub fn ground_truth_db(root: &Path, rel: &str) -> (tempfile::TempDir, rusqlite::Connection) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = root.join(rel);
+    let name = src.file_name().unwrap().to_owned();
+    let copy = dir.path().join(&name);
+    std::fs::copy(&src, &copy).unwrap();
+    for suffix in ["-wal", "-journal"] {
+        let mut from = src.as_os_str().to_owned();
+        from.push(suffix);
+        let from = PathBuf::from(from);
+        if from.exists() {
+            let mut to = copy.as_os_str().to_owned();
+            to.push(suffix);
+            std::fs::copy(&from, PathBuf::from(to)).unwrap();
+        }
+    }
+    let conn = rusqlite::Connection::open(&copy).unwrap();
+    (dir, conn)
+}
+
+/// An outside tool, or `None` (then the calling test skips that check, unless
+/// CHATVAULT_REQUIRE_TOOLS is set, as in CI).
+pub fn tool(name: &str) -> Option<PathBuf> {
+    let found = if name == "bagit.py" {
+        std::env::var_os("BAGIT_PY").map(PathBuf::from)
+    } else {
+        None
+    }
+    .or_else(|| {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join(name))
+                .find(|p| p.is_file())
+        })
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CHATVAULT_REQUIRE_TOOLS").is_none(),
+            "{name} is required (CHATVAULT_REQUIRE_TOOLS is set) but not found"
+        );
+        eprintln!("note: {name} not found; skipping that check");
+    }
+    found
+}
+
+pub fn exit_code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
