@@ -1,0 +1,228 @@
+//! Retention plans and cleanup on simulated sources: decisions, apply, quarantine, undo,
+//! refusals. Rule boundaries are unit-tested in `retention::decide`.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+fn plan(root: &Path, out: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["plan", root.to_str().unwrap(), "--out", out.to_str().unwrap(), "--now", NOW];
+    args.extend_from_slice(extra);
+    run_ok(&args);
+    serde_json::from_slice(&std::fs::read(out).unwrap()).unwrap()
+}
+
+fn entries_by(plan: &serde_json::Value, action: &str) -> BTreeSet<String> {
+    plan["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == action)
+        .map(|e| e["path"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn source(dir: &Path) -> PathBuf {
+    simulate("wechat", dir, "wx", &["--groups", "3", "--messages", "1500", "--days", "30", "--seed", "5"])
+}
+
+fn relative(snapshot: &BTreeMap<PathBuf, (String, u64, i64)>, root: &Path) -> BTreeMap<String, String> {
+    snapshot
+        .iter()
+        .map(|(p, (sha, _, _))| (p.strip_prefix(root).unwrap().to_string_lossy().into_owned(), sha.clone()))
+        .collect()
+}
+
+#[test]
+fn plan_covers_every_file_and_follows_the_dissolution() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = source(dir.path());
+    let plan_path = dir.path().join("plan.json");
+    let planned_json = plan(&root, &plan_path, &["--hash"]);
+    assert!(dir.path().join("plan.json.sha256").is_file());
+    assert!(dir.path().join("plan.csv").is_file());
+
+    // One entry per file under the root, links included.
+    let on_disk: BTreeSet<String> = relative(&snapshot(&root), &root).into_keys().collect();
+    let planned: BTreeSet<String> = planned_json["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap().to_string())
+        .collect();
+    let on_disk_utf8: BTreeSet<String> = on_disk.iter().filter(|p| !p.contains('\u{FFFD}')).cloned().collect();
+    assert!(on_disk_utf8.is_subset(&planned), "{:?}", on_disk_utf8.difference(&planned).collect::<Vec<_>>());
+    assert_eq!(planned.len(), on_disk.len());
+
+    // The simulated dissolution (群主已解散该群, ~9 days before NOW) releases that group's media;
+    // active groups keep everything; the database is never deleted; orphans go to review.
+    let groups = planned_json["header"]["groups"].as_array().unwrap();
+    let dissolved: Vec<&str> = groups
+        .iter()
+        .filter(|g| !g["dissolved_at"].is_null())
+        .map(|g| g["group_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(dissolved.len(), 1, "{groups:?}");
+    let deletes = entries_by(&planned_json, "delete");
+    assert!(!deletes.is_empty());
+    for e in planned_json["entries"].as_array().unwrap() {
+        let path = e["path"].as_str().unwrap();
+        if e["action"] == "delete" {
+            assert_eq!(e["group_id"], dissolved[0], "{path}");
+            assert!(e["sha256"].is_string());
+            assert!(e["reason"].as_str().unwrap().contains("seed"), "{e}");
+        }
+        if path.starts_with("EnMicroMsg.db") {
+            assert_ne!(e["action"], "delete");
+        }
+        if e["group_id"].is_null() {
+            assert_ne!(e["action"], "delete", "orphan {path}");
+        }
+    }
+    assert!(!entries_by(&planned_json, "review").is_empty(), "orphans are reviewed");
+
+    // --dissolved-at and --group-type override: a group made `education` keeps its media 6
+    // months; the education group, made `family` and dissolved long ago, releases its media.
+    let education = groups
+        .iter()
+        .find(|g| g["group_type"] == "education")
+        .map(|g| g["group_id"].as_str().unwrap().to_string())
+        .unwrap();
+    let overridden = plan(
+        &root,
+        &dir.path().join("plan2.json"),
+        &[
+            "--dissolved-at",
+            &format!("{education}=2025-01-01T00:00:00Z"),
+            "--group-type",
+            &format!("{dissolved}=education", dissolved = dissolved[0]),
+            "--group-type",
+            &format!("{education}=family"),
+        ],
+    );
+    for e in overridden["entries"].as_array().unwrap() {
+        if e["group_id"] == dissolved[0] && e["action"] == "keep" {
+            assert_eq!(e["rule"], "hold.education", "{e}");
+        }
+    }
+    assert!(overridden["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["group_id"] == education.as_str() && e["action"] == "delete"));
+}
+
+#[test]
+fn apply_deletes_exactly_the_plan_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = source(dir.path());
+    let plan_path = dir.path().join("plan.json");
+    let planned_json = plan(&root, &plan_path, &["--hash"]);
+    let deletes = entries_by(&planned_json, "delete");
+    let before = relative(&snapshot(&root), &root);
+
+    // A dry run touches nothing.
+    run_ok(&["clean", plan_path.to_str().unwrap()]);
+    assert_eq!(relative(&snapshot(&root), &root), before);
+
+    // Without a terminal, --apply needs --yes.
+    let refused = run(&["clean", plan_path.to_str().unwrap(), "--apply"]);
+    assert!(!refused.status.success());
+    assert_eq!(relative(&snapshot(&root), &root), before);
+
+    run_ok(&["clean", plan_path.to_str().unwrap(), "--apply", "--yes"]);
+    let after = relative(&snapshot(&root), &root);
+    let gone: BTreeSet<String> = before.keys().filter(|p| !after.contains_key(*p)).cloned().collect();
+    assert_eq!(gone, deletes, "exactly the planned deletions");
+    for (path, sha) in &after {
+        assert_eq!(&before[path], sha, "{path} changed");
+    }
+    // The journal has one line per deletion, and a rerun does nothing more.
+    let journal = std::fs::read_to_string(dir.path().join("plan.json.journal")).unwrap();
+    let deleted_lines = journal.lines().filter(|l| l.contains("\"deleted\"")).count();
+    assert_eq!(deleted_lines, deletes.len());
+    run_ok(&["clean", plan_path.to_str().unwrap(), "--apply", "--yes"]);
+    let journal = std::fs::read_to_string(dir.path().join("plan.json.journal")).unwrap();
+    assert_eq!(journal.lines().filter(|l| l.contains("\"deleted\"")).count(), deletes.len());
+}
+
+#[test]
+fn quarantine_then_undo_restores_every_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = source(dir.path());
+    let plan_path = dir.path().join("plan.json");
+    let planned_json = plan(&root, &plan_path, &[]);
+    let before = relative(&snapshot(&root), &root);
+    let quarantine = dir.path().join("q");
+    run_ok(&[
+        "clean",
+        plan_path.to_str().unwrap(),
+        "--apply",
+        "--yes",
+        "--quarantine",
+        quarantine.to_str().unwrap(),
+    ]);
+    for path in entries_by(&planned_json, "delete") {
+        assert!(!root.join(&path).exists());
+        assert_eq!(sha256_file(&quarantine.join(&path)), before[&path]);
+    }
+    run_ok(&["undo", dir.path().join("plan.json.journal").to_str().unwrap()]);
+    assert_eq!(relative(&snapshot(&root), &root), before);
+}
+
+#[test]
+fn changed_files_are_skipped_and_tampered_plans_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = source(dir.path());
+    let plan_path = dir.path().join("plan.json");
+    let planned_json = plan(&root, &plan_path, &["--hash"]);
+    let deletes: Vec<String> = entries_by(&planned_json, "delete").into_iter().collect();
+    assert!(deletes.len() >= 2);
+    // One file gets new content of the same size, another a new size.
+    let same_size = root.join(&deletes[0]);
+    let len = std::fs::metadata(&same_size).unwrap().len() as usize;
+    std::fs::write(&same_size, vec![b'x'; len]).unwrap();
+    std::fs::write(root.join(&deletes[1]), b"grown and changed").unwrap();
+
+    // A tampered plan is refused before anything is touched.
+    let tampered = dir.path().join("tampered.json");
+    let text = std::fs::read_to_string(&plan_path).unwrap();
+    std::fs::write(&tampered, text.replacen("\"keep\"", "\"delete\"", 1)).unwrap();
+    std::fs::copy(dir.path().join("plan.json.sha256"), dir.path().join("tampered.json.sha256")).unwrap();
+    let out = run(&["clean", tampered.to_str().unwrap(), "--apply", "--yes"]);
+    assert_eq!(exit_code(&out), 10, "{}", String::from_utf8_lossy(&out.stderr));
+
+    let out = run(&["clean", plan_path.to_str().unwrap(), "--apply", "--yes"]);
+    assert_eq!(exit_code(&out), 11, "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&format!("SKIPPED           {}", deletes[0])), "{stdout}");
+    assert!(same_size.exists() && root.join(&deletes[1]).exists());
+    for path in &deletes[2..] {
+        assert!(!root.join(path).exists(), "{path}");
+    }
+}
+
+#[test]
+fn policy_shows_every_rule_and_a_policy_file_changes_decisions() {
+    let out = run_ok(&["policy", "--json"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for id in ["wechat.group_file", "observe.72h", "qq.recycle_bin", "hold.ecommerce", "dingtalk.compliance_archive"] {
+        assert!(text.contains(id), "{id}");
+    }
+    let dump = run_ok(&["policy", "--dump"]);
+    let dir = tempfile::tempdir().unwrap();
+    let toml = String::from_utf8(dump.stdout).unwrap();
+    assert!(toml.contains("observe.72h"));
+    // Lengthen the observation period to 1000 days: nothing becomes deletable.
+    let edited = dir.path().join("p.toml");
+    std::fs::write(&edited, "[[rule]]\nid = \"observe.72h\"\nperiod = \"1000 days\"\n").unwrap();
+    let root = source(dir.path());
+    let base = plan(&root, &dir.path().join("a.json"), &[]);
+    let strict = plan(&root, &dir.path().join("b.json"), &["--policy", edited.to_str().unwrap()]);
+    assert!(!entries_by(&base, "delete").is_empty());
+    assert!(entries_by(&strict, "delete").is_empty());
+    assert_ne!(base["header"]["policy_sha256"], strict["header"]["policy_sha256"]);
+}
