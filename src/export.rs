@@ -1,6 +1,7 @@
 //! The export pipeline: a source's groups, members and messages → CSV files and media in
 //! an evidence bundle, with the source hashed before and after.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::path::PathBuf;
@@ -10,6 +11,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 use rayon::prelude::*;
 use serde_json::json;
 
+use crate::anonymize::{Anonymizer, Identity, Key};
 use crate::evidence::{self, BagOptions, BagSummary, BagWriter, EvidenceError, TagFiles};
 use crate::pathsafe::{self, Resolved};
 use crate::records::{Group, MediaLocation, Message, Warning};
@@ -70,6 +72,15 @@ pub struct ExportOptions {
     /// The command line as given, without secrets, for the evidence.
     pub command_line: Vec<String>,
     pub progress: bool,
+    /// Pseudonymize members and redact PII (outputs.md, "Anonymized exports").
+    pub anonymize: Option<AnonymizeOptions>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AnonymizeOptions {
+    pub key: Key,
+    /// Copy media (under message-id names) instead of leaving them out.
+    pub with_media: bool,
 }
 
 impl ExportOptions {
@@ -92,6 +103,7 @@ impl ExportOptions {
             fixed_time: None,
             command_line: Vec::new(),
             progress: false,
+            anonymize: None,
         }
     }
 }
@@ -140,6 +152,74 @@ struct SourceRecord {
     path: PathBuf,
     size: u64,
     sha256_before: String,
+    /// Media paths can carry names (`Download/张伟的简历.pdf`): hidden in anonymized exports.
+    is_media: bool,
+}
+
+/// How people appear in the output: as the source names them, or pseudonymized with
+/// names and PII in free text replaced.
+struct Identities {
+    anonymizer: Option<Anonymizer>,
+}
+
+impl Identities {
+    fn id<'a>(&self, id: &'a str) -> Cow<'a, str> {
+        match &self.anonymizer {
+            Some(a) => Cow::Owned(a.pseudonym(id)),
+            None => Cow::Borrowed(id),
+        }
+    }
+
+    /// A person's name: with anonymization, their pseudonym (or, with no id, the name's
+    /// text anonymized).
+    fn name<'a>(&self, id: Option<&str>, name: &'a str) -> Cow<'a, str> {
+        match (&self.anonymizer, id) {
+            (None, _) => Cow::Borrowed(name),
+            (Some(_), _) if name.is_empty() => Cow::Borrowed(""),
+            (Some(a), Some(id)) if !id.is_empty() => Cow::Owned(a.pseudonym(id)),
+            (Some(a), _) => Cow::Owned(a.text(name)),
+        }
+    }
+
+    fn text<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        match &self.anonymizer {
+            Some(a) => Cow::Owned(a.text(text)),
+            None => Cow::Borrowed(text),
+        }
+    }
+
+    fn active(&self) -> bool {
+        self.anonymizer.is_some()
+    }
+}
+
+/// Every member of the exported groups and everyone else the source can name.
+fn build_anonymizer(
+    source: &dyn Source,
+    groups: &[Group],
+    key: &Key,
+) -> Result<Anonymizer, ExportError> {
+    let mut identities = Vec::new();
+    let mut add = |m: crate::records::Member| {
+        let mut names = vec![m.display_name, m.group_nickname];
+        names.extend(m.alias);
+        identities.push(Identity {
+            member_id: m.member_id,
+            names,
+        });
+    };
+    for group in groups {
+        source.members(&group.id)?.into_iter().for_each(&mut add);
+    }
+    source.people().into_iter().for_each(&mut add);
+    // A name with no member behind it is replaced by a pseudonym of the name itself.
+    for name in source.unattributed_names() {
+        identities.push(Identity {
+            member_id: name.clone(),
+            names: vec![name],
+        });
+    }
+    Ok(Anonymizer::new(key, source.platform().as_str(), identities))
 }
 
 struct Warnings {
@@ -163,6 +243,12 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary, ExportError> {
     let groups = select_groups(source.as_ref(), opts)?;
 
     // Databases are hashed before anything is read from them, and again at the end.
+    let identities = Identities {
+        anonymizer: match &opts.anonymize {
+            Some(a) => Some(build_anonymizer(source.as_ref(), &groups, &a.key)?),
+            None => None,
+        },
+    };
     let mut sources: BTreeMap<String, SourceRecord> = BTreeMap::new();
     let db_files = source.source_files();
     let before: Vec<_> = db_files
@@ -178,6 +264,7 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary, ExportError> {
                 path,
                 size,
                 sha256_before: sha,
+                is_media: false,
             },
         );
     }
@@ -190,7 +277,14 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary, ExportError> {
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
     })?;
     let mut warnings = Warnings {
-        kept: source.warnings(),
+        kept: source
+            .warnings()
+            .into_iter()
+            .map(|w| Warning {
+                location: identities.text(&w.location).into_owned(),
+                message: identities.text(&w.message).into_owned(),
+            })
+            .collect(),
         total: 0,
     };
     warnings.total = warnings.kept.len() as u64;
@@ -226,9 +320,9 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary, ExportError> {
                 .row(&[
                     platform,
                     &group.id,
-                    &m.member_id,
-                    &m.display_name,
-                    &m.group_nickname,
+                    &identities.id(&m.member_id),
+                    &identities.name(Some(&m.member_id), &m.display_name),
+                    &identities.name(Some(&m.member_id), &m.group_nickname),
                     m.role.as_str(),
                     &joined,
                     if m.left { "true" } else { "false" },
@@ -237,6 +331,7 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary, ExportError> {
             names.insert(m.member_id.clone(), m.shown_name().to_string());
         }
         let group_dir = media::group_dir(&group.id);
+        let group_name = identities.text(&group.name);
         let mut used_media_names: HashSet<String> = HashSet::new();
 
         for message in source.messages(&group.id)? {
@@ -264,20 +359,21 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary, ExportError> {
                 &mut media_counts,
                 &mut sources,
                 &mut warnings,
+                &identities,
             )?;
             messages_csv
                 .row(&[
                     platform,
                     &group.id,
-                    &group.name,
+                    &group_name,
                     &message.message_id,
                     &timefmt::utc_millis(message.time_ms),
                     &timefmt::local_millis(message.time_ms, opts.tz),
-                    message.sender_id.as_deref().unwrap_or(""),
-                    &sender_name,
+                    &identities.id(message.sender_id.as_deref().unwrap_or("")),
+                    &identities.name(message.sender_id.as_deref(), &sender_name),
                     message.direction.as_str(),
                     message.kind.as_str(),
-                    &message.text,
+                    &identities.text(&message.text),
                     &media_path,
                     &media_sha,
                     &message.raw_type,
@@ -312,8 +408,8 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary, ExportError> {
             .row(&[
                 platform,
                 &group.id,
-                &group.name,
-                group.owner_id.as_deref().unwrap_or(""),
+                &identities.text(&group.name),
+                &identities.id(group.owner_id.as_deref().unwrap_or("")),
                 &member_count.to_string(),
                 &s.messages.to_string(),
                 &s.first_ms.map(timefmt::utc_millis).unwrap_or_default(),
@@ -340,7 +436,7 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary, ExportError> {
     }
 
     // Every source file read must still hash as it did: otherwise the app was writing.
-    let after: Vec<(String, Result<(String, u64), ExportError>)> = sources
+    let after: Vec<(String, HashResult)> = sources
         .par_iter()
         .map(|(rel, record)| (rel.clone(), hash_file(&record.path)))
         .collect();
@@ -352,22 +448,52 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary, ExportError> {
         if sha_after != record.sha256_before {
             return Err(ExportError::SourceChanged { path: rel });
         }
-        source_entries.push(json!({
-            "path": rel,
-            "size": record.size,
-            "sha256_before": record.sha256_before,
-            "sha256_after": sha_after,
-        }));
+        // Anonymized: a media file is named by its hash, never by its path.
+        source_entries.push(if identities.active() && record.is_media {
+            json!({
+                "media_sha256": record.sha256_before,
+                "size": record.size,
+                "sha256_before": record.sha256_before,
+                "sha256_after": sha_after,
+            })
+        } else {
+            json!({
+                "path": rel,
+                "size": record.size,
+                "sha256_before": record.sha256_before,
+                "sha256_after": sha_after,
+            })
+        });
     }
 
     let finished_at = opts.fixed_time.unwrap_or_else(Utc::now);
-    let root_display = opts.source.display().to_string();
+    // Paths can carry people's names (/home/zhangwei/…): anonymized evidence records none.
+    let root_display = if identities.active() {
+        serde_json::Value::Null
+    } else {
+        json!(opts.source.display().to_string())
+    };
+    let command_line: Vec<String> = if identities.active() {
+        opts.command_line
+            .iter()
+            .map(|arg| {
+                if arg.contains('/') || std::path::Path::new(arg).exists() {
+                    "[path]".to_string()
+                } else {
+                    identities.text(arg).into_owned()
+                }
+            })
+            .collect()
+    } else {
+        opts.command_line.clone()
+    };
+    let key_fingerprint = identities.anonymizer.as_ref().map(|a| a.key_fingerprint());
     let filters = json!({
         "groups": opts.groups,
         "since": opts.since.map(timefmt::utc_seconds),
         "until": opts.until.map(timefmt::utc_seconds),
         "include_private": opts.include_private,
-        "media": opts.media,
+        "media": media_wanted(opts),
         "tz": opts.tz.to_string(),
         "csv_bom": opts.csv.bom,
         "csv_guard": if opts.csv.guard { "excel" } else { "none" },
@@ -380,7 +506,6 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary, ExportError> {
     let platform_name = platform.to_string();
     let guard = if opts.csv.guard { "excel" } else { "none" };
     let group_count = groups.len();
-    let command_line = opts.command_line.clone();
     let warnings_total = warnings.total;
     let bundle = bag.finish(move |payload| {
         let evidence = json!({
@@ -395,19 +520,31 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary, ExportError> {
             "counts": counts,
             "warnings_total": warnings_total,
             "warnings": warning_list,
-            "anonymized": false,
-            "key_fingerprint": null,
+            "anonymized": key_fingerprint.is_some(),
+            "key_fingerprint": key_fingerprint,
             "manifest_sha256": payload.manifest_sha256,
         });
+        let mut bag_info = vec![
+            ("Chatvault-Format-Version".into(), FORMAT_VERSION.into()),
+            ("Chatvault-Platform".into(), platform_name.clone()),
+            ("Chatvault-Csv-Guard".into(), guard.into()),
+            (
+                "Chatvault-Anonymized".into(),
+                if key_fingerprint.is_some() {
+                    "yes"
+                } else {
+                    "no"
+                }
+                .into(),
+            ),
+        ];
+        if let Some(fingerprint) = &key_fingerprint {
+            bag_info.push(("Chatvault-Key-Fingerprint".into(), fingerprint.clone()));
+        }
+        bag_info.push(("Chatvault-Groups".into(), group_count.to_string()));
+        bag_info.push(("Chatvault-Messages".into(), total_messages.to_string()));
         TagFiles {
-            bag_info: vec![
-                ("Chatvault-Format-Version".into(), FORMAT_VERSION.into()),
-                ("Chatvault-Platform".into(), platform_name.clone()),
-                ("Chatvault-Csv-Guard".into(), guard.into()),
-                ("Chatvault-Anonymized".into(), "no".into()),
-                ("Chatvault-Groups".into(), group_count.to_string()),
-                ("Chatvault-Messages".into(), total_messages.to_string()),
-            ],
+            bag_info,
             evidence_json: serde_json::to_vec_pretty(&evidence).unwrap_or_default(),
         }
     })?;
@@ -475,7 +612,10 @@ fn write_media<W: Write>(
     counts: &mut MediaCounts,
     sources: &mut BTreeMap<String, SourceRecord>,
     warnings: &mut Warnings,
+    identities: &Identities,
 ) -> Result<(String, String), ExportError> {
+    let copy_media = media_wanted(opts);
+    let names_allowed = !identities.active();
     let mut shown = (String::new(), String::new());
     let platform = source.platform().as_str();
     for (index, media_ref) in message.media.iter().enumerate() {
@@ -491,7 +631,7 @@ fn write_media<W: Write>(
                 counts.not_downloaded += 1;
                 "not_downloaded"
             }
-            MediaLocation::Path(_) if !opts.media => {
+            MediaLocation::Path(_) if !copy_media => {
                 // Excluded media are not read; only a path that names its way out is flagged.
                 if escapes_by_name(named) {
                     counts.outside_root += 1;
@@ -506,7 +646,11 @@ fn write_media<W: Write>(
                     counts.outside_root += 1;
                     warnings.push(
                         format!("{} message {}", message.group_id, message.message_id),
-                        format!("media path outside the source root refused: {named}"),
+                        if names_allowed {
+                            format!("media path outside the source root refused: {named}")
+                        } else {
+                            "media path outside the source root refused".to_string()
+                        },
                     );
                     "outside_root"
                 }
@@ -514,7 +658,11 @@ fn write_media<W: Write>(
                     counts.missing += 1;
                     warnings.push(
                         format!("{} message {}", message.group_id, message.message_id),
-                        format!("media file missing: {rel}"),
+                        if names_allowed {
+                            format!("media file missing: {rel}")
+                        } else {
+                            "media file missing".to_string()
+                        },
                     );
                     row_source = rel;
                     "missing"
@@ -546,11 +694,12 @@ fn write_media<W: Write>(
                         path: path.clone(),
                         size: digest.size,
                         sha256_before: digest.sha256.clone(),
+                        is_media: true,
                     });
                     bundle_path = format!("data/{name}");
                     size = digest.size.to_string();
                     sha = digest.sha256;
-                    row_source = rel;
+                    row_source = if names_allowed { rel } else { sha.clone() };
                     if shown.0.is_empty() {
                         shown = (bundle_path.clone(), sha.clone());
                     }
@@ -558,6 +707,10 @@ fn write_media<W: Write>(
                 }
             },
         };
+        // Anonymized: a path is shown only as the copied file's hash.
+        if !names_allowed && status != "copied" {
+            row_source.clear();
+        }
         media_csv
             .row(&[
                 platform,
@@ -578,9 +731,16 @@ fn write_media<W: Write>(
     Ok(shown)
 }
 
+/// Media are copied unless `--no-media`; anonymized exports copy them only with `--with-media`.
+fn media_wanted(opts: &ExportOptions) -> bool {
+    opts.media && opts.anonymize.as_ref().is_none_or(|a| a.with_media)
+}
+
 fn escapes_by_name(named: &str) -> bool {
     named.starts_with('/') || named.split('/').any(|part| part == "..")
 }
+
+type HashResult = Result<(String, u64), ExportError>;
 
 /// SHA-256 and size of a source file.
 fn hash_file(path: &std::path::Path) -> Result<(String, u64), ExportError> {

@@ -6,6 +6,7 @@
 //! (filters, anonymization) → `sink` (CSV, media) → `evidence` (bag, hashes, verify).
 //! Cleanup: cache scan (`cleanup`) → `retention` policy → plan → clean.
 
+pub mod anonymize;
 pub mod cleanup;
 pub mod demo;
 pub mod evidence;

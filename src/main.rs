@@ -10,7 +10,7 @@ use chatvault::cleanup::{self, PlanOptions};
 use chatvault::export::{self, ExportOptions};
 use chatvault::retention::{self, CleanOptions, Plan, Policy, RetentionError};
 use chatvault::sink::csv::CsvStyle;
-use chatvault::{demo, evidence, inspect, simulate, source, timefmt};
+use chatvault::{anonymize, demo, evidence, inspect, simulate, source, timefmt};
 
 /// Exit codes, documented in README.md.
 mod code {
@@ -94,6 +94,25 @@ enum Command {
         /// Check the hashes listed in a sha256sum file instead.
         #[arg(long, value_name = "FILE", conflicts_with = "paths")]
         check: Option<PathBuf>,
+    },
+    /// Create a pseudonym key: 32 random bytes, mode 0600; refuses to overwrite.
+    #[command(after_help = "Example:\n  chatvault keygen ~/.chatvault/case-001.key")]
+    Keygen {
+        /// Where to write the key.
+        keyfile: PathBuf,
+    },
+    /// Print members' pseudonyms, to answer \"which rows are mine?\" without a stored mapping.
+    #[command(
+        after_help = "Example:\n  chatvault pseudonym --key-file case.key --platform wechat wxid_abc123 wxid_def456"
+    )]
+    Pseudonym {
+        #[arg(long, value_name = "KEYFILE")]
+        key_file: PathBuf,
+        #[arg(long, value_parser = ["wechat", "qq", "wecom", "dingtalk"])]
+        platform: String,
+        /// Member ids as the platform stores them.
+        #[arg(required = true)]
+        ids: Vec<String>,
     },
     /// Show the retention policy: every rule with its period, clock and seed citation.
     #[command(
@@ -244,6 +263,15 @@ struct ExportArgs {
     /// Use this time everywhere a time is recorded, for a byte-identical bundle.
     #[arg(long, value_name = "T")]
     fixed_time: Option<String>,
+    /// Replace members by keyed pseudonyms and PII by typed tokens; media left out.
+    #[arg(long, requires = "key_file")]
+    anonymize: bool,
+    /// The pseudonym key (32 bytes; created with mode 0600 if absent). Only its fingerprint is recorded.
+    #[arg(long, value_name = "KEYFILE")]
+    key_file: Option<PathBuf>,
+    /// With --anonymize: copy media too, under message-id names.
+    #[arg(long, requires = "anonymize")]
+    with_media: bool,
 }
 
 fn main() -> ExitCode {
@@ -327,6 +355,15 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 .transpose()?;
             opts.command_line = std::env::args().collect();
             opts.progress = true;
+            if args.anonymize {
+                let Some(key_file) = &args.key_file else {
+                    anyhow::bail!("--anonymize needs --key-file");
+                };
+                opts.anonymize = Some(export::AnonymizeOptions {
+                    key: anonymize::Key::load_or_create(key_file)?,
+                    with_media: args.with_media,
+                });
+            }
             let summary = export::export(&opts)?;
             print_export_summary(&summary);
             Ok(0)
@@ -348,6 +385,26 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 print!("{}", report.render());
             }
             Ok(if report.ok() { 0 } else { code::TAMPERED })
+        }
+        Command::Keygen { keyfile } => {
+            let key = anonymize::Key::generate(&keyfile)?;
+            println!(
+                "wrote {} (fingerprint {}); keep it safe: the same key gives the same pseudonyms",
+                keyfile.display(),
+                key.fingerprint()
+            );
+            Ok(0)
+        }
+        Command::Pseudonym {
+            key_file,
+            platform,
+            ids,
+        } => {
+            let key = anonymize::Key::load_or_create(&key_file)?;
+            for id in ids {
+                println!("{}\t{id}", anonymize::pseudonym(&key, &platform, &id));
+            }
+            Ok(0)
         }
         Command::Policy { json, dump, policy } => {
             let policy = load_policy(policy.as_ref())?;
@@ -609,6 +666,12 @@ fn exit_code(error: &anyhow::Error) -> u8 {
                 cleanup::PlanError::UnknownGroup(..) => code::NOT_FOUND,
                 cleanup::PlanError::Bundle { .. } => code::TAMPERED,
                 cleanup::PlanError::Io { .. } => code::DAMAGED,
+            };
+        }
+        if let Some(e) = cause.downcast_ref::<anonymize::AnonError>() {
+            return match e {
+                anonymize::AnonError::KeyExists { .. } => code::OUTPUT,
+                _ => 2,
             };
         }
         if cause.downcast_ref::<timefmt::TimeError>().is_some() {

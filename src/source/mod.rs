@@ -88,6 +88,17 @@ pub trait Source: Send + Sync {
     fn display_name(&self, _member_id: &str) -> Option<String> {
         None
     }
+    /// Everyone the source knows by name beyond the member lists (contacts, senders who
+    /// left), so that anonymization can find their names in text. Bounded by people, not
+    /// messages.
+    fn people(&self) -> Vec<Member> {
+        Vec::new()
+    }
+    /// Names the source holds but cannot tie to a member (WeChat group nicknames whose list
+    /// does not line up with the member list); anonymization replaces them all the same.
+    fn unattributed_names(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// What a file under the root is (`rel_path` relative to the root, `/`-separated), by the
     /// platform's layout; the cleanup plan ties referenced files to messages separately.
     fn classify(&self, rel_path: &str) -> CacheClass;

@@ -33,6 +33,8 @@ impl Contact {
 pub struct Room {
     pub member_ids: Vec<String>,
     pub group_nicknames: Option<Vec<String>>,
+    /// `displayname` entries that could not be matched to members.
+    pub unmatched_nicknames: Vec<String>,
     pub owner: Option<String>,
 }
 
@@ -122,6 +124,7 @@ impl Contacts {
                     }
                 });
                 // A nickname containing `、` shifts every later entry: trust none of them.
+                let mut unmatched_nicknames = Vec::new();
                 let group_nicknames = match nicknames {
                     Some(n) if n.len() == member_ids.len() => Some(n),
                     Some(n) if !n.is_empty() => {
@@ -133,6 +136,11 @@ impl Contacts {
                                 member_ids.len()
                             ),
                         });
+                        // Both the pieces and the joined runs may be someone's name.
+                        unmatched_nicknames = n.iter().filter(|s| !s.is_empty()).cloned().collect();
+                        if let Some(raw) = get(2) {
+                            unmatched_nicknames.push(raw);
+                        }
                         None
                     }
                     _ => None,
@@ -142,6 +150,7 @@ impl Contacts {
                     Room {
                         member_ids,
                         group_nicknames,
+                        unmatched_nicknames,
                         owner: get(3).filter(|s| !s.is_empty()),
                     },
                 );
@@ -203,6 +212,42 @@ impl Contacts {
                 }
             })
             .collect()
+    }
+
+    /// Every person in `rcontact` (not the group rows), as members of no particular group.
+    pub fn people(&self) -> Vec<Member> {
+        let mut people: Vec<Member> = self
+            .names
+            .iter()
+            .filter(|(id, _)| !id.ends_with("@chatroom"))
+            .map(|(id, contact)| Member {
+                member_id: id.clone(),
+                alias: contact.alias.clone(),
+                display_name: contact.display_name().to_string(),
+                // The other name (nickname behind a remark) can appear in text too.
+                group_nickname: if contact.remark.is_empty() {
+                    String::new()
+                } else {
+                    contact.nickname.clone()
+                },
+                role: Role::Member,
+                joined_ms: None,
+                left: false,
+            })
+            .collect();
+        people.sort_by(|a, b| a.member_id.cmp(&b.member_id));
+        people
+    }
+
+    pub fn unattributed_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .rooms
+            .values()
+            .flat_map(|r| r.unmatched_nicknames.iter().cloned())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
     }
 
     /// The display name of someone who may not be in any member list.

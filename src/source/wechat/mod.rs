@@ -182,6 +182,14 @@ impl Source for WechatSource {
         self.contacts.display_name(member_id).map(str::to_string)
     }
 
+    fn people(&self) -> Vec<Member> {
+        self.contacts.people()
+    }
+
+    fn unattributed_names(&self) -> Vec<String> {
+        self.contacts.unattributed_names()
+    }
+
     fn classify(&self, rel_path: &str) -> CacheClass {
         classify(rel_path)
     }
