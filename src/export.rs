@@ -236,16 +236,26 @@ impl Warnings {
     }
 }
 
+/// Exports the source at `opts.source` (its platform detected from its content).
 pub fn export(opts: &ExportOptions) -> Result<ExportSummary, ExportError> {
     let started = Instant::now();
-    let started_at = opts.fixed_time.unwrap_or_else(Utc::now);
     let source = source::open(&opts.source)?;
-    let groups = select_groups(source.as_ref(), opts)?;
+    export_source(source.as_ref(), opts, started)
+}
+
+/// Exports an opened source; `started` is when the user's command began.
+pub fn export_source(
+    source: &dyn Source,
+    opts: &ExportOptions,
+    started: Instant,
+) -> Result<ExportSummary, ExportError> {
+    let started_at = opts.fixed_time.unwrap_or_else(Utc::now);
+    let groups = select_groups(source, opts)?;
 
     // Databases are hashed before anything is read from them, and again at the end.
     let identities = Identities {
         anonymizer: match &opts.anonymize {
-            Some(a) => Some(build_anonymizer(source.as_ref(), &groups, &a.key)?),
+            Some(a) => Some(build_anonymizer(source, &groups, &a.key)?),
             None => None,
         },
     };
@@ -276,6 +286,138 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary, ExportError> {
         fixed_time: opts.fixed_time,
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
     })?;
+    let payload = match write_payload(&mut bag, source, opts, &groups, &identities, sources) {
+        Ok(payload) => payload,
+        Err(error) => {
+            // A failed export leaves nothing that could pass for a finished one.
+            let _ = bag.abort();
+            return Err(error);
+        }
+    };
+    let WrittenPayload {
+        counts,
+        total_messages,
+        total_members,
+        media_counts,
+        source_entries,
+        warnings,
+    } = payload;
+
+    let finished_at = opts.fixed_time.unwrap_or_else(Utc::now);
+    // Paths can carry people's names (/home/zhangwei/…): anonymized evidence records none.
+    let root_display = if identities.active() {
+        serde_json::Value::Null
+    } else {
+        json!(opts.source.display().to_string())
+    };
+    let command_line: Vec<String> = if identities.active() {
+        opts.command_line
+            .iter()
+            .map(|arg| {
+                if arg.contains('/') || std::path::Path::new(arg).exists() {
+                    "[path]".to_string()
+                } else {
+                    identities.text(arg).into_owned()
+                }
+            })
+            .collect()
+    } else {
+        opts.command_line.clone()
+    };
+    let key_fingerprint = identities.anonymizer.as_ref().map(|a| a.key_fingerprint());
+    let filters = json!({
+        "groups": opts.groups,
+        "since": opts.since.map(timefmt::utc_seconds),
+        "until": opts.until.map(timefmt::utc_seconds),
+        "include_private": opts.include_private,
+        "media": media_wanted(opts),
+        "tz": opts.tz.to_string(),
+        "csv_bom": opts.csv.bom,
+        "csv_guard": if opts.csv.guard { "excel" } else { "none" },
+    });
+    let warning_list: Vec<_> = warnings
+        .kept
+        .iter()
+        .map(|w| json!({"where": w.location, "warning": w.message}))
+        .collect();
+    let platform_name = source.platform().to_string();
+    let guard = if opts.csv.guard { "excel" } else { "none" };
+    let group_count = groups.len();
+    let warnings_total = warnings.total;
+    let bundle = bag.finish(move |payload| {
+        let evidence = json!({
+            "tool": {"name": "chatvault", "version": env!("CARGO_PKG_VERSION")},
+            "format_version": FORMAT_VERSION,
+            "command_line": command_line,
+            "started_utc": timefmt::utc_seconds(started_at),
+            "finished_utc": timefmt::utc_seconds(finished_at),
+            "source": {"platform": platform_name, "root": root_display},
+            "sources": source_entries,
+            "filters": filters,
+            "counts": counts,
+            "warnings_total": warnings_total,
+            "warnings": warning_list,
+            "anonymized": key_fingerprint.is_some(),
+            "key_fingerprint": key_fingerprint,
+            "manifest_sha256": payload.manifest_sha256,
+        });
+        let mut bag_info = vec![
+            ("Chatvault-Format-Version".into(), FORMAT_VERSION.into()),
+            ("Chatvault-Platform".into(), platform_name.clone()),
+            ("Chatvault-Csv-Guard".into(), guard.into()),
+            (
+                "Chatvault-Anonymized".into(),
+                if key_fingerprint.is_some() {
+                    "yes"
+                } else {
+                    "no"
+                }
+                .into(),
+            ),
+        ];
+        if let Some(fingerprint) = &key_fingerprint {
+            bag_info.push(("Chatvault-Key-Fingerprint".into(), fingerprint.clone()));
+        }
+        bag_info.push(("Chatvault-Groups".into(), group_count.to_string()));
+        bag_info.push(("Chatvault-Messages".into(), total_messages.to_string()));
+        TagFiles {
+            bag_info,
+            evidence_json: serde_json::to_vec_pretty(&evidence).unwrap_or_default(),
+        }
+    })?;
+    Ok(ExportSummary {
+        bundle,
+        platform: source.platform().to_string(),
+        groups: groups.len() as u64,
+        members: total_members,
+        messages: total_messages,
+        media: media_counts,
+        warnings: warnings.total,
+        first_warnings: warnings.kept.into_iter().take(10).collect(),
+        elapsed: started.elapsed(),
+    })
+}
+
+/// What writing the payload produced, for the tag files and the summary.
+struct WrittenPayload {
+    counts: serde_json::Value,
+    total_messages: u64,
+    total_members: u64,
+    media_counts: MediaCounts,
+    source_entries: Vec<serde_json::Value>,
+    warnings: Warnings,
+}
+
+/// Writes the CSV files and media into the bag, then checks that every source file read
+/// still hashes as it did.
+fn write_payload(
+    bag: &mut BagWriter,
+    source: &dyn Source,
+    opts: &ExportOptions,
+    groups: &[Group],
+    identities: &Identities,
+    mut sources: BTreeMap<String, SourceRecord>,
+) -> Result<WrittenPayload, ExportError> {
     let mut warnings = Warnings {
         kept: source
             .warnings()
@@ -294,12 +436,11 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary, ExportError> {
         let path = path.to_string();
         move |source: std::io::Error| ExportError::Write { path, source }
     };
-    let mut messages_csv =
-        CsvSink::new(text(&mut bag, "messages.csv")?, opts.csv, &MESSAGES_HEADER)
-            .map_err(io_err("messages.csv"))?;
-    let mut media_csv = CsvSink::new(text(&mut bag, "media.csv")?, opts.csv, &MEDIA_HEADER)
+    let mut messages_csv = CsvSink::new(text(bag, "messages.csv")?, opts.csv, &MESSAGES_HEADER)
+        .map_err(io_err("messages.csv"))?;
+    let mut media_csv = CsvSink::new(text(bag, "media.csv")?, opts.csv, &MEDIA_HEADER)
         .map_err(io_err("media.csv"))?;
-    let mut members_csv = CsvSink::new(text(&mut bag, "members.csv")?, opts.csv, &MEMBERS_HEADER)
+    let mut members_csv = CsvSink::new(text(bag, "members.csv")?, opts.csv, &MEMBERS_HEADER)
         .map_err(io_err("members.csv"))?;
 
     let progress = crate::progress::counter(opts.progress, "messages");
@@ -309,7 +450,7 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary, ExportError> {
     let since_ms = opts.since.map(|t| t.timestamp_millis());
     let until_ms = opts.until.map(|t| t.timestamp_millis());
 
-    for group in &groups {
+    for group in groups {
         let mut group_stats = GroupStats::default();
         let members = source.members(&group.id)?;
         group_stats.members = members.len() as u64;
@@ -347,10 +488,10 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary, ExportError> {
                     w.clone(),
                 );
             }
-            let sender_name = sender_name(source.as_ref(), &message, &mut names);
+            let sender_name = sender_name(source, &message, &mut names);
             let (media_path, media_sha) = write_media(
-                &mut bag,
-                source.as_ref(),
+                bag,
+                source,
                 opts,
                 &message,
                 &group_dir,
@@ -396,7 +537,7 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary, ExportError> {
     }
     progress.finish_and_clear();
 
-    let mut groups_csv = CsvSink::new(text(&mut bag, "groups.csv")?, opts.csv, &GROUPS_HEADER)
+    let mut groups_csv = CsvSink::new(text(bag, "groups.csv")?, opts.csv, &GROUPS_HEADER)
         .map_err(io_err("groups.csv"))?;
     for (group, s) in groups.iter().zip(&stats) {
         let member_count = if s.members > 0 {
@@ -466,98 +607,13 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary, ExportError> {
         });
     }
 
-    let finished_at = opts.fixed_time.unwrap_or_else(Utc::now);
-    // Paths can carry people's names (/home/zhangwei/…): anonymized evidence records none.
-    let root_display = if identities.active() {
-        serde_json::Value::Null
-    } else {
-        json!(opts.source.display().to_string())
-    };
-    let command_line: Vec<String> = if identities.active() {
-        opts.command_line
-            .iter()
-            .map(|arg| {
-                if arg.contains('/') || std::path::Path::new(arg).exists() {
-                    "[path]".to_string()
-                } else {
-                    identities.text(arg).into_owned()
-                }
-            })
-            .collect()
-    } else {
-        opts.command_line.clone()
-    };
-    let key_fingerprint = identities.anonymizer.as_ref().map(|a| a.key_fingerprint());
-    let filters = json!({
-        "groups": opts.groups,
-        "since": opts.since.map(timefmt::utc_seconds),
-        "until": opts.until.map(timefmt::utc_seconds),
-        "include_private": opts.include_private,
-        "media": media_wanted(opts),
-        "tz": opts.tz.to_string(),
-        "csv_bom": opts.csv.bom,
-        "csv_guard": if opts.csv.guard { "excel" } else { "none" },
-    });
-    let warning_list: Vec<_> = warnings
-        .kept
-        .iter()
-        .map(|w| json!({"where": w.location, "warning": w.message}))
-        .collect();
-    let platform_name = platform.to_string();
-    let guard = if opts.csv.guard { "excel" } else { "none" };
-    let group_count = groups.len();
-    let warnings_total = warnings.total;
-    let bundle = bag.finish(move |payload| {
-        let evidence = json!({
-            "tool": {"name": "chatvault", "version": env!("CARGO_PKG_VERSION")},
-            "format_version": FORMAT_VERSION,
-            "command_line": command_line,
-            "started_utc": timefmt::utc_seconds(started_at),
-            "finished_utc": timefmt::utc_seconds(finished_at),
-            "source": {"platform": platform_name, "root": root_display},
-            "sources": source_entries,
-            "filters": filters,
-            "counts": counts,
-            "warnings_total": warnings_total,
-            "warnings": warning_list,
-            "anonymized": key_fingerprint.is_some(),
-            "key_fingerprint": key_fingerprint,
-            "manifest_sha256": payload.manifest_sha256,
-        });
-        let mut bag_info = vec![
-            ("Chatvault-Format-Version".into(), FORMAT_VERSION.into()),
-            ("Chatvault-Platform".into(), platform_name.clone()),
-            ("Chatvault-Csv-Guard".into(), guard.into()),
-            (
-                "Chatvault-Anonymized".into(),
-                if key_fingerprint.is_some() {
-                    "yes"
-                } else {
-                    "no"
-                }
-                .into(),
-            ),
-        ];
-        if let Some(fingerprint) = &key_fingerprint {
-            bag_info.push(("Chatvault-Key-Fingerprint".into(), fingerprint.clone()));
-        }
-        bag_info.push(("Chatvault-Groups".into(), group_count.to_string()));
-        bag_info.push(("Chatvault-Messages".into(), total_messages.to_string()));
-        TagFiles {
-            bag_info,
-            evidence_json: serde_json::to_vec_pretty(&evidence).unwrap_or_default(),
-        }
-    })?;
-    Ok(ExportSummary {
-        bundle,
-        platform: platform.to_string(),
-        groups: groups.len() as u64,
-        members: total_members,
-        messages: total_messages,
-        media: media_counts,
-        warnings: warnings.total,
-        first_warnings: warnings.kept.into_iter().take(10).collect(),
-        elapsed: started.elapsed(),
+    Ok(WrittenPayload {
+        counts,
+        total_messages,
+        total_members,
+        media_counts,
+        source_entries,
+        warnings,
     })
 }
 

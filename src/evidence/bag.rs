@@ -189,6 +189,18 @@ pub struct BagWriter {
 }
 
 impl BagWriter {
+    /// Gives up on the bag: removes everything it wrote, leaving no output behind.
+    /// (A killed process cannot do this; the next `create` removes what it left.)
+    pub fn abort(self) -> Result<(), EvidenceError> {
+        let zip_partial = self.zip.as_ref().map(|z| z.partial_path().to_path_buf());
+        drop(self.zip);
+        remove_if_present(&self.partial)?;
+        if let Some(path) = zip_partial {
+            remove_if_present(&path)?;
+        }
+        Ok(())
+    }
+
     /// Starts a bag. Refuses an existing output unless `force`; removes what a
     /// killed run left (NAME.partial, NAME.zip.partial, NAME.zip.partial.d).
     pub fn create(opts: BagOptions) -> Result<BagWriter, EvidenceError> {

@@ -51,6 +51,11 @@ pub(crate) struct ZipTarget {
 }
 
 impl ZipTarget {
+    /// NAME.zip.partial, the zip being written.
+    pub(crate) fn partial_path(&self) -> &Path {
+        &self.path
+    }
+
     pub(crate) fn create(
         path: PathBuf,
         staging: PathBuf,
