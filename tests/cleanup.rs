@@ -9,7 +9,14 @@ use std::path::{Path, PathBuf};
 use common::*;
 
 fn plan(root: &Path, out: &Path, extra: &[&str]) -> serde_json::Value {
-    let mut args = vec!["plan", root.to_str().unwrap(), "--out", out.to_str().unwrap(), "--now", NOW];
+    let mut args = vec![
+        "plan",
+        root.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--now",
+        NOW,
+    ];
     args.extend_from_slice(extra);
     run_ok(&args);
     serde_json::from_slice(&std::fs::read(out).unwrap()).unwrap()
@@ -26,13 +33,35 @@ fn entries_by(plan: &serde_json::Value, action: &str) -> BTreeSet<String> {
 }
 
 fn source(dir: &Path) -> PathBuf {
-    simulate("wechat", dir, "wx", &["--groups", "3", "--messages", "1500", "--days", "30", "--seed", "5"])
+    simulate(
+        "wechat",
+        dir,
+        "wx",
+        &[
+            "--groups",
+            "3",
+            "--messages",
+            "1500",
+            "--days",
+            "30",
+            "--seed",
+            "5",
+        ],
+    )
 }
 
-fn relative(snapshot: &BTreeMap<PathBuf, (String, u64, i64)>, root: &Path) -> BTreeMap<String, String> {
+fn relative(
+    snapshot: &BTreeMap<PathBuf, (String, u64, i64)>,
+    root: &Path,
+) -> BTreeMap<String, String> {
     snapshot
         .iter()
-        .map(|(p, (sha, _, _))| (p.strip_prefix(root).unwrap().to_string_lossy().into_owned(), sha.clone()))
+        .map(|(p, (sha, _, _))| {
+            (
+                p.strip_prefix(root).unwrap().to_string_lossy().into_owned(),
+                sha.clone(),
+            )
+        })
         .collect()
 }
 
@@ -53,8 +82,16 @@ fn plan_covers_every_file_and_follows_the_dissolution() {
         .iter()
         .map(|e| e["path"].as_str().unwrap().to_string())
         .collect();
-    let on_disk_utf8: BTreeSet<String> = on_disk.iter().filter(|p| !p.contains('\u{FFFD}')).cloned().collect();
-    assert!(on_disk_utf8.is_subset(&planned), "{:?}", on_disk_utf8.difference(&planned).collect::<Vec<_>>());
+    let on_disk_utf8: BTreeSet<String> = on_disk
+        .iter()
+        .filter(|p| !p.contains('\u{FFFD}'))
+        .cloned()
+        .collect();
+    assert!(
+        on_disk_utf8.is_subset(&planned),
+        "{:?}",
+        on_disk_utf8.difference(&planned).collect::<Vec<_>>()
+    );
     assert_eq!(planned.len(), on_disk.len());
 
     // The simulated dissolution (群主已解散该群, ~9 days before NOW) releases that group's media;
@@ -82,7 +119,10 @@ fn plan_covers_every_file_and_follows_the_dissolution() {
             assert_ne!(e["action"], "delete", "orphan {path}");
         }
     }
-    assert!(!entries_by(&planned_json, "review").is_empty(), "orphans are reviewed");
+    assert!(
+        !entries_by(&planned_json, "review").is_empty(),
+        "orphans are reviewed"
+    );
 
     // --dissolved-at and --group-type override: a group made `education` keeps its media 6
     // months; the education group, made `family` and dissolved long ago, releases its media.
@@ -135,18 +175,31 @@ fn apply_deletes_exactly_the_plan_and_nothing_else() {
 
     run_ok(&["clean", plan_path.to_str().unwrap(), "--apply", "--yes"]);
     let after = relative(&snapshot(&root), &root);
-    let gone: BTreeSet<String> = before.keys().filter(|p| !after.contains_key(*p)).cloned().collect();
+    let gone: BTreeSet<String> = before
+        .keys()
+        .filter(|p| !after.contains_key(*p))
+        .cloned()
+        .collect();
     assert_eq!(gone, deletes, "exactly the planned deletions");
     for (path, sha) in &after {
         assert_eq!(&before[path], sha, "{path} changed");
     }
     // The journal has one line per deletion, and a rerun does nothing more.
     let journal = std::fs::read_to_string(dir.path().join("plan.json.journal")).unwrap();
-    let deleted_lines = journal.lines().filter(|l| l.contains("\"deleted\"")).count();
+    let deleted_lines = journal
+        .lines()
+        .filter(|l| l.contains("\"deleted\""))
+        .count();
     assert_eq!(deleted_lines, deletes.len());
     run_ok(&["clean", plan_path.to_str().unwrap(), "--apply", "--yes"]);
     let journal = std::fs::read_to_string(dir.path().join("plan.json.journal")).unwrap();
-    assert_eq!(journal.lines().filter(|l| l.contains("\"deleted\"")).count(), deletes.len());
+    assert_eq!(
+        journal
+            .lines()
+            .filter(|l| l.contains("\"deleted\""))
+            .count(),
+        deletes.len()
+    );
 }
 
 #[test]
@@ -169,7 +222,10 @@ fn quarantine_then_undo_restores_every_file() {
         assert!(!root.join(&path).exists());
         assert_eq!(sha256_file(&quarantine.join(&path)), before[&path]);
     }
-    run_ok(&["undo", dir.path().join("plan.json.journal").to_str().unwrap()]);
+    run_ok(&[
+        "undo",
+        dir.path().join("plan.json.journal").to_str().unwrap(),
+    ]);
     assert_eq!(relative(&snapshot(&root), &root), before);
 }
 
@@ -191,14 +247,31 @@ fn changed_files_are_skipped_and_tampered_plans_refused() {
     let tampered = dir.path().join("tampered.json");
     let text = std::fs::read_to_string(&plan_path).unwrap();
     std::fs::write(&tampered, text.replacen("\"keep\"", "\"delete\"", 1)).unwrap();
-    std::fs::copy(dir.path().join("plan.json.sha256"), dir.path().join("tampered.json.sha256")).unwrap();
+    std::fs::copy(
+        dir.path().join("plan.json.sha256"),
+        dir.path().join("tampered.json.sha256"),
+    )
+    .unwrap();
     let out = run(&["clean", tampered.to_str().unwrap(), "--apply", "--yes"]);
-    assert_eq!(exit_code(&out), 10, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        exit_code(&out),
+        10,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let out = run(&["clean", plan_path.to_str().unwrap(), "--apply", "--yes"]);
-    assert_eq!(exit_code(&out), 11, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        exit_code(&out),
+        11,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains(&format!("SKIPPED           {}", deletes[0])), "{stdout}");
+    assert!(
+        stdout.contains(&format!("SKIPPED           {}", deletes[0])),
+        "{stdout}"
+    );
     assert!(same_size.exists() && root.join(&deletes[1]).exists());
     for path in &deletes[2..] {
         assert!(!root.join(path).exists(), "{path}");
@@ -209,7 +282,13 @@ fn changed_files_are_skipped_and_tampered_plans_refused() {
 fn policy_shows_every_rule_and_a_policy_file_changes_decisions() {
     let out = run_ok(&["policy", "--json"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    for id in ["wechat.group_file", "observe.72h", "qq.recycle_bin", "hold.ecommerce", "dingtalk.compliance_archive"] {
+    for id in [
+        "wechat.group_file",
+        "observe.72h",
+        "qq.recycle_bin",
+        "hold.ecommerce",
+        "dingtalk.compliance_archive",
+    ] {
         assert!(text.contains(id), "{id}");
     }
     let dump = run_ok(&["policy", "--dump"]);
@@ -218,11 +297,22 @@ fn policy_shows_every_rule_and_a_policy_file_changes_decisions() {
     assert!(toml.contains("observe.72h"));
     // Lengthen the observation period to 1000 days: nothing becomes deletable.
     let edited = dir.path().join("p.toml");
-    std::fs::write(&edited, "[[rule]]\nid = \"observe.72h\"\nperiod = \"1000 days\"\n").unwrap();
+    std::fs::write(
+        &edited,
+        "[[rule]]\nid = \"observe.72h\"\nperiod = \"1000 days\"\n",
+    )
+    .unwrap();
     let root = source(dir.path());
     let base = plan(&root, &dir.path().join("a.json"), &[]);
-    let strict = plan(&root, &dir.path().join("b.json"), &["--policy", edited.to_str().unwrap()]);
+    let strict = plan(
+        &root,
+        &dir.path().join("b.json"),
+        &["--policy", edited.to_str().unwrap()],
+    );
     assert!(!entries_by(&base, "delete").is_empty());
     assert!(entries_by(&strict, "delete").is_empty());
-    assert_ne!(base["header"]["policy_sha256"], strict["header"]["policy_sha256"]);
+    assert_ne!(
+        base["header"]["policy_sha256"],
+        strict["header"]["policy_sha256"]
+    );
 }

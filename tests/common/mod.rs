@@ -2,6 +2,8 @@
 //! back, and hash trees independently of the code under test.
 #![allow(dead_code)]
 
+pub mod leaks;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
