@@ -500,7 +500,7 @@ fn write_payload(
                 &mut media_counts,
                 &mut sources,
                 &mut warnings,
-                &identities,
+                identities,
             )?;
             messages_csv
                 .row(&[
