@@ -2,6 +2,7 @@
 //! (see `spec/sources.md`). Every simulator is driven by [`SimOptions`] and is
 //! byte-for-byte reproducible for the same options.
 
+pub mod dingtalk;
 pub mod edge;
 pub mod wechat;
 
