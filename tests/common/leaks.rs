@@ -51,7 +51,7 @@ fn luhn_valid(digits: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// PII planted in the source's texts, found by our own simple detectors.
@@ -137,7 +137,8 @@ pub fn assert_no_leaks(bundle: &Path, names: &BTreeSet<String>, pii: &BTreeSet<S
     let matcher = aho_corasick::AhoCorasick::new(&needles).unwrap();
     // A digits-only value counts where it stands alone, not inside a longer id or hash.
     let alone = |hay: &[u8], start: usize, end: usize| {
-        !(start > 0 && hay[start - 1].is_ascii_alphanumeric())
+        let before = start.checked_sub(1).and_then(|i| hay.get(i));
+        !before.is_some_and(|c| c.is_ascii_alphanumeric())
             && !hay.get(end).is_some_and(|c| c.is_ascii_alphanumeric())
     };
     for (name, bytes) in &files {
