@@ -331,8 +331,8 @@ fn hash_file(path: &Path) -> Result<String, PlanError> {
         source,
     };
     let mut file = std::fs::File::open(path).map_err(io)?;
-    let mut buf = vec![0u8; 256 * 1024];
-    evidence::tee::hash_reader(&mut file, &mut buf, None)
+    // One buffer per thread: a fresh one per (mostly small) file costs more than the hash.
+    evidence::tee::with_buffer(|buf| evidence::tee::hash_reader(&mut file, buf, None))
         .map(|(sha, _)| sha)
         .map_err(io)
 }

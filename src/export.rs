@@ -24,8 +24,9 @@ use crate::timefmt;
 
 /// The version of the bundle layout and CSV columns (`Chatvault-Format-Version`).
 pub const FORMAT_VERSION: &str = "1";
-/// Warnings kept word for word; beyond this only their number is recorded.
-const MAX_WARNINGS: usize = 100_000;
+/// Warnings kept word for word (in evidence.json); beyond this only their number is
+/// recorded, so memory stays flat however many malformed rows a source holds.
+const MAX_WARNINGS: usize = 10_000;
 /// China Standard Time, the default `--tz`.
 pub const DEFAULT_TZ: FixedOffset = match FixedOffset::east_opt(8 * 3600) {
     Some(offset) => offset,
@@ -335,32 +336,29 @@ pub fn export_source(
         "csv_bom": opts.csv.bom,
         "csv_guard": if opts.csv.guard { "excel" } else { "none" },
     });
-    let warning_list: Vec<_> = warnings
-        .kept
-        .iter()
-        .map(|w| json!({"where": w.location, "warning": w.message}))
-        .collect();
+
     let platform_name = source.platform().to_string();
     let guard = if opts.csv.guard { "excel" } else { "none" };
     let group_count = groups.len();
     let warnings_total = warnings.total;
+    let first_warnings: Vec<Warning> = warnings.kept.iter().take(10).cloned().collect();
     let bundle = bag.finish(move |payload| {
-        let evidence = json!({
-            "tool": {"name": "chatvault", "version": env!("CARGO_PKG_VERSION")},
-            "format_version": FORMAT_VERSION,
-            "command_line": command_line,
-            "started_utc": timefmt::utc_seconds(started_at),
-            "finished_utc": timefmt::utc_seconds(finished_at),
-            "source": {"platform": platform_name, "root": root_display},
-            "sources": source_entries,
-            "filters": filters,
-            "counts": counts,
-            "warnings_total": warnings_total,
-            "warnings": warning_list,
-            "anonymized": key_fingerprint.is_some(),
-            "key_fingerprint": key_fingerprint,
-            "manifest_sha256": payload.manifest_sha256,
-        });
+        let evidence = Evidence {
+            tool: json!({"name": "chatvault", "version": env!("CARGO_PKG_VERSION")}),
+            format_version: FORMAT_VERSION,
+            command_line: &command_line,
+            started_utc: timefmt::utc_seconds(started_at),
+            finished_utc: timefmt::utc_seconds(finished_at),
+            source: json!({"platform": platform_name, "root": root_display}),
+            sources: &source_entries,
+            filters: &filters,
+            counts: &counts,
+            warnings_total,
+            warnings: &warnings.kept,
+            anonymized: key_fingerprint.is_some(),
+            key_fingerprint: key_fingerprint.as_deref(),
+            manifest_sha256: &payload.manifest_sha256,
+        };
         let mut bag_info = vec![
             ("Chatvault-Format-Version".into(), FORMAT_VERSION.into()),
             ("Chatvault-Platform".into(), platform_name.clone()),
@@ -393,7 +391,7 @@ pub fn export_source(
         messages: total_messages,
         media: media_counts,
         warnings: warnings.total,
-        first_warnings: warnings.kept.into_iter().take(10).collect(),
+        first_warnings,
         elapsed: started.elapsed(),
     })
 }
@@ -404,8 +402,40 @@ struct WrittenPayload {
     total_messages: u64,
     total_members: u64,
     media_counts: MediaCounts,
-    source_entries: Vec<serde_json::Value>,
+    source_entries: Vec<SourceEntry>,
     warnings: Warnings,
+}
+
+/// One entry of evidence.json's `sources`.
+#[derive(Debug, serde::Serialize)]
+struct SourceEntry {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    media_sha256: Option<String>,
+    size: u64,
+    sha256_before: String,
+    sha256_after: String,
+}
+
+/// evidence.json, serialized straight from the records (a `Value` tree of every warning
+/// and source file would cost memory in proportion to them).
+#[derive(serde::Serialize)]
+struct Evidence<'a> {
+    tool: serde_json::Value,
+    format_version: &'a str,
+    command_line: &'a [String],
+    started_utc: String,
+    finished_utc: String,
+    source: serde_json::Value,
+    sources: &'a [SourceEntry],
+    filters: &'a serde_json::Value,
+    counts: &'a serde_json::Value,
+    warnings_total: u64,
+    warnings: &'a [Warning],
+    anonymized: bool,
+    key_fingerprint: Option<&'a str>,
+    manifest_sha256: &'a str,
 }
 
 /// Writes the CSV files and media into the bag, then checks that every source file read
@@ -590,20 +620,13 @@ fn write_payload(
             return Err(ExportError::SourceChanged { path: rel });
         }
         // Anonymized: a media file is named by its hash, never by its path.
-        source_entries.push(if identities.active() && record.is_media {
-            json!({
-                "media_sha256": record.sha256_before,
-                "size": record.size,
-                "sha256_before": record.sha256_before,
-                "sha256_after": sha_after,
-            })
-        } else {
-            json!({
-                "path": rel,
-                "size": record.size,
-                "sha256_before": record.sha256_before,
-                "sha256_after": sha_after,
-            })
+        let hidden = identities.active() && record.is_media;
+        source_entries.push(SourceEntry {
+            media_sha256: hidden.then(|| record.sha256_before.clone()),
+            path: (!hidden).then_some(rel),
+            size: record.size,
+            sha256_before: record.sha256_before.clone(),
+            sha256_after: sha_after,
         });
     }
 
@@ -805,6 +828,6 @@ fn hash_file(path: &std::path::Path) -> Result<(String, u64), ExportError> {
         source,
     };
     let mut file = std::fs::File::open(path).map_err(read_error)?;
-    let mut buf = vec![0u8; 1 << 20];
-    evidence::tee::hash_reader(&mut file, &mut buf, None).map_err(read_error)
+    evidence::tee::with_buffer(|buf| evidence::tee::hash_reader(&mut file, buf, None))
+        .map_err(read_error)
 }

@@ -235,9 +235,11 @@ pub struct Message {
 }
 
 /// A problem the importer met that does not stop the export, with where it was met.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Warning {
+    #[serde(rename = "where")]
     pub location: String,
+    #[serde(rename = "warning")]
     pub message: String,
 }
 

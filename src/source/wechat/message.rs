@@ -65,38 +65,41 @@ fn text(row: &Row, idx: usize, lossy: &mut bool) -> Option<String> {
 
 pub fn read(conn: &Connection, query: &Query, emit: &mut Emitter) -> Result<(), SourceError> {
     let db_path = std::path::Path::new("EnMicroMsg.db");
+    // Media rows are looked up only for the message types that have them, one row each
+    // (a join would probe both tables for every message, and repeat a message that has
+    // two ImgInfo2 rows).
     let img = if query.has_imginfo {
-        "i.bigImgPath"
+        "CASE WHEN m.type = 3 AND m.msgSvrId IS NOT NULL THEN \
+         (SELECT i.bigImgPath FROM ImgInfo2 i WHERE i.msgSvrId = m.msgSvrId ORDER BY i.id LIMIT 1) END"
     } else {
         "NULL"
     };
+    let is_app = "(m.type = 49 OR (m.type > 65535 AND (m.type & 65535) = 49))";
     let (file_path, file_len) = if query.has_appattach {
-        ("a.fileFullPath", "a.totalLen")
+        (
+            format!(
+                "CASE WHEN {is_app} THEN (SELECT a.fileFullPath FROM appattach a \
+                 WHERE a.msgInfoId = m.msgId ORDER BY a.rowid LIMIT 1) END"
+            ),
+            format!(
+                "CASE WHEN {is_app} THEN (SELECT a.totalLen FROM appattach a \
+                 WHERE a.msgInfoId = m.msgId ORDER BY a.rowid LIMIT 1) END"
+            ),
+        )
     } else {
-        ("NULL", "NULL")
+        ("NULL".to_string(), "NULL".to_string())
     };
-    let mut sql = format!(
+    let sql = format!(
         "SELECT m.msgId, m.msgSvrId, m.type, m.isSend, m.createTime, m.content, m.imgPath, \
-         {img}, {file_path}, {file_len} FROM message m "
+         {img}, {file_path}, {file_len} FROM message m \
+         WHERE m.talker = ?1 ORDER BY m.createTime, m.msgId"
     );
-    // Joins can repeat a message (two ImgInfo2 rows for one msgSvrId); rows of one msgId
-    // come together in this order and only the first is kept.
-    if query.has_imginfo {
-        sql.push_str(
-            "LEFT JOIN ImgInfo2 i ON m.type = 3 AND m.msgSvrId IS NOT NULL AND i.msgSvrId = m.msgSvrId ",
-        );
-    }
-    if query.has_appattach {
-        sql.push_str("LEFT JOIN appattach a ON a.msgInfoId = m.msgId ");
-    }
-    sql.push_str("WHERE m.talker = ?1 ORDER BY m.createTime, m.msgId");
     let mut stmt = conn
         .prepare(&sql)
         .map_err(|e| map_sqlite_error(db_path, e))?;
     let mut rows = stmt
         .query([&query.talker])
         .map_err(|e| map_sqlite_error(db_path, e))?;
-    let mut last_local_id: Option<i64> = None;
     while let Some(row) = rows.next().map_err(|e| map_sqlite_error(db_path, e))? {
         let mut lossy = false;
         let raw = RawRow {
@@ -112,10 +115,6 @@ pub fn read(conn: &Connection, query: &Query, emit: &mut Emitter) -> Result<(), 
             file_total_len: int(row, 9),
             lossy,
         };
-        if last_local_id == Some(raw.local_id) {
-            continue;
-        }
-        last_local_id = Some(raw.local_id);
         if !emit.emit(interpret(raw, query)) {
             break;
         }
