@@ -191,7 +191,7 @@ struct PlanArgs {
 #[derive(Args)]
 struct SimulateArgs {
     /// Platform to simulate.
-    #[arg(value_parser = ["wechat", "dingtalk"])]
+    #[arg(value_parser = ["wechat", "qq", "dingtalk"])]
     platform: String,
     /// The account directory to create.
     #[arg(long)]
@@ -306,6 +306,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             opts.media_files = !args.no_media_files;
             opts.wal = args.wal;
             let report = match args.platform.as_str() {
+                "qq" => simulate::qq::simulate_qq(&opts)?,
                 "dingtalk" => simulate::dingtalk::simulate_dingtalk(&opts)?,
                 _ => simulate::wechat::simulate_wechat(&opts)?,
             };

@@ -3,6 +3,7 @@
 //! byte-for-byte reproducible for the same options.
 
 pub mod dingtalk;
+pub mod qq;
 pub mod edge;
 pub mod wechat;
 
