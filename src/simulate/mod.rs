@@ -3,8 +3,8 @@
 //! byte-for-byte reproducible for the same options.
 
 pub mod dingtalk;
-pub mod qq;
 pub mod edge;
+pub mod qq;
 pub mod wechat;
 
 use std::fs;
