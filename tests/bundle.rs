@@ -404,7 +404,7 @@ fn an_interrupted_export_leaves_no_bundle_and_a_rerun_succeeds() {
         "wechat",
         dir.path(),
         "wx",
-        &["--groups", "4", "--messages", "60000"],
+        &["--groups", "4", "--messages", "20000"],
     );
     let bundle = dir.path().join("b");
     for delay_ms in [30u64, 150, 400] {
