@@ -343,11 +343,21 @@ impl Plan {
 
     /// The exact bytes [`Plan::write`] puts in `PLAN.json`.
     pub fn to_json_bytes(&self) -> Result<Vec<u8>, RetentionError> {
-        let mut bytes = serde_json::to_vec_pretty(self).map_err(|e| RetentionError::Serialize {
+        let failed = |e: serde_json::Error| RetentionError::Serialize {
             what: "plan as JSON",
             message: e.to_string(),
-        })?;
-        bytes.push(b'\n');
+        };
+        // The header pretty-printed, then one entry per line: as easy to read and diff as
+        // a pretty-printed file, at a third of the size for caches of 100,000s of files.
+        let mut bytes = Vec::with_capacity(4096 + 320 * self.entries.len());
+        bytes.extend_from_slice(b"{\"header\": ");
+        serde_json::to_writer_pretty(&mut bytes, &self.header).map_err(failed)?;
+        bytes.extend_from_slice(b",\n\"entries\": [");
+        for (index, entry) in self.entries.iter().enumerate() {
+            bytes.extend_from_slice(if index == 0 { b"\n" } else { b",\n" });
+            serde_json::to_writer(&mut bytes, entry).map_err(failed)?;
+        }
+        bytes.extend_from_slice(b"\n]}\n");
         Ok(bytes)
     }
 
