@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use rand::distributions::{Distribution, WeightedIndex};
@@ -148,7 +148,10 @@ pub fn simulate_wechat(opts: &SimOptions) -> Result<SimReport, SimError> {
     conn.close().map_err(|(_, err)| SimError::Sqlite(err))?;
     if in_wal {
         let wal_path = opts.out.join(format!("{DB_FILE}-wal"));
-        fix_wal_salts(&wal_path, opts.seed)?;
+        super::fix_wal_salts(
+            &wal_path,
+            opts.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5A17_5A17_5A17_5A17,
+        )?;
         // The shared-memory index caches the old salts; SQLite rebuilds it from the WAL.
         let shm_path = opts.out.join(format!("{DB_FILE}-shm"));
         if shm_path.exists() {
@@ -168,67 +171,6 @@ pub fn simulate_wechat(opts: &SimOptions) -> Result<SimReport, SimError> {
         media_files,
         elapsed: started.elapsed(),
     })
-}
-
-/// Rewrites the random salts SQLite put in the WAL with seed-derived ones and
-/// recomputes the checksum chain, so the WAL is reproducible byte for byte.
-fn fix_wal_salts(wal_path: &Path, seed: u64) -> Result<(), SimError> {
-    let format_error = |reason: &str| SimError::WalFormat {
-        path: wal_path.to_path_buf(),
-        reason: reason.to_string(),
-    };
-    let mut wal = fs::read(wal_path).map_err(io_error(wal_path))?;
-    if wal.len() < 32 {
-        return Err(format_error("shorter than its 32-byte header"));
-    }
-    let magic = u32::from_be_bytes([wal[0], wal[1], wal[2], wal[3]]);
-    if magic & !1 != 0x377f_0682 {
-        return Err(format_error("bad magic number"));
-    }
-    let big_endian_words = magic & 1 == 1;
-    let page_size = u32::from_be_bytes([wal[8], wal[9], wal[10], wal[11]]) as usize;
-    if page_size == 0 {
-        return Err(format_error("zero page size"));
-    }
-    let salt_source = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5A17_5A17_5A17_5A17;
-    let salt = salt_source.to_be_bytes();
-    wal[16..24].copy_from_slice(&salt);
-    let mut checksum = wal_checksum(big_endian_words, &wal[0..24], (0, 0));
-    wal[24..28].copy_from_slice(&checksum.0.to_be_bytes());
-    wal[28..32].copy_from_slice(&checksum.1.to_be_bytes());
-    let frame_len = 24 + page_size;
-    let mut offset = 32;
-    while offset + frame_len <= wal.len() {
-        wal[offset + 8..offset + 16].copy_from_slice(&salt);
-        checksum = wal_checksum(big_endian_words, &wal[offset..offset + 8], checksum);
-        checksum = wal_checksum(
-            big_endian_words,
-            &wal[offset + 24..offset + frame_len],
-            checksum,
-        );
-        wal[offset + 16..offset + 20].copy_from_slice(&checksum.0.to_be_bytes());
-        wal[offset + 20..offset + 24].copy_from_slice(&checksum.1.to_be_bytes());
-        offset += frame_len;
-    }
-    fs::write(wal_path, &wal).map_err(io_error(wal_path))
-}
-
-/// SQLite's WAL checksum over 32-bit word pairs, continuing from `start`.
-fn wal_checksum(big_endian_words: bool, bytes: &[u8], start: (u32, u32)) -> (u32, u32) {
-    let (mut first, mut second) = start;
-    for pair in bytes.chunks_exact(8) {
-        let word = |at: usize| {
-            let raw = [pair[at], pair[at + 1], pair[at + 2], pair[at + 3]];
-            if big_endian_words {
-                u32::from_be_bytes(raw)
-            } else {
-                u32::from_le_bytes(raw)
-            }
-        };
-        first = first.wrapping_add(word(0)).wrapping_add(second);
-        second = second.wrapping_add(word(4)).wrapping_add(first);
-    }
-    (first, second)
 }
 
 /// A row of `rcontact` for a person.
@@ -2198,6 +2140,7 @@ fn write_orphans(opts: &SimOptions) -> Result<usize, SimError> {
 mod tests {
     use super::*;
     use std::collections::BTreeSet;
+    use std::path::Path;
 
     const NOW: i64 = 1_750_000_000_000;
 
