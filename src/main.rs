@@ -191,7 +191,7 @@ struct PlanArgs {
 #[derive(Args)]
 struct SimulateArgs {
     /// Platform to simulate.
-    #[arg(value_parser = ["wechat", "qq", "dingtalk"])]
+    #[arg(value_parser = ["wechat", "qq", "wecom", "dingtalk"])]
     platform: String,
     /// The account directory to create.
     #[arg(long)]
@@ -307,6 +307,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             opts.wal = args.wal;
             let report = match args.platform.as_str() {
                 "qq" => simulate::qq::simulate_qq(&opts)?,
+                "wecom" => simulate::wecom::simulate_wecom(&opts)?,
                 "dingtalk" => simulate::dingtalk::simulate_dingtalk(&opts)?,
                 _ => simulate::wechat::simulate_wechat(&opts)?,
             };

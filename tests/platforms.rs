@@ -12,7 +12,12 @@ use common::leaks::*;
 use common::*;
 
 /// (platform, directory name: DingTalk takes the owner's uid from `<uid>_v2`).
-const PLATFORMS: &[(&str, &str)] = &[("wechat", "wx"), ("qq", "qq"), ("dingtalk", "20461_v2")];
+const PLATFORMS: &[(&str, &str)] = &[
+    ("wechat", "wx"),
+    ("qq", "qq"),
+    ("wecom", "wecom"),
+    ("dingtalk", "20461_v2"),
+];
 
 fn simulated(platform: &str, name: &str, dir: &Path) -> PathBuf {
     simulate(

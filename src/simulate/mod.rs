@@ -6,6 +6,7 @@ pub mod dingtalk;
 pub mod edge;
 pub mod qq;
 pub mod wechat;
+pub mod wecom;
 
 use std::fs;
 use std::io;
