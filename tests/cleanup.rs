@@ -413,3 +413,74 @@ fn first_group(root: &Path) -> String {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     report["groups"][0]["id"].as_str().unwrap().to_string()
 }
+
+/// Runs `chatvault ARGS` on a pseudo-terminal (util-linux `script`), typing `input`.
+fn run_on_a_terminal(args: &[&str], input: &str) -> Option<std::process::Output> {
+    let script = tool("script")?;
+    let binary = assert_cmd::cargo::cargo_bin("chatvault");
+    let command = std::iter::once(binary.to_str().unwrap().to_string())
+        .chain(args.iter().map(|a| format!("'{a}'")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut child = std::process::Command::new(script)
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    Some(child.wait_with_output().unwrap())
+}
+
+#[test]
+fn an_interactive_apply_asks_for_the_group_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = source(dir.path());
+    let plan_path = dir.path().join("plan.json");
+    let planned_json = plan(&root, &plan_path, &[]);
+    let deletes = entries_by(&planned_json, "delete");
+    let group_id = planned_json["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "delete")
+        .map(|e| e["group_id"].as_str().unwrap().to_string())
+        .unwrap();
+    let name = planned_json["header"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["group_id"] == group_id.as_str())
+        .map(|g| g["name"].as_str().unwrap().to_string())
+        .unwrap();
+    let before = relative(&snapshot(&root), &root);
+    let args = ["clean", plan_path.to_str().unwrap(), "--apply"];
+
+    let Some(wrong) = run_on_a_terminal(&args, "not the name\n") else {
+        return;
+    };
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stdout).contains("Type the group name"));
+    assert_eq!(
+        relative(&snapshot(&root), &root),
+        before,
+        "a wrong name touched files"
+    );
+
+    let right = run_on_a_terminal(&args, &format!("{name}\n")).unwrap();
+    assert!(
+        right.status.success(),
+        "{}",
+        String::from_utf8_lossy(&right.stdout)
+    );
+    for path in &deletes {
+        assert!(!root.join(path).exists(), "{path}");
+    }
+}
