@@ -68,6 +68,20 @@ pub struct SourceFile {
     pub path: PathBuf,
 }
 
+impl SourceFile {
+    /// A file of the source at `root`, named relative to it.
+    pub fn under(root: &Path, path: &Path) -> SourceFile {
+        SourceFile {
+            rel_path: path
+                .strip_prefix(root)
+                .unwrap_or(path)
+                .to_string_lossy()
+                .into_owned(),
+            path: path.to_path_buf(),
+        }
+    }
+}
+
 /// One platform's account directory, opened for reading. Reading never changes the source.
 pub trait Source: Send + Sync {
     fn platform(&self) -> Platform;

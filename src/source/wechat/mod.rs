@@ -167,14 +167,7 @@ impl Source for WechatSource {
         self.db
             .files
             .iter()
-            .map(|path| SourceFile {
-                rel_path: path
-                    .strip_prefix(&self.root)
-                    .unwrap_or(path)
-                    .to_string_lossy()
-                    .into_owned(),
-                path: path.clone(),
-            })
+            .map(|path| SourceFile::under(&self.root, path))
             .collect()
     }
 
