@@ -241,44 +241,7 @@ fn export_matches_the_archive_and_copies_media_exactly() {
     );
 
     // Media: copies are byte-identical; refused and missing files carry their status.
-    let media = read_csv(&bundle.join("data/media.csv"));
-    let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
-    for row in &media {
-        *statuses.entry(row["status"].clone()).or_default() += 1;
-        match row["status"].as_str() {
-            "copied" => {
-                let copied = bundle.join(&row["bundle_path"]);
-                assert_eq!(
-                    std::fs::read(&copied).unwrap(),
-                    std::fs::read(root.join(&row["source_path"])).unwrap(),
-                    "{}",
-                    row["source_path"]
-                );
-                assert_eq!(sha256_file(&copied), row["sha256"]);
-                assert!(!row["bundle_path"].contains(['%', '\r', '\n']));
-            }
-            "outside_root" => {
-                let p = &row["source_path"];
-                let is_link = root
-                    .join(p)
-                    .symlink_metadata()
-                    .map(|m| m.file_type().is_symlink());
-                assert!(
-                    p.starts_with('/') || p.contains("..") || is_link.unwrap_or(false),
-                    "{p} is not outside the root"
-                );
-                assert!(row["bundle_path"].is_empty());
-            }
-            "missing" => assert!(!root.join(&row["source_path"]).exists()),
-            other => panic!("unexpected status {other}"),
-        }
-    }
-    for status in ["copied", "missing", "outside_root"] {
-        assert!(
-            statuses.contains_key(status),
-            "no media with status {status}: {statuses:?}"
-        );
-    }
+    check_media_rows(&root, &bundle, &["copied", "missing", "outside_root"]);
     // Nothing outside the root was read into the bundle.
     let secret = std::fs::read("/etc/hostname").unwrap_or_default();
     if secret.len() > 4 {

@@ -157,3 +157,56 @@ pub fn tool(name: &str) -> Option<PathBuf> {
 pub fn exit_code(out: &Output) -> i32 {
     out.status.code().unwrap_or(-1)
 }
+
+/// Checks every row of a bundle's media.csv against the source and returns the rows:
+/// copies are byte-identical with the recorded hash and safe names, refused paths really
+/// point outside the root, missing files are missing, never-downloaded ones are named so.
+/// Each of `statuses` must occur, and no other status may.
+pub fn check_media_rows(
+    root: &Path,
+    bundle: &Path,
+    statuses: &[&str],
+) -> Vec<BTreeMap<String, String>> {
+    let media = read_csv(&bundle.join("data/media.csv"));
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for row in &media {
+        let status = row["status"].as_str();
+        assert!(statuses.contains(&status), "unexpected status {status}");
+        *seen.entry(status.to_string()).or_default() += 1;
+        match status {
+            "copied" => {
+                let copied = bundle.join(&row["bundle_path"]);
+                assert_eq!(
+                    std::fs::read(&copied).unwrap(),
+                    std::fs::read(root.join(&row["source_path"])).unwrap(),
+                    "{}",
+                    row["source_path"]
+                );
+                assert_eq!(sha256_file(&copied), row["sha256"]);
+                assert!(!row["bundle_path"].contains(['%', '\r', '\n']));
+            }
+            "outside_root" => {
+                let p = &row["source_path"];
+                let is_link = root
+                    .join(p)
+                    .symlink_metadata()
+                    .map(|m| m.file_type().is_symlink());
+                assert!(
+                    p.starts_with('/') || p.contains("..") || is_link.unwrap_or(false),
+                    "{p} is not outside the root"
+                );
+                assert!(row["bundle_path"].is_empty());
+            }
+            "missing" => assert!(!root.join(&row["source_path"]).exists()),
+            "not_downloaded" => assert!(row["source_path"].starts_with("SERVERID://")),
+            other => panic!("no check for status {other}"),
+        }
+    }
+    for status in statuses {
+        assert!(
+            seen.contains_key(*status),
+            "no media with status {status}: {seen:?}"
+        );
+    }
+    media
+}
