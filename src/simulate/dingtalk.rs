@@ -1066,20 +1066,11 @@ fn write_orphans(opts: &SimOptions) -> Result<usize, SimError> {
 mod tests {
     use super::*;
     use crate::records::{Direction, Kind as MessageKind};
+    use crate::simulate::testkit::{snapshot, test_dir};
     use crate::source::dingtalk::DingtalkSource;
     use crate::source::Source;
-    use std::collections::BTreeMap;
 
     const NOW: i64 = 1_750_000_000_000;
-
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "chatvault-sim-dingtalk-{}-{name}",
-            std::process::id()
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        dir
-    }
 
     fn options(out: PathBuf) -> SimOptions {
         SimOptions {
@@ -1087,27 +1078,6 @@ mod tests {
             now_ms: NOW,
             ..SimOptions::new(out)
         }
-    }
-
-    fn snapshot(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-        let mut files = BTreeMap::new();
-        let mut stack = vec![root.to_path_buf()];
-        while let Some(dir) = stack.pop() {
-            for entry in fs::read_dir(&dir).unwrap() {
-                let path = entry.unwrap().path();
-                let meta = fs::symlink_metadata(&path).unwrap();
-                let rel = path.strip_prefix(root).unwrap().to_path_buf();
-                if meta.file_type().is_symlink() {
-                    let target = fs::read_link(&path).unwrap();
-                    files.insert(rel, target.as_os_str().as_encoded_bytes().to_vec());
-                } else if meta.is_dir() {
-                    stack.push(path);
-                } else {
-                    files.insert(rel, fs::read(&path).unwrap());
-                }
-            }
-        }
-        files
     }
 
     fn count_group_rows(conn: &Connection) -> i64 {
@@ -1130,8 +1100,8 @@ mod tests {
 
     #[test]
     fn same_options_give_identical_bytes() {
-        let first = temp_dir("det-a").join("123456_v2");
-        let second = temp_dir("det-b").join("123456_v2");
+        let first = test_dir("dingtalk", "det-a").join("123456_v2");
+        let second = test_dir("dingtalk", "det-b").join("123456_v2");
         let mut opts = options(first.clone());
         opts.wal = true;
         opts.messages = 1500;
@@ -1150,17 +1120,17 @@ mod tests {
 
     #[test]
     fn wal_holds_the_newest_rows_only() {
-        let out = temp_dir("wal").join("42_v2");
+        let out = test_dir("dingtalk", "wal").join("42_v2");
         let mut opts = options(out.clone());
         opts.wal = true;
         opts.media_files = false;
         let report = simulate_dingtalk(&opts).unwrap();
         assert!(out.join(format!("{DB_FILE}-wal")).exists());
-        let alone = temp_dir("wal-alone");
+        let alone = test_dir("dingtalk", "wal-alone");
         fs::create_dir_all(&alone).unwrap();
         fs::copy(out.join(DB_FILE), alone.join("dingtalk.db")).unwrap();
         let with_wal = {
-            let copy = temp_dir("wal-with");
+            let copy = test_dir("dingtalk", "wal-with");
             fs::create_dir_all(&copy).unwrap();
             fs::copy(out.join(DB_FILE), copy.join("dingtalk.db")).unwrap();
             fs::copy(
@@ -1185,7 +1155,7 @@ mod tests {
     /// Reading the simulated source with the importer gives every row, by the spec's rules.
     #[test]
     fn the_importer_reads_what_was_written() {
-        let out = temp_dir("read").join("123456_v2");
+        let out = test_dir("dingtalk", "read").join("123456_v2");
         let mut opts = options(out.clone());
         opts.wal = true;
         opts.edge_rate = 0.1;
@@ -1251,7 +1221,7 @@ mod tests {
 
     #[test]
     fn without_an_owner_in_the_name_everything_is_received() {
-        let out = temp_dir("noowner").join("dingtalk");
+        let out = test_dir("dingtalk", "noowner").join("dingtalk");
         let mut opts = options(out.clone());
         opts.messages = 400;
         opts.media_files = false;
@@ -1273,7 +1243,7 @@ mod tests {
             .into_iter()
             .enumerate()
         {
-            let out = temp_dir(&format!("tiny{index}")).join("7_v3");
+            let out = test_dir("dingtalk", &format!("tiny{index}")).join("7_v3");
             let opts = SimOptions {
                 groups,
                 members,

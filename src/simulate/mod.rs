@@ -553,6 +553,46 @@ fn wal_checksum(big_endian_words: bool, bytes: &[u8], start: (u32, u32)) -> (u32
     (first, second)
 }
 
+/// Helpers for the simulators' own tests.
+#[cfg(test)]
+pub(crate) mod testkit {
+    use std::collections::BTreeMap;
+    use std::fs;
+    use std::path::{Path, PathBuf};
+
+    /// A fresh directory for one test of one platform's simulator.
+    pub fn test_dir(platform: &str, name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "chatvault-sim-{platform}-{}-{name}",
+            std::process::id()
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    /// Every file under `root`, relative path → bytes (symlinks by target).
+    pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+        let mut files = BTreeMap::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for entry in fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                let meta = fs::symlink_metadata(&path).unwrap();
+                let rel = path.strip_prefix(root).unwrap().to_path_buf();
+                if meta.file_type().is_symlink() {
+                    let target = fs::read_link(&path).unwrap();
+                    files.insert(rel, target.as_os_str().as_encoded_bytes().to_vec());
+                } else if meta.is_dir() {
+                    stack.push(path);
+                } else {
+                    files.insert(rel, fs::read(&path).unwrap());
+                }
+            }
+        }
+        files
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2139,19 +2139,10 @@ fn write_orphans(opts: &SimOptions) -> Result<usize, SimError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::simulate::testkit::{snapshot, test_dir};
     use std::collections::BTreeSet;
-    use std::path::Path;
 
     const NOW: i64 = 1_750_000_000_000;
-
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "chatvault-sim-wechat-{}-{name}",
-            std::process::id()
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        dir
-    }
 
     fn options(out: PathBuf) -> SimOptions {
         SimOptions {
@@ -2161,32 +2152,10 @@ mod tests {
         }
     }
 
-    /// Every file under `root`, relative path → bytes (symlinks by target).
-    fn snapshot(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-        let mut files = BTreeMap::new();
-        let mut stack = vec![root.to_path_buf()];
-        while let Some(dir) = stack.pop() {
-            for entry in fs::read_dir(&dir).unwrap() {
-                let path = entry.unwrap().path();
-                let meta = fs::symlink_metadata(&path).unwrap();
-                let rel = path.strip_prefix(root).unwrap().to_path_buf();
-                if meta.file_type().is_symlink() {
-                    let target = fs::read_link(&path).unwrap();
-                    files.insert(rel, target.as_os_str().as_encoded_bytes().to_vec());
-                } else if meta.is_dir() {
-                    stack.push(path);
-                } else {
-                    files.insert(rel, fs::read(&path).unwrap());
-                }
-            }
-        }
-        files
-    }
-
     #[test]
     fn same_options_give_identical_bytes() {
-        let first = temp_dir("det-a");
-        let second = temp_dir("det-b");
+        let first = test_dir("wechat", "det-a");
+        let second = test_dir("wechat", "det-b");
         let mut opts = options(first.clone());
         opts.wal = true;
         simulate_wechat(&opts).unwrap();
@@ -2204,7 +2173,7 @@ mod tests {
 
     #[test]
     fn wal_holds_the_newest_rows_only() {
-        let out = temp_dir("wal");
+        let out = test_dir("wechat", "wal");
         let mut opts = options(out.clone());
         opts.wal = true;
         opts.media_files = false;
@@ -2212,7 +2181,7 @@ mod tests {
         let wal = out.join(format!("{DB_FILE}-wal"));
         assert!(wal.exists());
         // Copy first: opening read-write and closing would checkpoint the WAL.
-        let alone = temp_dir("wal-alone");
+        let alone = test_dir("wechat", "wal-alone");
         fs::create_dir_all(&alone).unwrap();
         fs::copy(out.join(DB_FILE), alone.join(DB_FILE)).unwrap();
         let with_wal: i64 = Connection::open(out.join(DB_FILE))
@@ -2241,7 +2210,7 @@ mod tests {
 
     #[test]
     fn contents_follow_the_spec() {
-        let out = temp_dir("spec");
+        let out = test_dir("wechat", "spec");
         let opts = options(out.clone());
         let report = simulate_wechat(&opts).unwrap();
         assert_eq!(report.messages, 3000);
@@ -2423,7 +2392,7 @@ mod tests {
 
     #[test]
     fn refuses_a_non_empty_output_directory() {
-        let out = temp_dir("busy");
+        let out = test_dir("wechat", "busy");
         fs::create_dir_all(&out).unwrap();
         fs::write(out.join("keep.txt"), b"x").unwrap();
         let err = simulate_wechat(&options(out.clone())).unwrap_err();
@@ -2439,7 +2408,7 @@ mod tests {
             ("one-group", 1, 2, 50, 0.3, 2),
             ("big-group", 3, 600, 300, 0.05, 400),
         ] {
-            let out = temp_dir(name);
+            let out = test_dir("wechat", name);
             let opts = SimOptions {
                 groups,
                 members,
@@ -2456,7 +2425,7 @@ mod tests {
         }
         let err = simulate_wechat(&SimOptions {
             edge_rate: 1.5,
-            ..options(temp_dir("bad-rate"))
+            ..options(test_dir("wechat", "bad-rate"))
         })
         .unwrap_err();
         assert!(matches!(err, SimError::InvalidOption(_)));
@@ -2464,7 +2433,7 @@ mod tests {
 
     #[test]
     fn tiny_and_clean_runs_work() {
-        let out = temp_dir("tiny");
+        let out = test_dir("wechat", "tiny");
         let mut opts = options(out.clone());
         opts.messages = 7;
         opts.groups = 1;
