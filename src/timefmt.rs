@@ -12,18 +12,123 @@ pub enum TimeError {
 
 /// `2025-06-12T00:05:20.123Z`: UTC, always with milliseconds.
 pub fn utc_millis(ms: i64) -> String {
-    match Utc.timestamp_millis_opt(ms).single() {
-        Some(t) => t.to_rfc3339_opts(SecondsFormat::Millis, true),
-        None => String::new(),
-    }
+    let mut out = String::with_capacity(24);
+    write_utc_millis(ms, &mut out);
+    out
 }
 
 /// `2025-06-12T08:05:20.123+08:00`.
 pub fn local_millis(ms: i64, offset: FixedOffset) -> String {
-    match offset.timestamp_millis_opt(ms).single() {
-        Some(t) => t.to_rfc3339_opts(SecondsFormat::Millis, false),
-        None => String::new(),
+    let mut out = String::with_capacity(29);
+    write_local_millis(ms, offset, &mut out);
+    out
+}
+
+/// [`utc_millis`] into a reused buffer (cleared first): the export formats two times per
+/// message, and chrono's general formatter was a visible share of its time.
+pub fn write_utc_millis(ms: i64, out: &mut String) {
+    out.clear();
+    if !write_fast(ms, None, out) {
+        if let Some(t) = Utc.timestamp_millis_opt(ms).single() {
+            out.push_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true));
+        }
     }
+}
+
+/// [`local_millis`] into a reused buffer (cleared first).
+pub fn write_local_millis(ms: i64, offset: FixedOffset, out: &mut String) {
+    out.clear();
+    let seconds = offset.local_minus_utc();
+    if seconds % 60 == 0 {
+        if let Some(local) = ms.checked_add(i64::from(seconds) * 1000) {
+            if write_fast(local, Some(seconds / 60), out) {
+                return;
+            }
+        }
+    }
+    if let Some(t) = offset.timestamp_millis_opt(ms).single() {
+        out.push_str(&t.to_rfc3339_opts(SecondsFormat::Millis, false));
+    }
+}
+
+/// Writes `ms` (already shifted to local time) as RFC 3339 with milliseconds, then `Z`
+/// (`offset_minutes` None) or the offset. Handles years 0000–9999, the only ones chrono
+/// prints without a sign; returns false, writing nothing, for any other year.
+fn write_fast(ms: i64, offset_minutes: Option<i32>, out: &mut String) -> bool {
+    let days = ms.div_euclid(86_400_000);
+    let in_day = ms.rem_euclid(86_400_000);
+    let (year, month, day) = civil_from_days(days);
+    if !(0..=9999).contains(&year) {
+        return false;
+    }
+    let mut buf = [0u8; 29];
+    let mut two = |at: usize, v: i64| {
+        buf[at] = b'0' + (v / 10) as u8;
+        buf[at + 1] = b'0' + (v % 10) as u8;
+    };
+    two(0, year / 100);
+    two(2, year % 100);
+    two(5, month);
+    two(8, day);
+    two(11, in_day / 3_600_000);
+    two(14, in_day / 60_000 % 60);
+    two(17, in_day / 1000 % 60);
+    let millis = in_day % 1000;
+    two(21, millis % 100);
+    buf[20] = b'0' + (millis / 100) as u8;
+    for (at, separator) in [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+    ] {
+        buf[at] = separator;
+    }
+    let len = match offset_minutes {
+        None => {
+            buf[23] = b'Z';
+            24
+        }
+        Some(minutes) => {
+            buf[23] = if minutes < 0 { b'-' } else { b'+' };
+            let minutes = i64::from(minutes.unsigned_abs());
+            if minutes >= 100 * 60 {
+                return false;
+            }
+            let mut two = |at: usize, v: i64| {
+                buf[at] = b'0' + (v / 10) as u8;
+                buf[at + 1] = b'0' + (v % 10) as u8;
+            };
+            two(24, minutes / 60);
+            two(27, minutes % 60);
+            buf[26] = b':';
+            29
+        }
+    };
+    match std::str::from_utf8(&buf[..len]) {
+        Ok(text) => {
+            out.push_str(text);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// Proleptic Gregorian (year, month, day) of a day count from 1970-01-01 (H. Hinnant's
+/// `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 pub fn utc_seconds(t: DateTime<Utc>) -> String {
@@ -101,5 +206,61 @@ mod tests {
         assert!(parse_time("yesterday").is_err());
         assert_eq!(parse_offset("-0530").unwrap().local_minus_utc(), -19800);
         assert!(parse_offset("08:00").is_err());
+    }
+
+    fn chrono_utc(ms: i64) -> String {
+        Utc.timestamp_millis_opt(ms)
+            .single()
+            .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+            .unwrap_or_default()
+    }
+
+    fn chrono_local(ms: i64, offset: FixedOffset) -> String {
+        offset
+            .timestamp_millis_opt(ms)
+            .single()
+            .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, false))
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn fast_formatting_matches_chrono_at_the_edges() {
+        let offsets =
+            ["+00:00", "+08:00", "-05:30", "+14:00", "-12:00"].map(|o| parse_offset(o).unwrap());
+        let year_0 = -62_167_219_200_000;
+        let year_10000 = 253_402_300_800_000;
+        for ms in [
+            0,
+            -1,
+            1,
+            -86_400_000,
+            951_782_400_000,   // 2000-02-29
+            4_107_542_400_000, // 2100-03-01
+            year_0,
+            year_0 - 1,
+            year_10000,
+            year_10000 - 1,
+            i64::MIN,
+            i64::MAX,
+            8_210_298_412_799_999,
+        ] {
+            assert_eq!(utc_millis(ms), chrono_utc(ms), "{ms}");
+            for offset in offsets {
+                assert_eq!(
+                    local_millis(ms, offset),
+                    chrono_local(ms, offset),
+                    "{ms} {offset}"
+                );
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_formatting_matches_chrono(ms in -70_000_000_000_000i64..300_000_000_000_000, minutes in -840i32..=840) {
+            let offset = FixedOffset::east_opt(minutes * 60).unwrap();
+            proptest::prop_assert_eq!(utc_millis(ms), chrono_utc(ms));
+            proptest::prop_assert_eq!(local_millis(ms, offset), chrono_local(ms, offset));
+        }
     }
 }
