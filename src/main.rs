@@ -12,6 +12,11 @@ use chatvault::retention::{self, CleanOptions, Plan, Policy, RetentionError};
 use chatvault::sink::csv::CsvStyle;
 use chatvault::{anonymize, demo, evidence, inspect, simulate, source, timefmt};
 
+// Readers allocate messages on one thread and the writer frees them on another; glibc's
+// allocator serializes that on an arena lock, mimalloc's thread-local heaps do not.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit codes, documented in README.md.
 mod code {
     pub const INTERNAL: u8 = 1;
