@@ -260,25 +260,22 @@ pub fn export_source(
             None => None,
         },
     };
-    let mut sources: BTreeMap<String, SourceRecord> = BTreeMap::new();
     let db_files = source.source_files();
-    let before: Vec<_> = db_files
-        .par_iter()
-        .map(|f| {
-            hash_file(&f.path).map(|(sha, size)| (f.rel_path.clone(), f.path.clone(), sha, size))
-        })
-        .collect::<Result<_, _>>()?;
-    for (rel, path, sha, size) in before {
-        sources.insert(
-            rel,
-            SourceRecord {
-                path,
-                size,
-                sha256_before: sha,
-                is_media: false,
-            },
-        );
-    }
+    let hash_databases = || -> Result<Vec<(String, SourceRecord)>, ExportError> {
+        db_files
+            .par_iter()
+            .map(|f| {
+                let (sha256_before, size) = hash_file(&f.path)?;
+                let record = SourceRecord {
+                    path: f.path.clone(),
+                    size,
+                    sha256_before,
+                    is_media: false,
+                };
+                Ok((f.rel_path.clone(), record))
+            })
+            .collect()
+    };
 
     let mut bag = BagWriter::create(BagOptions {
         out: opts.out.clone(),
@@ -287,7 +284,19 @@ pub fn export_source(
         fixed_time: opts.fixed_time,
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
     })?;
-    let payload = match write_payload(&mut bag, source, opts, &groups, &identities, sources) {
+    // The "before" hashes run beside the export rather than ahead of it: the "after" hashes
+    // must equal them, which proves the databases did not change while they were read.
+    let written = std::thread::scope(|scope| {
+        let before = scope.spawn(hash_databases);
+        // Hashing does not panic on input; a panic there is a bug and is passed on as one.
+        let joined = || {
+            before
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        };
+        write_payload(&mut bag, source, opts, &groups, &identities, joined)
+    });
+    let payload = match written {
         Ok(payload) => payload,
         Err(error) => {
             // A failed export leaves nothing that could pass for a finished one.
@@ -446,8 +455,10 @@ fn write_payload(
     opts: &ExportOptions,
     groups: &[Group],
     identities: &Identities,
-    mut sources: BTreeMap<String, SourceRecord>,
+    databases_before: impl FnOnce() -> Result<Vec<(String, SourceRecord)>, ExportError>,
 ) -> Result<WrittenPayload, ExportError> {
+    // Media files read are added as they are copied; the databases once hashed.
+    let mut sources: BTreeMap<String, SourceRecord> = BTreeMap::new();
     let mut warnings = Warnings {
         kept: source
             .warnings()
@@ -480,6 +491,10 @@ fn write_payload(
     let since_ms = opts.since.map(|t| t.timestamp_millis());
     let until_ms = opts.until.map(|t| t.timestamp_millis());
 
+    let group_ids: Vec<String> = groups.iter().map(|g| g.id.clone()).collect();
+    source.prepare_messages(&group_ids);
+    // The databases' "after" hashes, when the source has read everything up front.
+    let mut early_after: Option<std::thread::JoinHandle<Vec<(String, HashResult)>>> = None;
     for group in groups {
         let mut group_stats = GroupStats::default();
         let members = source.members(&group.id)?;
@@ -504,8 +519,19 @@ fn write_payload(
         let group_dir = media::group_dir(&group.id);
         let group_name = identities.text(&group.name);
         let mut used_media_names: HashSet<String> = HashSet::new();
+        let (mut time_utc, mut time_local) = (String::new(), String::new());
 
-        for message in source.messages(&group.id)? {
+        let stream = source.messages(&group.id)?;
+        if early_after.is_none() && source.databases_read() {
+            let files = source.source_files();
+            early_after = Some(std::thread::spawn(move || {
+                files
+                    .par_iter()
+                    .map(|f| (f.rel_path.clone(), hash_file(&f.path)))
+                    .collect()
+            }));
+        }
+        for message in stream {
             let message = message?;
             if since_ms.is_some_and(|s| message.time_ms < s)
                 || until_ms.is_some_and(|u| message.time_ms > u)
@@ -519,6 +545,8 @@ fn write_payload(
                 );
             }
             let sender_name = sender_name(source, &message, &mut names);
+            timefmt::write_utc_millis(message.time_ms, &mut time_utc);
+            timefmt::write_local_millis(message.time_ms, opts.tz, &mut time_local);
             let (media_path, media_sha) = write_media(
                 bag,
                 source,
@@ -538,10 +566,10 @@ fn write_payload(
                     &group.id,
                     &group_name,
                     &message.message_id,
-                    &timefmt::utc_millis(message.time_ms),
-                    &timefmt::local_millis(message.time_ms, opts.tz),
+                    &time_utc,
+                    &time_local,
                     &identities.id(message.sender_id.as_deref().unwrap_or("")),
-                    &identities.name(message.sender_id.as_deref(), &sender_name),
+                    &identities.name(message.sender_id.as_deref(), sender_name),
                     message.direction.as_str(),
                     message.kind.as_str(),
                     &identities.text(&message.text),
@@ -606,11 +634,22 @@ fn write_payload(
         bag.finish_text(file)?;
     }
 
+    sources.extend(databases_before()?);
     // Every source file read must still hash as it did: otherwise the app was writing.
-    let after: Vec<(String, HashResult)> = sources
-        .par_iter()
-        .map(|(rel, record)| (rel.clone(), hash_file(&record.path)))
-        .collect();
+    let mut after: Vec<(String, HashResult)> = match early_after {
+        Some(handle) => handle
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+        None => Vec::new(),
+    };
+    let hashed_early: HashSet<String> = after.iter().map(|(rel, _)| rel.clone()).collect();
+    after.par_extend(
+        sources
+            .par_iter()
+            .filter(|(rel, _)| !hashed_early.contains(*rel))
+            .map(|(rel, record)| (rel.clone(), hash_file(&record.path))),
+    );
+    after.sort_by(|a, b| a.0.cmp(&b.0));
     let mut source_entries = Vec::with_capacity(after.len());
     for (rel, result) in after {
         let record = &sources[&rel];
@@ -658,23 +697,22 @@ fn select_groups(source: &dyn Source, opts: &ExportOptions) -> Result<Vec<Group>
 
 /// Group nickname if set, else contact display name, else the id; the name a source stores
 /// with the message itself comes first.
-fn sender_name(
+fn sender_name<'a>(
     source: &dyn Source,
-    message: &Message,
-    names: &mut HashMap<String, String>,
-) -> String {
+    message: &'a Message,
+    names: &'a mut HashMap<String, String>,
+) -> &'a str {
     if let Some(name) = message.sender_name.as_deref().filter(|n| !n.is_empty()) {
-        return name.to_string();
+        return name;
     }
     let Some(id) = message.sender_id.as_deref() else {
-        return String::new();
+        return "";
     };
-    if let Some(name) = names.get(id) {
-        return name.clone();
+    if !names.contains_key(id) {
+        let name = source.display_name(id).unwrap_or_else(|| id.to_string());
+        names.insert(id.to_string(), name);
     }
-    let name = source.display_name(id).unwrap_or_else(|| id.to_string());
-    names.insert(id.to_string(), name.clone());
-    name
+    names.get(id).map_or("", String::as_str)
 }
 
 /// Copies a message's media into the bundle and writes its `media.csv` rows; returns the

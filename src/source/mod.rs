@@ -95,6 +95,16 @@ pub trait Source: Send + Sync {
     fn members(&self, group_id: &str) -> Result<Vec<Member>, SourceError>;
     /// One conversation's messages in (time, source order), streamed.
     fn messages(&self, group_id: &str) -> Result<MessageStream, SourceError>;
+    /// A hint: [`Source::messages`] is about to be called for these conversations, in this
+    /// order. A source whose conversations share storage may start reading them all in one
+    /// pass; errors are left for `messages` to report.
+    fn prepare_messages(&self, _group_ids: &[String]) {}
+    /// True once every conversation given to [`Source::prepare_messages`] has been read out
+    /// of the databases into private storage, so that the databases will not be read again
+    /// and their "after" hashes can be taken now rather than at the end.
+    fn databases_read(&self) -> bool {
+        false
+    }
     /// The databases and journals the importer reads (media are recorded as they are copied).
     fn source_files(&self) -> Vec<SourceFile>;
     /// The display name of someone the source knows, member of the group or not (a sender

@@ -1,5 +1,7 @@
 //! The `message` table, joined with `ImgInfo2` (full images) and `appattach` (files).
 
+use std::borrow::Cow;
+
 use md5::{Digest, Md5};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, Row};
@@ -14,6 +16,7 @@ const SYSTEM: i64 = 10000;
 const APP_FAMILY: i64 = 49;
 
 /// What a producer thread needs to read one conversation.
+#[derive(Clone)]
 pub struct Query {
     pub talker: String,
     pub owner: Option<String>,
@@ -22,8 +25,74 @@ pub struct Query {
     pub has_appattach: bool,
 }
 
-/// One row of the joined query, before interpretation.
-struct RawRow {
+/// One row of the joined query as the reader thread copies it out: text columns stay bytes,
+/// so that decoding them is the parser thread's work.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawRow {
+    pub local_id: i64,
+    pub server_id: Option<i64>,
+    pub type_code: Option<i64>,
+    pub is_send: bool,
+    pub create_time: Option<i64>,
+    pub content: Option<Vec<u8>>,
+    pub img_path: Option<Vec<u8>>,
+    pub big_img_path: Option<Vec<u8>>,
+    pub file_full_path: Option<Vec<u8>>,
+    pub file_total_len: Option<i64>,
+}
+
+/// A [`RawRow`] whose text may still live in SQLite's row buffer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawRowRef<'a> {
+    pub local_id: i64,
+    pub server_id: Option<i64>,
+    pub type_code: Option<i64>,
+    pub is_send: bool,
+    pub create_time: Option<i64>,
+    pub content: Option<Cow<'a, [u8]>>,
+    pub img_path: Option<Cow<'a, [u8]>>,
+    pub big_img_path: Option<Cow<'a, [u8]>>,
+    pub file_full_path: Option<Cow<'a, [u8]>>,
+    pub file_total_len: Option<i64>,
+}
+
+impl RawRowRef<'_> {
+    pub fn into_owned(self) -> RawRow {
+        RawRow {
+            local_id: self.local_id,
+            server_id: self.server_id,
+            type_code: self.type_code,
+            is_send: self.is_send,
+            create_time: self.create_time,
+            content: self.content.map(Cow::into_owned),
+            img_path: self.img_path.map(Cow::into_owned),
+            big_img_path: self.big_img_path.map(Cow::into_owned),
+            file_full_path: self.file_full_path.map(Cow::into_owned),
+            file_total_len: self.file_total_len,
+        }
+    }
+}
+
+#[cfg(test)]
+impl RawRow {
+    pub fn as_ref(&self) -> RawRowRef<'_> {
+        RawRowRef {
+            local_id: self.local_id,
+            server_id: self.server_id,
+            type_code: self.type_code,
+            is_send: self.is_send,
+            create_time: self.create_time,
+            content: self.content.as_deref().map(Cow::Borrowed),
+            img_path: self.img_path.as_deref().map(Cow::Borrowed),
+            big_img_path: self.big_img_path.as_deref().map(Cow::Borrowed),
+            file_full_path: self.file_full_path.as_deref().map(Cow::Borrowed),
+            file_total_len: self.file_total_len,
+        }
+    }
+}
+
+/// A row with its text decoded, before interpretation.
+struct Columns {
     local_id: i64,
     server_id: Option<i64>,
     type_code: Option<i64>,
@@ -37,6 +106,37 @@ struct RawRow {
     lossy: bool,
 }
 
+impl RawRow {
+    fn decode(self) -> Columns {
+        let mut lossy = false;
+        let mut text = |bytes: Option<Vec<u8>>| {
+            bytes.map(|b| {
+                String::from_utf8(b).unwrap_or_else(|e| {
+                    lossy = true;
+                    String::from_utf8_lossy(e.as_bytes()).into_owned()
+                })
+            })
+        };
+        let content = text(self.content);
+        let img_path = text(self.img_path);
+        let big_img_path = text(self.big_img_path);
+        let file_full_path = text(self.file_full_path);
+        Columns {
+            local_id: self.local_id,
+            server_id: self.server_id,
+            type_code: self.type_code,
+            is_send: self.is_send,
+            create_time: self.create_time,
+            content,
+            img_path,
+            big_img_path,
+            file_full_path,
+            file_total_len: self.file_total_len,
+            lossy,
+        }
+    }
+}
+
 /// Integers as WeChat stores them, which is not always as INTEGER.
 fn int(row: &Row, idx: usize) -> Option<i64> {
     match row.get_ref(idx).ok()? {
@@ -47,35 +147,31 @@ fn int(row: &Row, idx: usize) -> Option<i64> {
     }
 }
 
-/// Text, keeping every valid byte; invalid UTF-8 is replaced and flagged.
-fn text(row: &Row, idx: usize, lossy: &mut bool) -> Option<String> {
+/// Text as stored (decoded later, keeping every valid byte; invalid UTF-8 is replaced
+/// and flagged then).
+fn text<'a>(row: &'a Row, idx: usize) -> Option<Cow<'a, [u8]>> {
     match row.get_ref(idx).ok()? {
-        ValueRef::Text(t) | ValueRef::Blob(t) => match std::str::from_utf8(t) {
-            Ok(s) => Some(s.to_string()),
-            Err(_) => {
-                *lossy = true;
-                Some(String::from_utf8_lossy(t).into_owned())
-            }
-        },
-        ValueRef::Integer(i) => Some(i.to_string()),
-        ValueRef::Real(f) => Some(f.to_string()),
+        ValueRef::Text(t) | ValueRef::Blob(t) => Some(Cow::Borrowed(t)),
+        ValueRef::Integer(i) => Some(Cow::Owned(i.to_string().into_bytes())),
+        ValueRef::Real(f) => Some(Cow::Owned(f.to_string().into_bytes())),
         ValueRef::Null => None,
     }
 }
 
-pub fn read(conn: &Connection, query: &Query, emit: &mut Emitter) -> Result<(), SourceError> {
-    let db_path = std::path::Path::new("EnMicroMsg.db");
+/// The message columns [`RawRow`] is made of (`talker` last), with the media path and
+/// attachment looked up from `ImgInfo2` and `appattach` when those tables exist.
+pub fn select_sql(has_imginfo: bool, has_appattach: bool) -> String {
     // Media rows are looked up only for the message types that have them, one row each
     // (a join would probe both tables for every message, and repeat a message that has
     // two ImgInfo2 rows).
-    let img = if query.has_imginfo {
+    let img = if has_imginfo {
         "CASE WHEN m.type = 3 AND m.msgSvrId IS NOT NULL THEN \
          (SELECT i.bigImgPath FROM ImgInfo2 i WHERE i.msgSvrId = m.msgSvrId ORDER BY i.id LIMIT 1) END"
     } else {
         "NULL"
     };
     let is_app = "(m.type = 49 OR (m.type > 65535 AND (m.type & 65535) = 49))";
-    let (file_path, file_len) = if query.has_appattach {
+    let (file_path, file_len) = if has_appattach {
         (
             format!(
                 "CASE WHEN {is_app} THEN (SELECT a.fileFullPath FROM appattach a \
@@ -89,10 +185,38 @@ pub fn read(conn: &Connection, query: &Query, emit: &mut Emitter) -> Result<(), 
     } else {
         ("NULL".to_string(), "NULL".to_string())
     };
-    let sql = format!(
+    format!(
         "SELECT m.msgId, m.msgSvrId, m.type, m.isSend, m.createTime, m.content, m.imgPath, \
-         {img}, {file_path}, {file_len} FROM message m \
-         WHERE m.talker = ?1 ORDER BY m.createTime, m.msgId"
+         {img}, {file_path}, {file_len}, m.talker FROM message m"
+    )
+}
+
+/// The row of a [`select_sql`] query, borrowing its text from SQLite.
+pub fn raw_row_ref<'a>(row: &'a Row) -> RawRowRef<'a> {
+    RawRowRef {
+        local_id: int(row, 0).unwrap_or_default(),
+        server_id: int(row, 1),
+        type_code: int(row, 2),
+        is_send: int(row, 3) == Some(1),
+        create_time: int(row, 4),
+        content: text(row, 5),
+        img_path: text(row, 6),
+        big_img_path: text(row, 7),
+        file_full_path: text(row, 8),
+        file_total_len: int(row, 9),
+    }
+}
+
+/// Steps the conversation's rows in order; [`interpret`] turns each into a message.
+pub fn read(
+    conn: &Connection,
+    query: &Query,
+    emit: &mut Emitter<RawRow>,
+) -> Result<(), SourceError> {
+    let db_path = std::path::Path::new("EnMicroMsg.db");
+    let sql = format!(
+        "{} WHERE m.talker = ?1 ORDER BY m.createTime, m.msgId",
+        select_sql(query.has_imginfo, query.has_appattach)
     );
     let mut stmt = conn
         .prepare(&sql)
@@ -101,28 +225,15 @@ pub fn read(conn: &Connection, query: &Query, emit: &mut Emitter) -> Result<(), 
         .query([&query.talker])
         .map_err(|e| map_sqlite_error(db_path, e))?;
     while let Some(row) = rows.next().map_err(|e| map_sqlite_error(db_path, e))? {
-        let mut lossy = false;
-        let raw = RawRow {
-            local_id: int(row, 0).unwrap_or_default(),
-            server_id: int(row, 1),
-            type_code: int(row, 2),
-            is_send: int(row, 3) == Some(1),
-            create_time: int(row, 4),
-            content: text(row, 5, &mut lossy),
-            img_path: text(row, 6, &mut lossy),
-            big_img_path: text(row, 7, &mut lossy),
-            file_full_path: text(row, 8, &mut lossy),
-            file_total_len: int(row, 9),
-            lossy,
-        };
-        if !emit.emit(interpret(raw, query)) {
+        if !emit.emit(raw_row_ref(row).into_owned()) {
             break;
         }
     }
     Ok(())
 }
 
-fn interpret(raw: RawRow, query: &Query) -> Message {
+pub fn interpret(raw: RawRow, query: &Query) -> Message {
+    let mut raw = raw.decode();
     let mut warnings: Vec<String> = Vec::new();
     if raw.lossy {
         warnings.push("text is not valid UTF-8; invalid bytes replaced".into());
@@ -136,38 +247,44 @@ fn interpret(raw: RawRow, query: &Query) -> Message {
         0
     });
     let type_code = raw.type_code.unwrap_or(-1);
-    let content = raw.content.as_deref();
+    let content = raw.content.take();
+    let has_content = content.is_some();
+    let content = content.unwrap_or_default();
 
-    let (direction, sender_id, payload) = if type_code == SYSTEM {
-        (Direction::System, None, content.unwrap_or(""))
+    // The payload is `content[payload_start..]`: after the sender prefix, if any.
+    let (direction, sender_id, payload_start) = if type_code == SYSTEM {
+        (Direction::System, None, 0)
     } else if raw.is_send {
-        (Direction::Sent, query.owner.clone(), content.unwrap_or(""))
+        (Direction::Sent, query.owner.clone(), 0)
     } else if query.is_group {
-        match content.and_then(split_sender) {
-            Some((sender, payload)) => (Direction::Received, Some(sender.to_string()), payload),
+        match split_sender(&content) {
+            Some((sender, start)) => (Direction::Received, Some(sender.to_string()), start),
             None => {
-                if content.is_some() {
+                if has_content {
                     warnings.push("received group message without a `sender:` prefix".into());
                 }
-                (Direction::Received, None, content.unwrap_or(""))
+                (Direction::Received, None, 0)
             }
         }
     } else {
-        (
-            Direction::Received,
-            Some(query.talker.clone()),
-            content.unwrap_or(""),
-        )
+        (Direction::Received, Some(query.talker.clone()), 0)
     };
 
-    let mut parsed = parse_payload(type_code, payload, &raw);
-    if content.is_none() && type_code != 3 && type_code != 34 && type_code != 43 {
+    let mut parsed = parse_payload(type_code, &content[payload_start..], &raw);
+    if !has_content && type_code != 3 && type_code != 34 && type_code != 43 {
         parsed.kind = Kind::Other;
+        parsed.text = None;
         parsed.warning = Some("no content (NULL)".into());
     }
     if let Some(w) = parsed.warning.take() {
         warnings.push(w);
     }
+    let text = parsed.text.unwrap_or_else(|| {
+        // The payload itself: reuse the content's buffer rather than copy it.
+        let mut content = content;
+        content.drain(..payload_start);
+        content
+    });
     Message {
         group_id: query.talker.clone(),
         message_id,
@@ -176,7 +293,7 @@ fn interpret(raw: RawRow, query: &Query) -> Message {
         sender_name: None,
         direction,
         kind: parsed.kind,
-        text: parsed.text,
+        text,
         raw_type: parsed.raw_type,
         media: parsed.media,
         warning: if warnings.is_empty() {
@@ -188,28 +305,29 @@ fn interpret(raw: RawRow, query: &Query) -> Message {
 }
 
 /// `<wxid>:\n<payload>`: the sender is everything before the first `:`, the payload
-/// everything after the first newline.
-fn split_sender(content: &str) -> Option<(&str, &str)> {
-    let colon = content.find(':')?;
+/// everything after the first newline (returned as its byte offset).
+fn split_sender(content: &str) -> Option<(&str, usize)> {
     let newline = content.find('\n')?;
-    if newline < colon || colon == 0 {
+    let colon = content[..newline].find(':')?;
+    if colon == 0 {
         return None;
     }
-    Some((&content[..colon], &content[newline + 1..]))
+    Some((&content[..colon], newline + 1))
 }
 
 struct Parsed {
     kind: Kind,
-    text: String,
+    /// `None`: the payload itself, verbatim.
+    text: Option<String>,
     raw_type: String,
     media: Vec<MediaRef>,
     warning: Option<String>,
 }
 
-fn parse_payload(type_code: i64, payload: &str, raw: &RawRow) -> Parsed {
+fn parse_payload(type_code: i64, payload: &str, raw: &Columns) -> Parsed {
     let mut parsed = Parsed {
         kind: Kind::Other,
-        text: payload.to_string(),
+        text: None,
         raw_type: if raw.type_code.is_some() {
             type_code.to_string()
         } else {
@@ -220,7 +338,7 @@ fn parse_payload(type_code: i64, payload: &str, raw: &RawRow) -> Parsed {
     };
     let malformed = |parsed: &mut Parsed, what: &str| {
         parsed.kind = Kind::Other;
-        parsed.text = payload.to_string();
+        parsed.text = None;
         parsed.warning = Some(format!("malformed {what} payload"));
     };
     match type_code {
@@ -231,7 +349,7 @@ fn parse_payload(type_code: i64, payload: &str, raw: &RawRow) -> Parsed {
             parsed.media = image_refs(raw);
             if xml::has_element(payload, "img") {
                 parsed.kind = Kind::Image;
-                parsed.text = "[image]".into();
+                parsed.text = Some("[image]".into());
             } else {
                 malformed(&mut parsed, "image");
             }
@@ -242,7 +360,7 @@ fn parse_payload(type_code: i64, payload: &str, raw: &RawRow) -> Parsed {
                 Some(ms) => {
                     parsed.kind = Kind::Voice;
                     let seconds = ms.parse::<f64>().map(|v| v / 1000.0).unwrap_or(0.0);
-                    parsed.text = format!("[voice] {}s", seconds.round());
+                    parsed.text = Some(format!("[voice] {}s", seconds.round()));
                 }
                 None => malformed(&mut parsed, "voice"),
             }
@@ -252,7 +370,7 @@ fn parse_payload(type_code: i64, payload: &str, raw: &RawRow) -> Parsed {
             if xml::has_element(payload, "videomsg") {
                 parsed.kind = Kind::Video;
                 let seconds = xml::attribute(payload, "videomsg", "playlength").unwrap_or_default();
-                parsed.text = format!("[video] {seconds}s");
+                parsed.text = Some(format!("[video] {seconds}s"));
             } else {
                 malformed(&mut parsed, "video");
             }
@@ -260,7 +378,7 @@ fn parse_payload(type_code: i64, payload: &str, raw: &RawRow) -> Parsed {
         47 => {
             if xml::has_element(payload, "emoji") {
                 parsed.kind = Kind::Emoji;
-                parsed.text = "[emoji]".into();
+                parsed.text = Some("[emoji]".into());
             } else {
                 malformed(&mut parsed, "emoji");
             }
@@ -272,7 +390,7 @@ fn parse_payload(type_code: i64, payload: &str, raw: &RawRow) -> Parsed {
                     .filter(|s| !s.is_empty())
                     .or_else(|| xml::attribute(payload, "location", "label"))
                     .unwrap_or_default();
-                parsed.text = format!("[location] {name}").trim_end().to_string();
+                parsed.text = Some(format!("[location] {name}").trim_end().to_string());
             } else {
                 malformed(&mut parsed, "location");
             }
@@ -286,7 +404,7 @@ fn parse_payload(type_code: i64, payload: &str, raw: &RawRow) -> Parsed {
                 parsed.kind = Kind::System;
                 let id = xml::element_text(payload, "paymsgid").unwrap_or_default();
                 let claimer = xml::element_text(payload, "claimer").unwrap_or_default();
-                parsed.text = format!("[red packet claimed] {id} by {claimer}");
+                parsed.text = Some(format!("[red packet claimed] {id} by {claimer}"));
             } else {
                 parsed.kind = Kind::System;
             }
@@ -301,7 +419,7 @@ fn parse_payload(type_code: i64, payload: &str, raw: &RawRow) -> Parsed {
     parsed
 }
 
-fn parse_app_message(code: i64, payload: &str, raw: &RawRow, parsed: &mut Parsed) {
+fn parse_app_message(code: i64, payload: &str, raw: &Columns, parsed: &mut Parsed) {
     let app_type = xml::element_text(payload, "appmsg")
         .and_then(|_| xml::element_text(payload, "type"))
         .and_then(|t| t.trim().parse::<i64>().ok());
@@ -321,13 +439,13 @@ fn parse_app_message(code: i64, payload: &str, raw: &RawRow, parsed: &mut Parsed
         Some(5) if app_type.is_some() => {
             parsed.kind = Kind::Link;
             let url = xml::element_text(payload, "url").unwrap_or_default();
-            parsed.text = format!("[link] {title} {url}").trim_end().to_string();
+            parsed.text = Some(format!("[link] {title} {url}").trim_end().to_string());
         }
         Some(6) => {
             parsed.media = file_refs(raw, &title);
             if app_type.is_some() {
                 parsed.kind = Kind::File;
-                parsed.text = format!("[file] {title}").trim_end().to_string();
+                parsed.text = Some(format!("[file] {title}").trim_end().to_string());
             } else {
                 parsed.kind = Kind::Other;
                 parsed.warning = Some("malformed file payload".into());
@@ -335,20 +453,20 @@ fn parse_app_message(code: i64, payload: &str, raw: &RawRow, parsed: &mut Parsed
         }
         Some(57) if app_type.is_some() => {
             parsed.kind = Kind::Quote;
-            parsed.text = title;
+            parsed.text = Some(title);
         }
         Some(2000) if xml::has_element(payload, "wcpayinfo") => {
             parsed.kind = Kind::Transfer;
             let fee = xml::element_text(payload, "feedesc").unwrap_or_default();
             let memo = xml::element_text(payload, "pay_memo").unwrap_or_default();
-            parsed.text = format!("[transfer] {fee} {memo}").trim_end().to_string();
+            parsed.text = Some(format!("[transfer] {fee} {memo}").trim_end().to_string());
         }
         Some(2001) if xml::has_element(payload, "wcpayinfo") => {
             parsed.kind = Kind::RedPacket;
             let wish = xml::element_text(payload, "sendertitle")
                 .filter(|s| !s.is_empty())
                 .unwrap_or(title);
-            parsed.text = format!("[red packet] {wish}").trim_end().to_string();
+            parsed.text = Some(format!("[red packet] {wish}").trim_end().to_string());
         }
         Some(_) if app_type.is_some() => {
             parsed.kind = Kind::Other;
@@ -364,7 +482,7 @@ fn split_dirs(name: &str) -> Option<(&str, &str)> {
     Some((name.get(0..2)?, name.get(2..4)?))
 }
 
-fn image_refs(raw: &RawRow) -> Vec<MediaRef> {
+fn image_refs(raw: &Columns) -> Vec<MediaRef> {
     let mut refs = Vec::new();
     if let Some(big) = raw.big_img_path.as_deref().filter(|s| !s.is_empty()) {
         let location = if big.starts_with("SERVERID://") {
@@ -402,12 +520,12 @@ fn image_refs(raw: &RawRow) -> Vec<MediaRef> {
     refs
 }
 
-fn voice_refs(raw: &RawRow) -> Vec<MediaRef> {
+fn voice_refs(raw: &Columns) -> Vec<MediaRef> {
     let Some(key) = raw.img_path.as_deref().filter(|k| !k.is_empty()) else {
         return Vec::new();
     };
     let hash = Md5::digest(key.as_bytes());
-    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = data_encoding::HEXLOWER.encode(&hash);
     vec![MediaRef {
         kind: MediaKind::Voice,
         location: MediaLocation::Path(format!(
@@ -420,7 +538,7 @@ fn voice_refs(raw: &RawRow) -> Vec<MediaRef> {
     }]
 }
 
-fn video_refs(raw: &RawRow) -> Vec<MediaRef> {
+fn video_refs(raw: &Columns) -> Vec<MediaRef> {
     let Some(key) = raw.img_path.as_deref().filter(|k| !k.is_empty()) else {
         return Vec::new();
     };
@@ -440,7 +558,7 @@ fn video_refs(raw: &RawRow) -> Vec<MediaRef> {
     ]
 }
 
-fn file_refs(raw: &RawRow, title: &str) -> Vec<MediaRef> {
+fn file_refs(raw: &Columns, title: &str) -> Vec<MediaRef> {
     let Some(device_path) = raw.file_full_path.as_deref().filter(|p| !p.is_empty()) else {
         return Vec::new();
     };
@@ -471,7 +589,7 @@ mod tests {
     fn splits_the_sender_prefix_at_the_first_colon_and_newline() {
         assert_eq!(
             split_sender("wxid_a:\nhello: world\nline"),
-            Some(("wxid_a", "hello: world\nline"))
+            Some(("wxid_a", 8))
         );
         assert_eq!(split_sender("no prefix"), None);
         assert_eq!(split_sender("line\nthen: colon"), None);

@@ -3,6 +3,7 @@
 
 mod contact;
 mod message;
+mod spool;
 mod xml;
 
 use std::collections::HashMap;
@@ -51,6 +52,15 @@ pub struct WechatSource {
     has_imginfo: bool,
     has_appattach: bool,
     warnings: Mutex<Vec<Warning>>,
+    spools: Mutex<SpoolState>,
+}
+
+/// The one-pass read of many conversations ([`spool`]), once prepared.
+enum SpoolState {
+    Unprepared,
+    Scanning(std::thread::JoinHandle<Option<spool::Spools>>),
+    /// `None`: no spools (not worth it, or the scan failed); read through the index.
+    Done(Option<Arc<spool::Spools>>),
 }
 
 impl WechatSource {
@@ -96,7 +106,25 @@ impl WechatSource {
             owner,
             contacts,
             warnings: Mutex::new(warnings),
+            spools: Mutex::new(SpoolState::Unprepared),
         })
+    }
+
+    /// The spool of `talker`, waiting for the scan if it is still running.
+    fn spooled(&self, talker: &str) -> Option<(Arc<spool::Spools>, spool::Spooled)> {
+        let mut state = self.spools.lock().ok()?;
+        if let SpoolState::Scanning(_) = &*state {
+            if let SpoolState::Scanning(handle) =
+                std::mem::replace(&mut *state, SpoolState::Done(None))
+            {
+                *state = SpoolState::Done(handle.join().ok().flatten().map(Arc::new));
+            }
+        }
+        let SpoolState::Done(Some(spools)) = &*state else {
+            return None;
+        };
+        let path = spools.take(talker)?;
+        Some((Arc::clone(spools), path))
     }
 }
 
@@ -148,19 +176,73 @@ impl Source for WechatSource {
         Ok(members)
     }
 
+    fn prepare_messages(&self, group_ids: &[String]) {
+        let Ok(mut state) = self.spools.lock() else {
+            return;
+        };
+        if !matches!(*state, SpoolState::Unprepared) {
+            return;
+        }
+        let db = Arc::clone(&self.db);
+        let talkers = group_ids.to_vec();
+        let (has_imginfo, has_appattach) = (self.has_imginfo, self.has_appattach);
+        let scan = std::thread::Builder::new()
+            .name("wechat-scan".into())
+            .spawn(move || {
+                // A failed scan only means the slower path: `messages` reports real errors.
+                spool::build(|| db.connect(), &talkers, has_imginfo, has_appattach)
+                    .ok()
+                    .flatten()
+            });
+        *state = match scan {
+            Ok(handle) => SpoolState::Scanning(handle),
+            Err(_) => SpoolState::Done(None),
+        };
+    }
+
+    fn databases_read(&self) -> bool {
+        // Contacts and members were read when the source was opened.
+        self.spools
+            .lock()
+            .is_ok_and(|state| matches!(&*state, SpoolState::Done(Some(s)) if s.complete))
+    }
+
     fn messages(&self, group_id: &str) -> Result<MessageStream, SourceError> {
+        let is_group = group_id.ends_with("@chatroom");
+        let query = message::Query {
+            talker: group_id.to_string(),
+            owner: self.owner.clone(),
+            is_group,
+            has_imginfo: self.has_imginfo,
+            has_appattach: self.has_appattach,
+        };
+        if let Some((spools, spooled)) = self.spooled(group_id) {
+            return Ok(stream::spawn_parsed(
+                "wechat",
+                move |emit| {
+                    let _spools = spools; // keeps the spool directory until this ends
+                    spool::read(&spooled, emit)
+                },
+                move |raw| message::interpret(raw, &query),
+            ));
+        }
         let db = Arc::clone(&self.db);
         let query = message::Query {
             talker: group_id.to_string(),
             owner: self.owner.clone(),
-            is_group: group_id.ends_with("@chatroom"),
+            is_group,
             has_imginfo: self.has_imginfo,
             has_appattach: self.has_appattach,
         };
-        Ok(stream::spawn("wechat-messages", move |emit| {
-            let conn = db.connect()?;
-            message::read(&conn, &query, emit)
-        }))
+        let parse_query = query.clone();
+        Ok(stream::spawn_parsed(
+            "wechat",
+            move |emit| {
+                let conn = db.connect()?;
+                message::read(&conn, &query, emit)
+            },
+            move |raw| message::interpret(raw, &parse_query),
+        ))
     }
 
     fn source_files(&self) -> Vec<SourceFile> {

@@ -9,8 +9,7 @@ pub fn element_text(xml: &str, tag: &str) -> Option<String> {
     if xml[..after_open].ends_with("/>") {
         return Some(String::new());
     }
-    let close = format!("</{tag}>");
-    let end = after_open + xml[after_open..].find(&close)?;
+    let end = after_open + find_close_tag(&xml[after_open..], tag)?;
     Some(unescape_text(&xml[after_open..end]))
 }
 
@@ -45,17 +44,40 @@ pub fn has_element(xml: &str, tag: &str) -> bool {
     find_open_tag(xml, tag).is_some()
 }
 
+/// Where `<tag` starts as an element. Scans for `<` and compares, which for payloads of a
+/// few hundred bytes beats building a `<tag` needle per call.
 fn find_open_tag(xml: &str, tag: &str) -> Option<usize> {
-    let needle = format!("<{tag}");
+    let bytes = xml.as_bytes();
+    let tag = tag.as_bytes();
     let mut from = 0;
-    while let Some(found) = xml[from..].find(&needle) {
+    while let Some(found) = bytes[from..].iter().position(|&b| b == b'<') {
         let at = from + found;
-        match xml.as_bytes().get(at + needle.len()) {
-            Some(b'>') | Some(b'/') | Some(b' ') | Some(b'\t') | Some(b'\n') | Some(b'\r') => {
-                return Some(at)
+        let name_end = at + 1 + tag.len();
+        if bytes.get(at + 1..name_end) == Some(tag) {
+            if let Some(b'>' | b'/' | b' ' | b'\t' | b'\n' | b'\r') = bytes.get(name_end) {
+                return Some(at);
             }
-            _ => from = at + needle.len(),
         }
+        from = at + 1;
+    }
+    None
+}
+
+/// Where `</tag>` starts.
+fn find_close_tag(xml: &str, tag: &str) -> Option<usize> {
+    let bytes = xml.as_bytes();
+    let tag = tag.as_bytes();
+    let mut from = 0;
+    while let Some(found) = bytes[from..].iter().position(|&b| b == b'<') {
+        let at = from + found;
+        let name_end = at + 2 + tag.len();
+        if bytes.get(at + 1) == Some(&b'/')
+            && bytes.get(at + 2..name_end) == Some(tag)
+            && bytes.get(name_end) == Some(&b'>')
+        {
+            return Some(at);
+        }
+        from = at + 1;
     }
     None
 }
@@ -130,6 +152,10 @@ mod tests {
         assert!(attribute(xml, "img", "d5").is_none());
         assert!(element_text(xml, "typ").is_none());
         assert!(element_text("<msg><title>unclosed", "title").is_none());
+        assert!(element_text("<msg><title>a</titles></title", "title").is_none());
+        assert_eq!(element_text("<t>x</t ></t>", "t").unwrap(), "x</t >");
+        assert!(!has_element("<imgs><im>", "img"));
+        assert!(has_element("<a/><img\n/>", "img"));
         assert_eq!(
             unescape("a & b &bogus; &#99999999;"),
             "a & b &bogus; &#99999999;"
