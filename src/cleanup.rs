@@ -72,6 +72,8 @@ pub fn build_plan(opts: &PlanOptions) -> Result<Plan, PlanError> {
     let progress = crate::progress::counter(opts.progress, "messages read");
     let mut references: HashMap<String, Reference> = HashMap::new();
     let mut facts = Vec::with_capacity(groups.len());
+    let ids: Vec<String> = groups.iter().map(|g| g.id.clone()).collect();
+    source.prepare_messages(&ids);
     for (index, group) in groups.iter().enumerate() {
         let mut announced: Option<i64> = None;
         for message in source.messages(&group.id)? {

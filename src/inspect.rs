@@ -41,10 +41,14 @@ pub fn inspect(
 ) -> Result<InspectReport, SourceError> {
     let source = source::open(root)?;
     let mut groups = Vec::new();
-    for group in source.groups()? {
-        if !group.is_group && !include_private {
-            continue;
-        }
+    let listed: Vec<_> = source
+        .groups()?
+        .into_iter()
+        .filter(|g| g.is_group || include_private)
+        .collect();
+    let ids: Vec<String> = listed.iter().map(|g| g.id.clone()).collect();
+    source.prepare_messages(&ids);
+    for group in listed {
         let members = source.members(&group.id)?.len() as u64;
         let mut report = GroupReport {
             id: group.id.clone(),
