@@ -478,26 +478,38 @@ impl Plan {
         let csv = csv_path(json_path);
         let sidecar = sidecar_path(json_path);
         // Streamed to disk and hashed on the way: a plan of 300,000 files is 100s of MB.
-        let mut sha256 = String::new();
-        write_atomically_with(json_path, |file| {
-            let mut hashing = HashingWriter {
-                inner: std::io::BufWriter::with_capacity(1 << 20, file),
-                hasher: Sha256::new(),
-            };
-            self.write_json(&mut hashing)?;
-            hashing
-                .inner
-                .flush()
-                .map_err(|e| RetentionError::io("write", json_path, e))?;
-            sha256 = hex_digest(hashing.hasher.finalize().as_slice());
-            Ok(())
-        })?;
-        write_atomically_with(&csv, |file| {
-            let mut out =
-                self.write_csv(std::io::BufWriter::with_capacity(1 << 20, file), style)?;
-            out.flush()
-                .map_err(|e| RetentionError::io("write", &csv, e))
-        })?;
+        // The JSON and the CSV are written side by side, one per core.
+        let write_json = || -> Result<String, RetentionError> {
+            let mut sha256 = String::new();
+            write_atomically_with(json_path, |file| {
+                // Buffered before hashing, so SHA-256 sees megabytes, not JSON tokens.
+                let mut out = std::io::BufWriter::with_capacity(
+                    1 << 20,
+                    HashingWriter {
+                        inner: file,
+                        hasher: Sha256::new(),
+                    },
+                );
+                self.write_json(&mut out)?;
+                let hashing = out
+                    .into_inner()
+                    .map_err(|e| RetentionError::io("write", json_path, e.into_error()))?;
+                sha256 = hex_digest(hashing.hasher.finalize().as_slice());
+                Ok(())
+            })?;
+            Ok(sha256)
+        };
+        let write_csv = || {
+            write_atomically_with(&csv, |file| {
+                let mut out =
+                    self.write_csv(std::io::BufWriter::with_capacity(1 << 20, file), style)?;
+                out.flush()
+                    .map_err(|e| RetentionError::io("write", &csv, e))
+            })
+        };
+        let (json_written, csv_written) = rayon::join(write_json, write_csv);
+        let sha256 = json_written?;
+        csv_written?;
         write_atomically(&sidecar, format!("{sha256}  {file_name}\n").as_bytes())?;
         Ok(PlanFiles {
             json: json_path.to_path_buf(),
