@@ -208,11 +208,10 @@ impl Source for WechatSource {
     }
 
     fn messages(&self, group_id: &str) -> Result<MessageStream, SourceError> {
-        let is_group = group_id.ends_with("@chatroom");
         let query = message::Query {
             talker: group_id.to_string(),
             owner: self.owner.clone(),
-            is_group,
+            is_group: group_id.ends_with("@chatroom"),
             has_imginfo: self.has_imginfo,
             has_appattach: self.has_appattach,
         };
@@ -227,13 +226,6 @@ impl Source for WechatSource {
             ));
         }
         let db = Arc::clone(&self.db);
-        let query = message::Query {
-            talker: group_id.to_string(),
-            owner: self.owner.clone(),
-            is_group,
-            has_imginfo: self.has_imginfo,
-            has_appattach: self.has_appattach,
-        };
         let parse_query = query.clone();
         Ok(stream::spawn_parsed(
             "wechat",

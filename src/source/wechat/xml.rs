@@ -44,37 +44,34 @@ pub fn has_element(xml: &str, tag: &str) -> bool {
     find_open_tag(xml, tag).is_some()
 }
 
-/// Where `<tag` starts as an element. Scans for `<` and compares, which for payloads of a
-/// few hundred bytes beats building a `<tag` needle per call.
+/// Where `<tag` starts as an element.
 fn find_open_tag(xml: &str, tag: &str) -> Option<usize> {
-    let bytes = xml.as_bytes();
-    let tag = tag.as_bytes();
-    let mut from = 0;
-    while let Some(found) = bytes[from..].iter().position(|&b| b == b'<') {
-        let at = from + found;
-        let name_end = at + 1 + tag.len();
-        if bytes.get(at + 1..name_end) == Some(tag) {
-            if let Some(b'>' | b'/' | b' ' | b'\t' | b'\n' | b'\r') = bytes.get(name_end) {
-                return Some(at);
-            }
-        }
-        from = at + 1;
-    }
-    None
+    find_markup(xml, |after_lt| {
+        let rest = after_lt.strip_prefix(tag.as_bytes())?;
+        matches!(
+            rest.first(),
+            Some(b'>' | b'/' | b' ' | b'\t' | b'\n' | b'\r')
+        )
+        .then_some(())
+    })
 }
 
 /// Where `</tag>` starts.
 fn find_close_tag(xml: &str, tag: &str) -> Option<usize> {
+    find_markup(xml, |after_lt| {
+        let rest = after_lt.strip_prefix(b"/")?.strip_prefix(tag.as_bytes())?;
+        (rest.first() == Some(&b'>')).then_some(())
+    })
+}
+
+/// The first `<` whose following bytes `matches`. Scanning for `<` and comparing beats
+/// building a needle per call for payloads of a few hundred bytes.
+fn find_markup(xml: &str, matches: impl Fn(&[u8]) -> Option<()>) -> Option<usize> {
     let bytes = xml.as_bytes();
-    let tag = tag.as_bytes();
     let mut from = 0;
     while let Some(found) = bytes[from..].iter().position(|&b| b == b'<') {
         let at = from + found;
-        let name_end = at + 2 + tag.len();
-        if bytes.get(at + 1) == Some(&b'/')
-            && bytes.get(at + 2..name_end) == Some(tag)
-            && bytes.get(name_end) == Some(&b'>')
-        {
+        if matches(&bytes[at + 1..]).is_some() {
             return Some(at);
         }
         from = at + 1;
