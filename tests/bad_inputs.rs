@@ -7,28 +7,9 @@ use std::path::Path;
 
 use common::*;
 
-/// Runs an export that must fail; checks the code, the message, and that no bundle exists.
-fn export_fails(source: &Path, out_dir: &Path, code: i32, message: &str) {
-    let out = out_dir.join("bundle");
-    let result = run(&[
-        "export",
-        source.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    let stderr = String::from_utf8_lossy(&result.stderr);
-    assert_eq!(exit_code(&result), code, "{source:?}: {stderr}");
-    assert!(
-        stderr.contains(message),
-        "{source:?}: expected {message:?} in {stderr:?}"
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(!out.exists(), "an output was left behind");
-    assert!(
-        !out_dir.join("bundle.partial").exists(),
-        "a partial output was left behind"
-    );
-    // inspect fails the same way.
+/// An export that must fail, and `inspect` failing the same way.
+fn refused(source: &Path, out_dir: &Path, code: i32, message: &str) {
+    export_fails(source, out_dir, code, message);
     let inspected = run(&["inspect", source.to_str().unwrap()]);
     assert_eq!(exit_code(&inspected), code);
 }
@@ -41,7 +22,7 @@ fn sqlite_with(path: &Path, ddl: &str) {
 #[test]
 fn a_path_that_does_not_exist() {
     let dir = tempfile::tempdir().unwrap();
-    export_fails(
+    refused(
         &dir.path().join("nope"),
         dir.path(),
         3,
@@ -55,7 +36,7 @@ fn a_directory_with_no_chat_database() {
     let src = dir.path().join("empty");
     std::fs::create_dir(&src).unwrap();
     std::fs::write(src.join("notes.txt"), "hello").unwrap();
-    export_fails(&src, dir.path(), 4, "no chat database found");
+    refused(&src, dir.path(), 4, "no chat database found");
 }
 
 #[test]
@@ -63,7 +44,7 @@ fn a_file_instead_of_a_directory() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("EnMicroMsg.db");
     std::fs::write(&file, "x").unwrap();
-    export_fails(&file, dir.path(), 4, "is not a directory");
+    refused(&file, dir.path(), 4, "is not a directory");
 }
 
 #[test]
@@ -79,7 +60,7 @@ fn a_database_that_is_not_sqlite() {
             .collect::<Vec<_>>(),
     )
     .unwrap();
-    export_fails(&src, dir.path(), 5, "is not an SQLite database");
+    refused(&src, dir.path(), 5, "is not an SQLite database");
 }
 
 #[test]
@@ -95,7 +76,7 @@ fn a_truncated_database() {
     let len = std::fs::metadata(&db).unwrap().len();
     let file = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
     file.set_len(len / 2).unwrap();
-    export_fails(&src, dir.path(), 5, "truncated");
+    refused(&src, dir.path(), 5, "truncated");
 }
 
 #[test]
@@ -107,7 +88,7 @@ fn another_apps_database() {
         &src.join("app.db"),
         "CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);",
     );
-    export_fails(&src, dir.path(), 4, "no chat database found");
+    refused(&src, dir.path(), 4, "no chat database found");
 
     // Another app's tables under WeChat's file name.
     let named = dir.path().join("named");
@@ -116,7 +97,7 @@ fn another_apps_database() {
         &named.join("EnMicroMsg.db"),
         "CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT);",
     );
-    export_fails(
+    refused(
         &named,
         dir.path(),
         5,
@@ -133,7 +114,7 @@ fn a_missing_table_or_column() {
         &src.join("EnMicroMsg.db"),
         "CREATE TABLE rcontact(username TEXT PRIMARY KEY, alias TEXT, conRemark TEXT, nickname TEXT, type INT);",
     );
-    export_fails(&src, dir.path(), 5, "no table `message`");
+    refused(&src, dir.path(), 5, "no table `message`");
 
     let cols = dir.path().join("cols");
     std::fs::create_dir(&cols).unwrap();
@@ -142,7 +123,7 @@ fn a_missing_table_or_column() {
         "CREATE TABLE rcontact(username TEXT PRIMARY KEY, alias TEXT, conRemark TEXT, nickname TEXT, type INT);
          CREATE TABLE message(msgId INTEGER PRIMARY KEY, type INT, createTime INTEGER, talker TEXT, content TEXT);",
     );
-    export_fails(&cols, dir.path(), 5, "has no column `msgSvrId`");
+    refused(&cols, dir.path(), 5, "has no column `msgSvrId`");
 }
 
 #[test]
@@ -157,7 +138,7 @@ fn a_database_locked_by_the_app() {
     let conn = rusqlite::Connection::open(src.join("EnMicroMsg.db")).unwrap();
     conn.execute_batch("PRAGMA journal_mode=DELETE; BEGIN EXCLUSIVE;")
         .unwrap();
-    export_fails(&src, dir.path(), 6, "locked by another process");
+    refused(&src, dir.path(), 6, "locked by another process");
     conn.execute_batch("ROLLBACK").unwrap();
 }
 

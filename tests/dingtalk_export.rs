@@ -476,24 +476,6 @@ fn private_chats_only_with_include_private_and_inspect_counts() {
 
 // ------------------------------------------------------------------ bad inputs
 
-fn export_fails(source: &Path, out_dir: &Path, code: i32, message: &str) {
-    let out = out_dir.join("bundle");
-    let result = run(&[
-        "export",
-        source.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    let stderr = String::from_utf8_lossy(&result.stderr);
-    assert_eq!(exit_code(&result), code, "{source:?}: {stderr}");
-    assert!(
-        stderr.contains(message),
-        "{source:?}: expected {message:?} in {stderr:?}"
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(!out.exists(), "an output was left behind");
-}
-
 /// A hand-written DingTalk database (not the simulator's), so the importer is held to the
 /// spec rather than to one writer.
 fn handmade(dir: &Path, ddl: &str) -> std::path::PathBuf {

@@ -365,23 +365,6 @@ fn small_source(dir: &Path) -> PathBuf {
     )
 }
 
-fn export_fails(root: &Path, dir: &Path, expect_in_message: &str) {
-    let bundle = dir.join("bundle-fail");
-    let out = run(&[
-        "export",
-        root.to_str().unwrap(),
-        "--out",
-        bundle.to_str().unwrap(),
-    ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_ne!(exit_code(&out), 0, "export of a broken source succeeded");
-    assert!(
-        stderr.contains(expect_in_message),
-        "stderr lacks {expect_in_message:?}: {stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
-}
-
 /// Replaces every archive file with `bytes`.
 fn overwrite_archive(root: &Path, bytes: &[u8]) {
     for file in archive_files(root) {
@@ -394,7 +377,7 @@ fn an_archive_that_is_not_json_lines_is_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let root = small_source(dir.path());
     overwrite_archive(&root, b"\x00\x01\x02 binary \xff\xfe bytes\n");
-    export_fails(&root, dir.path(), "not JSON lines");
+    export_fails(&root, dir.path(), 5, "not JSON lines");
 }
 
 #[test]
@@ -406,7 +389,7 @@ fn a_still_encrypted_archive_is_refused_clearly() {
         br#"{"seq":1,"msgid":"x","publickey_ver":3,"encrypt_random_key":"AbC==","encrypt_chat_msg":"dEf=="}
 "#,
     );
-    export_fails(&root, dir.path(), "still encrypted");
+    export_fails(&root, dir.path(), 5, "still encrypted");
 }
 
 #[test]
@@ -416,7 +399,7 @@ fn directory_files_without_an_archive_are_refused_clearly() {
     for file in archive_files(&root) {
         std::fs::remove_file(file).unwrap();
     }
-    export_fails(&root, dir.path(), "archive/*.jsonl");
+    export_fails(&root, dir.path(), 5, "archive/*.jsonl");
 }
 
 #[test]

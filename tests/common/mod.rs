@@ -210,3 +210,27 @@ pub fn check_media_rows(
     }
     media
 }
+
+/// Runs an export that must fail: the exit code, the message, no panic, and neither a
+/// bundle nor a partial one left behind.
+pub fn export_fails(source: &Path, out_dir: &Path, code: i32, message: &str) {
+    let out = out_dir.join("bundle-refused");
+    let result = run(&[
+        "export",
+        source.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(exit_code(&result), code, "{source:?}: {stderr}");
+    assert!(
+        stderr.contains(message),
+        "{source:?}: expected {message:?} in {stderr:?}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!out.exists(), "an output was left behind");
+    assert!(
+        !out_dir.join("bundle-refused.partial").exists(),
+        "a partial output was left behind"
+    );
+}
