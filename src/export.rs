@@ -253,7 +253,9 @@ pub fn export_source(
     let started_at = opts.fixed_time.unwrap_or_else(Utc::now);
     let groups = select_groups(source, opts)?;
 
-    // Databases are hashed before anything is read from them, and again at the end.
+    // Databases are hashed beside the export and again once they have been read; their
+    // metadata, taken before any message is read and compared at the end, proves that both
+    // hashes are of the content that was read.
     let identities = Identities {
         anonymizer: match &opts.anonymize {
             Some(a) => Some(build_anonymizer(source, &groups, &a.key)?),
@@ -261,6 +263,10 @@ pub fn export_source(
         },
     };
     let db_files = source.source_files();
+    let stamps_before: Vec<(&source::SourceFile, Option<FileStamp>)> = db_files
+        .iter()
+        .map(|f| (f, FileStamp::of(&f.path)))
+        .collect();
     let hash_databases = || -> Result<Vec<(String, SourceRecord)>, ExportError> {
         db_files
             .par_iter()
@@ -296,7 +302,16 @@ pub fn export_source(
         };
         write_payload(&mut bag, source, opts, &groups, &identities, joined)
     });
-    let payload = match written {
+    let unchanged = || match stamps_before
+        .iter()
+        .find(|(file, before)| before.is_none() || *before != FileStamp::of(&file.path))
+    {
+        Some((file, _)) => Err(ExportError::SourceChanged {
+            path: file.rel_path.clone(),
+        }),
+        None => Ok(()),
+    };
+    let payload = match written.and_then(|payload| unchanged().map(|()| payload)) {
         Ok(payload) => payload,
         Err(error) => {
             // A failed export leaves nothing that could pass for a finished one.
@@ -524,12 +539,16 @@ fn write_payload(
         let stream = source.messages(&group.id)?;
         if early_after.is_none() && source.databases_read() {
             let files = source.source_files();
-            early_after = Some(std::thread::spawn(move || {
-                files
-                    .par_iter()
-                    .map(|f| (f.rel_path.clone(), hash_file(&f.path)))
-                    .collect()
-            }));
+            // Without a thread, the hashes are simply taken at the end.
+            early_after = std::thread::Builder::new()
+                .name("hash-after".into())
+                .spawn(move || {
+                    files
+                        .par_iter()
+                        .map(|f| (f.rel_path.clone(), hash_file(&f.path)))
+                        .collect()
+                })
+                .ok();
         }
         for message in stream {
             let message = message?;
@@ -858,6 +877,31 @@ fn escapes_by_name(named: &str) -> bool {
 }
 
 type HashResult = Result<(String, u64), ExportError>;
+
+/// What changes when a file is written: size, modification and change times, identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+    dev: u64,
+    ino: u64,
+}
+
+impl FileStamp {
+    fn of(path: &std::path::Path) -> Option<FileStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path).ok()?;
+        let ns = |secs: i64, nanos: i64| i128::from(secs) * 1_000_000_000 + i128::from(nanos);
+        Some(FileStamp {
+            size: meta.len(),
+            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    }
+}
 
 /// SHA-256 and size of a source file.
 fn hash_file(path: &std::path::Path) -> Result<(String, u64), ExportError> {

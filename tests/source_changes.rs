@@ -54,6 +54,14 @@ impl Source for ChangingSource {
             None
         }))))
     }
+    fn prepare_messages(&self, group_ids: &[String]) {
+        self.inner.prepare_messages(group_ids)
+    }
+    fn databases_read(&self) -> bool {
+        // WeChat reads everything in one scan here, so the databases' final hashes are
+        // taken before the append below: only their metadata can reveal it.
+        self.inner.databases_read()
+    }
     fn source_files(&self) -> Vec<SourceFile> {
         self.inner.source_files()
     }

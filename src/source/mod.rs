@@ -101,7 +101,8 @@ pub trait Source: Send + Sync {
     fn prepare_messages(&self, _group_ids: &[String]) {}
     /// True once every conversation given to [`Source::prepare_messages`] has been read out
     /// of the databases into private storage, so that the databases will not be read again
-    /// and their "after" hashes can be taken now rather than at the end.
+    /// and their "after" hashes can be taken now rather than at the end. After it has said
+    /// so, `messages` serves each of those conversations once and refuses anything else.
     fn databases_read(&self) -> bool {
         false
     }

@@ -213,7 +213,7 @@ pub fn read(
     query: &Query,
     emit: &mut Emitter<RawRow>,
 ) -> Result<(), SourceError> {
-    let db_path = std::path::Path::new("EnMicroMsg.db");
+    let db_path = std::path::Path::new(super::DATABASE);
     let sql = format!(
         "{} WHERE m.talker = ?1 ORDER BY m.createTime, m.msgId",
         select_sql(query.has_imginfo, query.has_appattach)

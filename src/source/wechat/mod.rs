@@ -8,6 +8,7 @@ mod xml;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::records::{CacheClass, Group, MediaKind, Member, Platform, Warning};
@@ -53,6 +54,16 @@ pub struct WechatSource {
     has_appattach: bool,
     warnings: Mutex<Vec<Warning>>,
     spools: Mutex<SpoolState>,
+    /// Stops a scan still running when the source is dropped.
+    cancel_scan: Arc<AtomicBool>,
+    /// Set once `databases_read` has said so: the database must not be read again.
+    released: AtomicBool,
+}
+
+impl Drop for WechatSource {
+    fn drop(&mut self) {
+        self.cancel_scan.store(true, Ordering::Relaxed);
+    }
 }
 
 /// The one-pass read of many conversations ([`spool`]), once prepared.
@@ -107,6 +118,8 @@ impl WechatSource {
             contacts,
             warnings: Mutex::new(warnings),
             spools: Mutex::new(SpoolState::Unprepared),
+            cancel_scan: Arc::new(AtomicBool::new(false)),
+            released: AtomicBool::new(false),
         })
     }
 
@@ -186,13 +199,20 @@ impl Source for WechatSource {
         let db = Arc::clone(&self.db);
         let talkers = group_ids.to_vec();
         let (has_imginfo, has_appattach) = (self.has_imginfo, self.has_appattach);
+        let cancel = Arc::clone(&self.cancel_scan);
         let scan = std::thread::Builder::new()
             .name("wechat-scan".into())
             .spawn(move || {
                 // A failed scan only means the slower path: `messages` reports real errors.
-                spool::build(|| db.connect(), &talkers, has_imginfo, has_appattach)
-                    .ok()
-                    .flatten()
+                spool::build(
+                    || db.connect(),
+                    &talkers,
+                    has_imginfo,
+                    has_appattach,
+                    &cancel,
+                )
+                .ok()
+                .flatten()
             });
         *state = match scan {
             Ok(handle) => SpoolState::Scanning(handle),
@@ -202,9 +222,14 @@ impl Source for WechatSource {
 
     fn databases_read(&self) -> bool {
         // Contacts and members were read when the source was opened.
-        self.spools
+        let read = self
+            .spools
             .lock()
-            .is_ok_and(|state| matches!(&*state, SpoolState::Done(Some(s)) if s.complete))
+            .is_ok_and(|state| matches!(&*state, SpoolState::Done(Some(s)) if s.complete));
+        if read {
+            self.released.store(true, Ordering::Relaxed);
+        }
+        read
     }
 
     fn messages(&self, group_id: &str) -> Result<MessageStream, SourceError> {
@@ -224,6 +249,16 @@ impl Source for WechatSource {
                 },
                 move |raw| message::interpret(raw, &query),
             ));
+        }
+        if self.released.load(Ordering::Relaxed) {
+            // The export has taken the databases' final hashes: reading now would escape them.
+            return Err(SourceError::Corrupt {
+                path: self.db.source_path.clone(),
+                detail: format!(
+                    "conversation {group_id} asked for after the database was released \
+                     (each conversation is read once, after prepare_messages)"
+                ),
+            });
         }
         let db = Arc::clone(&self.db);
         let parse_query = query.clone();

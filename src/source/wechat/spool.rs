@@ -21,6 +21,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use rusqlite::types::ValueRef;
@@ -34,11 +35,14 @@ use crate::source::SourceError;
 
 /// Below this share of the table, per-conversation index reads are cheaper than a scan.
 const MIN_SHARE: f64 = 0.25;
-/// Conversations spooled by one scan; each may hold `MAX_RUNS + 1` files open per share.
-const MAX_CONVERSATIONS: usize = 64;
+/// Conversations spooled by one scan; each may hold `MAX_RUNS + 1` files open per share,
+/// so that at most 480 files are open, well under the usual limit of 1024.
+const MAX_CONVERSATIONS: usize = 48;
 const MAX_RUNS: usize = 4;
-/// Stragglers of one conversation, all sorted in memory when it is read.
+/// Stragglers of one conversation, all sorted in memory when it is read: at most this
+/// many rows, and this many bytes of them.
 const MAX_STRAGGLERS: u64 = 20_000;
+const MAX_STRAGGLER_BYTES: u64 = 16 << 20;
 /// Write buffers of all files together.
 const BUFFER_BUDGET: usize = 4 << 20;
 
@@ -74,11 +78,13 @@ impl Spools {
 /// Decides whether a scan pays off for `talkers` and, if so, spools them. `Ok(None)`: read
 /// every conversation through the index. `connect` opens a connection for each of the
 /// threads that scan a share of the table.
+/// `cancel` stops the scan early (the source was dropped).
 pub fn build(
     connect: impl Fn() -> Result<Connection, SourceError> + Sync,
     talkers: &[String],
     has_imginfo: bool,
     has_appattach: bool,
+    cancel: &AtomicBool,
 ) -> Result<Option<Spools>, SourceError> {
     if talkers.len() < 2 || talkers.len() > MAX_CONVERSATIONS {
         return Ok(None);
@@ -86,6 +92,18 @@ pub fn build(
     let conn = connect()?;
     let db_path = Path::new(DATABASE);
     let sql_error = |e| map_sqlite_error(db_path, e);
+    // The scan compares talkers byte for byte; a collation on the table would make SQL's
+    // `talker = ?` match differently, so such a table is left to the index.
+    let table_sql: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'message'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(sql_error)?;
+    if table_sql.to_ascii_lowercase().contains("collate") {
+        return Ok(None);
+    }
     let mut counts: HashMap<String, u64> = HashMap::new();
     let mut total = 0u64;
     {
@@ -113,8 +131,12 @@ pub fn build(
         .ok();
     let shares: Vec<Option<(i64, i64)>> = match bounds {
         Some((low, high)) if high > low => {
-            let middle = low + (high - low) / 2;
-            vec![Some((low, middle)), Some((middle + 1, high))]
+            // In i128: the span of two i64 rowids may not fit an i64.
+            let middle = ((i128::from(low) + i128::from(high)) / 2) as i64;
+            match middle.checked_add(1) {
+                Some(next) => vec![Some((low, middle)), Some((next, high))],
+                None => vec![None],
+            }
         }
         _ => vec![None],
     };
@@ -126,10 +148,12 @@ pub fn build(
         .map_err(|e| SourceError::io(Path::new("temporary directory"), e))?;
     let files = Files {
         dir: dir.path().to_path_buf(),
-        capacity: (BUFFER_BUDGET / (talkers.len() * 2 * shares.len())).clamp(4 << 10, 256 << 10),
+        capacity: (BUFFER_BUDGET / (talkers.len() * (MAX_RUNS + 1) * shares.len()))
+            .clamp(4 << 10, 256 << 10),
+        max_stragglers: MAX_STRAGGLERS / shares.len() as u64,
+        max_straggler_bytes: MAX_STRAGGLER_BYTES / shares.len() as u64,
     };
     let sql = message::select_sql(has_imginfo, has_appattach);
-    let max_stragglers = MAX_STRAGGLERS / shares.len() as u64;
     let scanned: Vec<Result<Vec<Option<Spooled>>, SourceError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = shares
             .iter()
@@ -138,7 +162,7 @@ pub fn build(
                 let (connect, files, sql) = (&connect, &files, &sql);
                 scope.spawn(move || {
                     let conn = connect()?;
-                    scan_share(&conn, sql, *range, share, talkers, files, max_stragglers)
+                    scan_share(&conn, sql, *range, share, talkers, files, cancel)
                 })
             })
             .collect();
@@ -190,7 +214,7 @@ fn scan_share(
     share: usize,
     talkers: &[String],
     files: &Files,
-    max_stragglers: u64,
+    cancel: &AtomicBool,
 ) -> Result<Vec<Option<Spooled>>, SourceError> {
     let db_path = Path::new(DATABASE);
     let sql_error = |e| map_sqlite_error(db_path, e);
@@ -200,25 +224,48 @@ fn scan_share(
         .map(|(n, t)| (t.as_bytes(), n))
         .collect();
     let mut spools: Vec<Spool> = (0..talkers.len())
-        .map(|n| Spool::new(format!("{share}-{n}"), max_stragglers))
+        .map(|n| Spool::new(format!("{share}-{n}")))
         .collect();
-    let mut stmt;
-    let mut rows = match range {
+    // Rows of other talkers are skipped by SQLite, before their media lookups run; the `+`
+    // keeps SQLite from answering the IN through the talker index, which would read the
+    // table in talker order, a page per row, instead of once in rowid order.
+    let wanted = vec!["?"; talkers.len()].join(", ");
+    let mut params: Vec<rusqlite::types::Value> = talkers
+        .iter()
+        .map(|t| rusqlite::types::Value::Text(t.clone()))
+        .collect();
+    let query = match range {
         Some((low, high)) => {
-            stmt = conn
-                .prepare(&format!("{sql} WHERE m.rowid BETWEEN ?1 AND ?2"))
-                .map_err(sql_error)?;
-            stmt.query([low, high]).map_err(sql_error)?
+            params.push(low.into());
+            params.push(high.into());
+            let n = talkers.len();
+            format!(
+                "{sql} WHERE +m.talker IN ({wanted}) AND m.rowid BETWEEN ?{} AND ?{}",
+                n + 1,
+                n + 2
+            )
         }
-        None => {
-            stmt = conn.prepare(sql).map_err(sql_error)?;
-            stmt.query([]).map_err(sql_error)?
-        }
+        None => format!("{sql} WHERE +m.talker IN ({wanted})"),
     };
+    let mut stmt = conn.prepare(&query).map_err(sql_error)?;
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(params))
+        .map_err(sql_error)?;
     let mut record = Vec::new();
     while let Some(row) = rows.next().map_err(sql_error)? {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(SourceError::Corrupt {
+                path: db_path.to_path_buf(),
+                detail: "the scan was cancelled".into(),
+            });
+        }
+        // A talker stored as a number matches `talker = ?` through the column's affinity,
+        // but not a byte comparison: such a table is left to the index.
         let Ok(ValueRef::Text(talker)) = row.get_ref(10) else {
-            continue;
+            return Err(SourceError::Corrupt {
+                path: db_path.to_path_buf(),
+                detail: "a talker that is not text".into(),
+            });
         };
         let Some(&n) = index.get(talker) else {
             continue;
@@ -242,9 +289,13 @@ fn scan_share(
     spools.into_iter().map(Spool::finish).collect()
 }
 
+/// Where the scan writes and the limits it keeps to.
 struct Files {
     dir: PathBuf,
     capacity: usize,
+    /// Per conversation and share.
+    max_stragglers: u64,
+    max_straggler_bytes: u64,
 }
 
 impl Files {
@@ -267,18 +318,18 @@ struct Spool {
     runs: Vec<Run>,
     stragglers: Option<(PathBuf, BufWriter<File>)>,
     straggler_count: u64,
-    max_stragglers: u64,
+    straggler_bytes: u64,
     abandoned: bool,
 }
 
 impl Spool {
-    fn new(name: String, max_stragglers: u64) -> Spool {
+    fn new(name: String) -> Spool {
         Spool {
             name,
             runs: Vec::new(),
             stragglers: None,
             straggler_count: 0,
-            max_stragglers,
+            straggler_bytes: 0,
             abandoned: false,
         }
     }
@@ -306,7 +357,10 @@ impl Spool {
             }
             None => {
                 self.straggler_count += 1;
-                if self.straggler_count > self.max_stragglers {
+                self.straggler_bytes += record.len() as u64;
+                if self.straggler_count > files.max_stragglers
+                    || self.straggler_bytes > files.max_straggler_bytes
+                {
                     self.abandon();
                     return Ok(());
                 }
@@ -620,11 +674,13 @@ mod tests {
         drop(insert);
 
         let talkers = ["ordered", "shuffled", "odd"].map(String::from).to_vec();
+        let no = AtomicBool::new(false);
         let spools = build(
             || Ok(Connection::open(&path).unwrap()),
             &talkers,
             false,
             false,
+            &no,
         )
         .unwrap()
         .expect("most of the table is wanted: spooled");
@@ -651,6 +707,85 @@ mod tests {
                 .collect();
             assert_eq!(got, want, "{talker}");
             assert!(spools.take(talker).is_none(), "taken once");
+        }
+    }
+
+    fn table(dir: &Path, talker_type: &str, rows: &[(i64, &str)]) -> PathBuf {
+        let path = dir.join(DATABASE);
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(&format!(
+            "CREATE TABLE message (msgId INTEGER PRIMARY KEY, msgSvrId INTEGER, type INT,
+               isSend INT, createTime INTEGER, talker {talker_type}, content TEXT, imgPath TEXT);"
+        ))
+        .unwrap();
+        for (id, talker) in rows {
+            conn.execute(
+                "INSERT INTO message VALUES (?1, NULL, 1, 0, ?1, ?2, 'x', NULL)",
+                rusqlite::params![id, talker],
+            )
+            .unwrap();
+        }
+        path
+    }
+
+    fn spooled_ids(spools: &Spools, talker: &str) -> Vec<i64> {
+        let spooled = spools.take(talker).expect("spooled");
+        let (sender, receiver) = std::sync::mpsc::sync_channel(1 << 12);
+        let mut emitter = Emitter::new(sender);
+        read(&spooled, &mut emitter).unwrap();
+        emitter.flush();
+        drop(emitter);
+        receiver
+            .into_iter()
+            .flat_map(Result::unwrap)
+            .map(|row| row.local_id)
+            .collect()
+    }
+
+    #[test]
+    fn rowids_at_the_ends_of_the_range_are_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = [
+            (i64::MIN, "a"),
+            (-5, "b"),
+            (0, "a"),
+            (7, "b"),
+            (i64::MAX - 1, "a"),
+        ];
+        let path = table(dir.path(), "TEXT", &rows);
+        let talkers = ["a", "b"].map(String::from).to_vec();
+        let no = AtomicBool::new(false);
+        let spools = build(
+            || Ok(Connection::open(&path).unwrap()),
+            &talkers,
+            false,
+            false,
+            &no,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(spooled_ids(&spools, "a"), [i64::MIN, 0, i64::MAX - 1]);
+        assert_eq!(spooled_ids(&spools, "b"), [-5, 7]);
+    }
+
+    #[test]
+    fn numeric_talkers_and_collations_are_left_to_the_index() {
+        let no = AtomicBool::new(false);
+        let talkers = ["12345", "67890"].map(String::from).to_vec();
+        for talker_type in ["INTEGER", "TEXT COLLATE NOCASE"] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = table(dir.path(), talker_type, &[(1, "12345"), (2, "67890")]);
+            let spools = build(
+                || Ok(Connection::open(&path).unwrap()),
+                &talkers,
+                false,
+                false,
+                &no,
+            );
+            assert!(
+                !matches!(spools, Ok(Some(_))),
+                "{talker_type}: spooled by byte comparison"
+            );
         }
     }
 
