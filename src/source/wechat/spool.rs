@@ -674,30 +674,12 @@ mod tests {
         drop(insert);
 
         let talkers = ["ordered", "shuffled", "odd"].map(String::from).to_vec();
-        let no = AtomicBool::new(false);
-        let spools = build(
-            || Ok(Connection::open(&path).unwrap()),
-            &talkers,
-            false,
-            false,
-            &no,
-        )
-        .unwrap()
-        .expect("most of the table is wanted: spooled");
+        let spools = build_for(&path, &talkers)
+            .unwrap()
+            .expect("most of the table is wanted: spooled");
         assert!(!spools.complete, "`odd` has a text key");
         assert!(spools.take("odd").is_none());
         for talker in ["ordered", "shuffled"] {
-            let spooled = spools.take(talker).expect("spooled");
-            let (sender, receiver) = std::sync::mpsc::sync_channel(1 << 12);
-            let mut emitter = Emitter::new(sender);
-            read(&spooled, &mut emitter).unwrap();
-            emitter.flush();
-            drop(emitter);
-            let got: Vec<i64> = receiver
-                .into_iter()
-                .flat_map(Result::unwrap)
-                .map(|row| row.local_id)
-                .collect();
             let want: Vec<i64> = conn
                 .prepare("SELECT msgId FROM message WHERE talker = ?1 ORDER BY createTime, msgId")
                 .unwrap()
@@ -705,9 +687,20 @@ mod tests {
                 .unwrap()
                 .map(Result::unwrap)
                 .collect();
-            assert_eq!(got, want, "{talker}");
+            assert_eq!(spooled_ids(&spools, talker), want, "{talker}");
             assert!(spools.take(talker).is_none(), "taken once");
         }
+    }
+
+    fn build_for(path: &Path, talkers: &[String]) -> Result<Option<Spools>, SourceError> {
+        let no = AtomicBool::new(false);
+        build(
+            || Ok(Connection::open(path).unwrap()),
+            talkers,
+            false,
+            false,
+            &no,
+        )
     }
 
     fn table(dir: &Path, talker_type: &str, rows: &[(i64, &str)]) -> PathBuf {
@@ -754,34 +747,18 @@ mod tests {
         ];
         let path = table(dir.path(), "TEXT", &rows);
         let talkers = ["a", "b"].map(String::from).to_vec();
-        let no = AtomicBool::new(false);
-        let spools = build(
-            || Ok(Connection::open(&path).unwrap()),
-            &talkers,
-            false,
-            false,
-            &no,
-        )
-        .unwrap()
-        .unwrap();
+        let spools = build_for(&path, &talkers).unwrap().unwrap();
         assert_eq!(spooled_ids(&spools, "a"), [i64::MIN, 0, i64::MAX - 1]);
         assert_eq!(spooled_ids(&spools, "b"), [-5, 7]);
     }
 
     #[test]
     fn numeric_talkers_and_collations_are_left_to_the_index() {
-        let no = AtomicBool::new(false);
         let talkers = ["12345", "67890"].map(String::from).to_vec();
         for talker_type in ["INTEGER", "TEXT COLLATE NOCASE"] {
             let dir = tempfile::tempdir().unwrap();
             let path = table(dir.path(), talker_type, &[(1, "12345"), (2, "67890")]);
-            let spools = build(
-                || Ok(Connection::open(&path).unwrap()),
-                &talkers,
-                false,
-                false,
-                &no,
-            );
+            let spools = build_for(&path, &talkers);
             assert!(
                 !matches!(spools, Ok(Some(_))),
                 "{talker_type}: spooled by byte comparison"
