@@ -15,6 +15,7 @@ use crate::anonymize::{Anonymizer, Identity, Key};
 use crate::evidence::{self, BagOptions, BagSummary, BagWriter, EvidenceError, TagFiles};
 use crate::pathsafe::{self, Resolved};
 use crate::records::{Group, MediaLocation, Message, Warning};
+use crate::retention::FileStamp;
 use crate::sink::csv::{
     CsvSink, CsvStyle, GROUPS_HEADER, MEDIA_HEADER, MEMBERS_HEADER, MESSAGES_HEADER,
 };
@@ -263,22 +264,21 @@ pub fn export_source(
         },
     };
     let db_files = source.source_files();
-    let stamps_before: Vec<(&source::SourceFile, Option<FileStamp>)> = db_files
-        .iter()
-        .map(|f| (f, FileStamp::of(&f.path)))
-        .collect();
+    let stamps_before: Vec<(&source::SourceFile, Option<FileStamp>)> =
+        db_files.iter().map(|f| (f, stamp(&f.path))).collect();
     let hash_databases = || -> Result<Vec<(String, SourceRecord)>, ExportError> {
-        db_files
-            .par_iter()
-            .map(|f| {
-                let (sha256_before, size) = hash_file(&f.path)?;
+        hash_files(&db_files)
+            .into_iter()
+            .zip(&db_files)
+            .map(|((rel, hashed), f)| {
+                let (sha256_before, size) = hashed?;
                 let record = SourceRecord {
                     path: f.path.clone(),
                     size,
                     sha256_before,
                     is_media: false,
                 };
-                Ok((f.rel_path.clone(), record))
+                Ok((rel, record))
             })
             .collect()
     };
@@ -290,8 +290,8 @@ pub fn export_source(
         fixed_time: opts.fixed_time,
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
     })?;
-    // The "before" hashes run beside the export rather than ahead of it: the "after" hashes
-    // must equal them, which proves the databases did not change while they were read.
+    // The "before" hashes run beside the export rather than ahead of it; the stamps taken
+    // above, compared after the "after" hashes, prove that both are of what was read.
     let written = std::thread::scope(|scope| {
         let before = scope.spawn(hash_databases);
         // Hashing does not panic on input; a panic there is a bug and is passed on as one.
@@ -304,7 +304,7 @@ pub fn export_source(
     });
     let unchanged = || match stamps_before
         .iter()
-        .find(|(file, before)| before.is_none() || *before != FileStamp::of(&file.path))
+        .find(|(file, before)| before.is_none() || *before != stamp(&file.path))
     {
         Some((file, _)) => Err(ExportError::SourceChanged {
             path: file.rel_path.clone(),
@@ -542,12 +542,7 @@ fn write_payload(
             // Without a thread, the hashes are simply taken at the end.
             early_after = std::thread::Builder::new()
                 .name("hash-after".into())
-                .spawn(move || {
-                    files
-                        .par_iter()
-                        .map(|f| (f.rel_path.clone(), hash_file(&f.path)))
-                        .collect()
-                })
+                .spawn(move || hash_files(&files))
                 .ok();
         }
         for message in stream {
@@ -878,29 +873,20 @@ fn escapes_by_name(named: &str) -> bool {
 
 type HashResult = Result<(String, u64), ExportError>;
 
-/// What changes when a file is written: size, modification and change times, identity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileStamp {
-    size: u64,
-    mtime_ns: i128,
-    ctime_ns: i128,
-    dev: u64,
-    ino: u64,
+/// Each file's relative path and hash, in the order given, hashed in parallel.
+fn hash_files(files: &[source::SourceFile]) -> Vec<(String, HashResult)> {
+    files
+        .par_iter()
+        .map(|f| (f.rel_path.clone(), hash_file(&f.path)))
+        .collect()
 }
 
-impl FileStamp {
-    fn of(path: &std::path::Path) -> Option<FileStamp> {
-        use std::os::unix::fs::MetadataExt;
-        let meta = std::fs::metadata(path).ok()?;
-        let ns = |secs: i64, nanos: i64| i128::from(secs) * 1_000_000_000 + i128::from(nanos);
-        Some(FileStamp {
-            size: meta.len(),
-            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
-            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
-            dev: meta.dev(),
-            ino: meta.ino(),
-        })
-    }
+/// The identity of a file (size, times, device, inode), as `clean` re-checks it; `None`
+/// when it cannot be read.
+fn stamp(path: &std::path::Path) -> Option<FileStamp> {
+    std::fs::metadata(path)
+        .ok()
+        .map(|meta| FileStamp::from_metadata(&meta))
 }
 
 /// SHA-256 and size of a source file.
