@@ -25,25 +25,11 @@ pub struct Query {
     pub has_appattach: bool,
 }
 
-/// One row of the joined query as the reader thread copies it out: text columns stay bytes,
-/// so that decoding them is the parser thread's work.
+/// One row of the joined query. Text columns stay bytes, so that decoding them is the
+/// parser thread's work; they borrow SQLite's row buffer until the row is sent on
+/// ([`RawRow::into_owned`]).
 #[derive(Debug, Clone, PartialEq)]
-pub struct RawRow {
-    pub local_id: i64,
-    pub server_id: Option<i64>,
-    pub type_code: Option<i64>,
-    pub is_send: bool,
-    pub create_time: Option<i64>,
-    pub content: Option<Vec<u8>>,
-    pub img_path: Option<Vec<u8>>,
-    pub big_img_path: Option<Vec<u8>>,
-    pub file_full_path: Option<Vec<u8>>,
-    pub file_total_len: Option<i64>,
-}
-
-/// A [`RawRow`] whose text may still live in SQLite's row buffer.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RawRowRef<'a> {
+pub struct RawRow<'a> {
     pub local_id: i64,
     pub server_id: Option<i64>,
     pub type_code: Option<i64>,
@@ -56,36 +42,19 @@ pub struct RawRowRef<'a> {
     pub file_total_len: Option<i64>,
 }
 
-impl RawRowRef<'_> {
-    pub fn into_owned(self) -> RawRow {
+impl RawRow<'_> {
+    pub fn into_owned(self) -> RawRow<'static> {
+        let owned = |bytes: Option<Cow<[u8]>>| bytes.map(|b| Cow::Owned(b.into_owned()));
         RawRow {
             local_id: self.local_id,
             server_id: self.server_id,
             type_code: self.type_code,
             is_send: self.is_send,
             create_time: self.create_time,
-            content: self.content.map(Cow::into_owned),
-            img_path: self.img_path.map(Cow::into_owned),
-            big_img_path: self.big_img_path.map(Cow::into_owned),
-            file_full_path: self.file_full_path.map(Cow::into_owned),
-            file_total_len: self.file_total_len,
-        }
-    }
-}
-
-#[cfg(test)]
-impl RawRow {
-    pub fn as_ref(&self) -> RawRowRef<'_> {
-        RawRowRef {
-            local_id: self.local_id,
-            server_id: self.server_id,
-            type_code: self.type_code,
-            is_send: self.is_send,
-            create_time: self.create_time,
-            content: self.content.as_deref().map(Cow::Borrowed),
-            img_path: self.img_path.as_deref().map(Cow::Borrowed),
-            big_img_path: self.big_img_path.as_deref().map(Cow::Borrowed),
-            file_full_path: self.file_full_path.as_deref().map(Cow::Borrowed),
+            content: owned(self.content),
+            img_path: owned(self.img_path),
+            big_img_path: owned(self.big_img_path),
+            file_full_path: owned(self.file_full_path),
             file_total_len: self.file_total_len,
         }
     }
@@ -106,12 +75,12 @@ struct Columns {
     lossy: bool,
 }
 
-impl RawRow {
+impl RawRow<'_> {
     fn decode(self) -> Columns {
         let mut lossy = false;
-        let mut text = |bytes: Option<Vec<u8>>| {
+        let mut text = |bytes: Option<Cow<[u8]>>| {
             bytes.map(|b| {
-                String::from_utf8(b).unwrap_or_else(|e| {
+                String::from_utf8(b.into_owned()).unwrap_or_else(|e| {
                     lossy = true;
                     String::from_utf8_lossy(e.as_bytes()).into_owned()
                 })
@@ -192,8 +161,8 @@ pub fn select_sql(has_imginfo: bool, has_appattach: bool) -> String {
 }
 
 /// The row of a [`select_sql`] query, borrowing its text from SQLite.
-pub fn raw_row_ref<'a>(row: &'a Row) -> RawRowRef<'a> {
-    RawRowRef {
+pub fn raw_row<'a>(row: &'a Row) -> RawRow<'a> {
+    RawRow {
         local_id: int(row, 0).unwrap_or_default(),
         server_id: int(row, 1),
         type_code: int(row, 2),
@@ -211,7 +180,7 @@ pub fn raw_row_ref<'a>(row: &'a Row) -> RawRowRef<'a> {
 pub fn read(
     conn: &Connection,
     query: &Query,
-    emit: &mut Emitter<RawRow>,
+    emit: &mut Emitter<RawRow<'static>>,
 ) -> Result<(), SourceError> {
     let db_path = std::path::Path::new(super::DATABASE);
     let sql = format!(
@@ -225,7 +194,7 @@ pub fn read(
         .query([&query.talker])
         .map_err(|e| map_sqlite_error(db_path, e))?;
     while let Some(row) = rows.next().map_err(|e| map_sqlite_error(db_path, e))? {
-        if !emit.emit(raw_row_ref(row).into_owned()) {
+        if !emit.emit(raw_row(row).into_owned()) {
             break;
         }
     }

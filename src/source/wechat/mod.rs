@@ -126,13 +126,12 @@ impl WechatSource {
     /// The spool of `talker`, waiting for the scan if it is still running.
     fn spooled(&self, talker: &str) -> Option<(Arc<spool::Spools>, spool::Spooled)> {
         let mut state = self.spools.lock().ok()?;
-        if let SpoolState::Scanning(_) = &*state {
-            if let SpoolState::Scanning(handle) =
-                std::mem::replace(&mut *state, SpoolState::Done(None))
-            {
-                *state = SpoolState::Done(handle.join().ok().flatten().map(Arc::new));
+        *state = match std::mem::replace(&mut *state, SpoolState::Unprepared) {
+            SpoolState::Scanning(handle) => {
+                SpoolState::Done(handle.join().ok().flatten().map(Arc::new))
             }
-        }
+            other => other,
+        };
         let SpoolState::Done(Some(spools)) = &*state else {
             return None;
         };

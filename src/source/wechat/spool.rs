@@ -17,6 +17,7 @@
 //! private optimization: if writing them fails for any reason, every conversation is read
 //! through the index.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
@@ -27,7 +28,7 @@ use std::sync::Mutex;
 use rusqlite::types::ValueRef;
 use rusqlite::Connection;
 
-use super::message::{self, RawRow, RawRowRef};
+use super::message::{self, RawRow};
 use super::DATABASE;
 use crate::source::sqlite::map_sqlite_error;
 use crate::source::stream::Emitter;
@@ -281,7 +282,7 @@ fn scan_share(
             spool.abandon();
             continue;
         }
-        let raw = message::raw_row_ref(row);
+        let raw = message::raw_row(row);
         record.clear();
         encode(&raw, &mut record);
         spool.add((raw.create_time, raw.local_id), &record, files)?;
@@ -414,11 +415,11 @@ impl Spool {
 /// One input of the merge: a run file, or the sorted stragglers.
 enum Input {
     Run(PathBuf, BufReader<File>),
-    Sorted(std::vec::IntoIter<RawRow>),
+    Sorted(std::vec::IntoIter<RawRow<'static>>),
 }
 
 impl Input {
-    fn next(&mut self) -> Result<Option<RawRow>, SourceError> {
+    fn next(&mut self) -> Result<Option<RawRow<'static>>, SourceError> {
         match self {
             Input::Run(path, reader) => decode(reader).map_err(|e| SourceError::io(path, e)),
             Input::Sorted(rows) => Ok(rows.next()),
@@ -427,7 +428,7 @@ impl Input {
 }
 
 /// Streams a conversation's spooled rows in order, then deletes its files.
-pub fn read(spooled: &Spooled, emit: &mut Emitter<RawRow>) -> Result<(), SourceError> {
+pub fn read(spooled: &Spooled, emit: &mut Emitter<RawRow<'static>>) -> Result<(), SourceError> {
     let result = merge(spooled, emit);
     for path in spooled.runs.iter().chain(&spooled.stragglers) {
         let _ = std::fs::remove_file(path);
@@ -435,7 +436,7 @@ pub fn read(spooled: &Spooled, emit: &mut Emitter<RawRow>) -> Result<(), SourceE
     result
 }
 
-fn merge(spooled: &Spooled, emit: &mut Emitter<RawRow>) -> Result<(), SourceError> {
+fn merge(spooled: &Spooled, emit: &mut Emitter<RawRow<'static>>) -> Result<(), SourceError> {
     let mut inputs = Vec::with_capacity(spooled.runs.len() + 1);
     for path in &spooled.runs {
         let file = File::open(path).map_err(|e| SourceError::io(path, e))?;
@@ -456,7 +457,7 @@ fn merge(spooled: &Spooled, emit: &mut Emitter<RawRow>) -> Result<(), SourceErro
         rows.sort_by_key(key);
         inputs.push(Input::Sorted(rows.into_iter()));
     }
-    let mut heads: Vec<Option<RawRow>> = Vec::with_capacity(inputs.len());
+    let mut heads: Vec<Option<RawRow<'static>>> = Vec::with_capacity(inputs.len());
     for input in &mut inputs {
         heads.push(input.next()?);
     }
@@ -495,7 +496,7 @@ const FILE_FULL_PATH: u16 = 1 << 6;
 const FILE_TOTAL_LEN: u16 = 1 << 7;
 const IS_SEND: u16 = 1 << 8;
 
-fn encode(row: &RawRowRef, out: &mut Vec<u8>) {
+fn encode(row: &RawRow, out: &mut Vec<u8>) {
     let mut flags = 0u16;
     let mut set = |present: bool, flag: u16| {
         if present {
@@ -539,7 +540,7 @@ fn encode(row: &RawRowRef, out: &mut Vec<u8>) {
 }
 
 /// The next record, or `None` at a clean end of file.
-fn decode(reader: &mut impl Read) -> std::io::Result<Option<RawRow>> {
+fn decode(reader: &mut impl Read) -> std::io::Result<Option<RawRow<'static>>> {
     let mut flags = [0u8; 2];
     loop {
         match reader.read(&mut flags[..1]) {
@@ -562,21 +563,22 @@ fn decode(reader: &mut impl Read) -> std::io::Result<Option<RawRow>> {
         }
         int(reader).map(Some)
     };
-    let opt_bytes = |reader: &mut dyn Read, flag: u16| -> std::io::Result<Option<Vec<u8>>> {
-        if flags & flag == 0 {
-            return Ok(None);
-        }
-        let mut len = [0u8; 4];
-        reader.read_exact(&mut len)?;
-        let len = u64::from(u32::from_le_bytes(len));
-        // Read what is there rather than trust the length with an allocation.
-        let mut bytes = Vec::new();
-        reader.take(len).read_to_end(&mut bytes)?;
-        if bytes.len() as u64 != len {
-            return Err(ErrorKind::UnexpectedEof.into());
-        }
-        Ok(Some(bytes))
-    };
+    let opt_bytes =
+        |reader: &mut dyn Read, flag: u16| -> std::io::Result<Option<Cow<'static, [u8]>>> {
+            if flags & flag == 0 {
+                return Ok(None);
+            }
+            let mut len = [0u8; 4];
+            reader.read_exact(&mut len)?;
+            let len = u64::from(u32::from_le_bytes(len));
+            // Read what is there rather than trust the length with an allocation.
+            let mut bytes = Vec::new();
+            reader.take(len).read_to_end(&mut bytes)?;
+            if bytes.len() as u64 != len {
+                return Err(ErrorKind::UnexpectedEof.into());
+            }
+            Ok(Some(Cow::Owned(bytes)))
+        };
     let local_id = int(reader)?;
     let server_id = opt_int(reader, SERVER_ID)?;
     let type_code = opt_int(reader, TYPE_CODE)?;
@@ -612,10 +614,10 @@ mod tests {
             type_code: Some(49),
             is_send: true,
             create_time: Some(1_700_000_000_123),
-            content: Some(b"wxid_a:\n\xff\x00 text".to_vec()),
-            img_path: Some(Vec::new()),
-            big_img_path: Some(b"big.jpg".to_vec()),
-            file_full_path: Some("/sdcard/下载/a.pdf".as_bytes().to_vec()),
+            content: Some(Cow::Borrowed(b"wxid_a:\n\xff\x00 text")),
+            img_path: Some(Cow::Borrowed(b"")),
+            big_img_path: Some(Cow::Borrowed(b"big.jpg")),
+            file_full_path: Some(Cow::Borrowed("/sdcard/下载/a.pdf".as_bytes())),
             file_total_len: Some(12),
         };
         let empty = RawRow {
@@ -631,9 +633,9 @@ mod tests {
             file_total_len: None,
         };
         let mut bytes = Vec::new();
-        encode(&full.as_ref(), &mut bytes);
-        encode(&empty.as_ref(), &mut bytes);
-        encode(&full.as_ref(), &mut bytes);
+        encode(&full, &mut bytes);
+        encode(&empty, &mut bytes);
+        encode(&full, &mut bytes);
         let mut reader = bytes.as_slice();
         assert_eq!(decode(&mut reader).unwrap(), Some(full.clone()));
         assert_eq!(decode(&mut reader).unwrap(), Some(empty));
@@ -774,14 +776,14 @@ mod tests {
             type_code: Some(1),
             is_send: false,
             create_time: Some(5),
-            content: Some(b"hello".to_vec()),
+            content: Some(Cow::Borrowed(b"hello")),
             img_path: None,
             big_img_path: None,
             file_full_path: None,
             file_total_len: None,
         };
         let mut bytes = Vec::new();
-        encode(&row.as_ref(), &mut bytes);
+        encode(&row, &mut bytes);
         for cut in 1..bytes.len() {
             assert!(decode(&mut &bytes[..cut]).is_err(), "cut at {cut}");
         }
