@@ -113,19 +113,7 @@ fn expected_messages(root: &Path, include_private: bool) -> BTreeMap<String, Vec
 
 fn check_messages_match_archive(root: &Path, bundle: &Path, include_private: bool) {
     let expected = expected_messages(root, include_private);
-    let rows = read_csv(&bundle.join("data/messages.csv"));
-    let mut by_group: BTreeMap<String, Vec<&BTreeMap<String, String>>> = BTreeMap::new();
-    for row in &rows {
-        by_group
-            .entry(row["group_id"].clone())
-            .or_default()
-            .push(row);
-    }
-    assert_eq!(
-        by_group.keys().collect::<Vec<_>>(),
-        expected.keys().collect::<Vec<_>>(),
-        "the same conversations"
-    );
+    let by_group = messages_by_group(bundle, "wecom", &expected);
     let (mut texts_checked, mut nasty_texts) = (0, 0);
     for (group, want) in &expected {
         let got = &by_group[group];

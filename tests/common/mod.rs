@@ -234,3 +234,26 @@ pub fn export_fails(source: &Path, out_dir: &Path, code: i32, message: &str) {
         "a partial output was left behind"
     );
 }
+
+/// The rows of a bundle's messages.csv by group, in file order, each checked to be of
+/// `platform`; the groups must be exactly those `expected` has.
+pub fn messages_by_group<T>(
+    bundle: &Path,
+    platform: &str,
+    expected: &BTreeMap<String, T>,
+) -> BTreeMap<String, Vec<BTreeMap<String, String>>> {
+    let mut by_group: BTreeMap<String, Vec<BTreeMap<String, String>>> = BTreeMap::new();
+    for row in read_csv(&bundle.join("data/messages.csv")) {
+        assert_eq!(row["platform"], platform);
+        by_group
+            .entry(row["group_id"].clone())
+            .or_default()
+            .push(row);
+    }
+    assert_eq!(
+        by_group.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>(),
+        "the same groups"
+    );
+    by_group
+}
