@@ -1,25 +1,21 @@
-//! `archive/*.jsonl`, read once into a private temporary SQLite store.
+//! `archive/*.jsonl`, read once into the private temporary store (`store`).
 //!
 //! Lines come in any order and the same msgid may appear twice. Sorting a group's messages
 //! in memory would grow with the archive, so every line is parsed once, interpreted, and
-//! appended to a database in a temporary directory (a reader thread parses while this one
-//! inserts). Duplicates are then removed in one pass over an index of msgid hashes (the
-//! first occurrence in source order wins), and an index on (conversation, time, source
-//! order) serves each conversation in order. Both indexes are built after the inserts, as
-//! sorts, which is several times faster than keeping a unique key up to date under random
-//! msgids. The source files are only ever read.
+//! handed to the store, which sorts in bounded chunks on disk. Files are read in blocks of
+//! whole lines, parsed on as many threads as there are cores, and stored in source order. The store then drops repeated msgids (the first occurrence in source
+//! order wins). The source files are only ever read.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
 
-use rusqlite::{params, Connection, OpenFlags};
 use serde_json::Value;
 
-use super::message::{kind_code, media_kind_code};
-use super::record::{self, Conversation, Entry, Outcome};
+use super::blocks::{self, Block};
+use super::record::{self, Conversation, Outcome};
+use super::store::{self, Builder, Store};
 use super::ARCHIVE_DIR;
 use crate::records::Warning;
 use crate::source::{SourceError, SourceFile};
@@ -44,6 +40,11 @@ impl WarningLog {
         } else {
             self.more += 1;
         }
+    }
+
+    /// Counts problems that were found but not listed.
+    pub fn count_more(&mut self, more: u64) {
+        self.more += more;
     }
 
     pub fn finish(mut self) -> Vec<Warning> {
@@ -104,38 +105,9 @@ pub fn archive_files(root: &Path) -> Result<Vec<SourceFile>, SourceError> {
     regular_files(root, ARCHIVE_DIR, "jsonl", &mut WarningLog::default())
 }
 
-/// The private store: a database in a temporary directory removed when the source is dropped.
-pub struct Store {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
-}
-
-impl Store {
-    /// A read-only connection for one stream.
-    pub fn connect(&self) -> Result<Connection, SourceError> {
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| self.error(e))?;
-        Ok(conn)
-    }
-
-    fn error(&self, error: rusqlite::Error) -> SourceError {
-        store_error(&self.path, error)
-    }
-}
-
-fn store_error(path: &Path, error: rusqlite::Error) -> SourceError {
-    SourceError::Corrupt {
-        path: path.to_path_buf(),
-        detail: format!("the temporary message store failed (is the disk full?): {error}"),
-    }
-}
-
 pub struct Ingested {
     pub store: Store,
-    /// Group ids named by messages.
+    /// Group ids named by kept messages.
     pub rooms: BTreeSet<String>,
     /// One-to-one chat id → participants.
     pub private_chats: BTreeMap<String, Vec<String>>,
@@ -143,325 +115,144 @@ pub struct Ingested {
     pub files: Vec<SourceFile>,
 }
 
-const SCHEMA: &str = "
-    PRAGMA journal_mode = OFF;
-    PRAGMA synchronous = OFF;
-    PRAGMA cache_size = -32768;
-    CREATE TABLE message (
-        seq INTEGER PRIMARY KEY,
-        msgid TEXT NOT NULL,
-        idhash INTEGER NOT NULL,
-        conv TEXT NOT NULL,
-        msgtime INTEGER NOT NULL,
-        sender TEXT,
-        kind INTEGER NOT NULL,
-        text TEXT NOT NULL,
-        raw_type TEXT NOT NULL,
-        media_kind INTEGER,
-        media_path TEXT,
-        media_name TEXT,
-        media_size INTEGER,
-        warning TEXT
-    );";
-
-const INSERT: &str = "INSERT INTO message \
-    (msgid, conv, msgtime, seq, sender, kind, text, raw_type, media_kind, media_path, media_name, media_size, warning, idhash) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
-
 /// Reads every archive line into a new store.
 pub fn ingest(root: &Path, warnings: &mut WarningLog) -> Result<Ingested, SourceError> {
     let files = regular_files(root, ARCHIVE_DIR, "jsonl", warnings)?;
-    let dir = tempfile::Builder::new()
-        .prefix("chatvault-wecom-")
-        .tempdir()
-        .map_err(|e| SourceError::io(Path::new("temporary directory"), e))?;
-    let path = dir.path().join("messages.db");
-    let conn = Connection::open(&path).map_err(|e| store_error(&path, e))?;
-    conn.execute_batch(SCHEMA)
-        .map_err(|e| store_error(&path, e))?;
-    let mut state = IngestState {
-        rooms: BTreeSet::new(),
-        private_chats: BTreeMap::new(),
-        seq: 0,
-        file_starts: Vec::with_capacity(files.len()),
+    let mut builder = Builder::new()?;
+    let parsers = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4));
+    let stopped = || SourceError::Corrupt {
+        path: root.join(ARCHIVE_DIR),
+        detail: "an archive reader stopped unexpectedly".into(),
     };
-    conn.execute_batch("BEGIN")
-        .map_err(|e| store_error(&path, e))?;
-    // Parsing overlaps with inserting: a reader thread parses, this one inserts.
-    let (sender, receiver) = sync_channel::<Vec<(i64, Box<Entry>)>>(BATCHES_IN_FLIGHT);
-    let (parsed, inserted) = std::thread::scope(|scope| {
-        let reader = scope.spawn(|| {
-            let mut batcher = Batcher {
-                batch: Vec::with_capacity(BATCH),
-                sender,
-            };
-            for file in &files {
-                state
-                    .file_starts
-                    .push((state.seq + 1, file.rel_path.clone()));
-                if !read_file(file, &mut batcher, &mut state, warnings)? {
-                    break;
-                }
-            }
-            batcher.flush();
-            Ok(())
-        });
-        let inserted = insert_all(&conn, &path, receiver);
-        let parsed = reader.join().unwrap_or_else(|_| {
-            Err(SourceError::Corrupt {
-                path: path.clone(),
-                detail: "the archive reader stopped unexpectedly".into(),
+    // One thread reads blocks of lines, `parsers` threads parse them, this one stores.
+    let (read, parsed, stored) = std::thread::scope(|scope| {
+        let (block_sender, blocks) = sync_channel::<Block>(parsers * 2);
+        let blocks = Arc::new(Mutex::new(blocks));
+        let (parsed_sender, parsed) = sync_channel::<Parsed>(parsers * 2);
+        let files = &files;
+        // (the block sender moves in, so that the parsers see the end when reading ends)
+        let reader =
+            scope.spawn(move || blocks::read(files, |block| block_sender.send(block).is_ok()));
+        let workers: Vec<_> = (0..parsers)
+            .map(|worker| {
+                let blocks = Arc::clone(&blocks);
+                let sender = parsed_sender.clone();
+                scope.spawn(move || parse_blocks(worker, files, &blocks, &sender))
             })
-        });
-        (parsed, inserted)
+            .collect();
+        drop((parsed_sender, blocks));
+        let stored = store_all(&mut builder, parsers, parsed, warnings);
+        let mut parsed = Ok(());
+        for worker in workers {
+            let result = worker.join().unwrap_or_else(|_| Err(stopped()));
+            parsed = parsed.and(result);
+        }
+        let read = reader.join().unwrap_or_else(|_| Err(stopped()));
+        (read, parsed, stored)
     });
+    let file_starts = read?;
     parsed?;
-    inserted?;
-    conn.execute_batch("COMMIT")
-        .map_err(|e| store_error(&path, e))?;
-    remove_duplicates(&conn, &path, &mut state, warnings)?;
-    conn.execute_batch("CREATE INDEX message_order ON message (conv, msgtime, seq);")
-        .map_err(|e| store_error(&path, e))?;
-    drop(conn);
+    stored?;
+    let (store, repeats) = builder.finish(MAX_KEPT_WARNINGS)?;
+    for repeat in repeats.listed {
+        warnings.push(
+            &location(&file_starts, repeat.seq),
+            format!(
+                "msgid {} appeared before with a different content: the first is kept",
+                repeat.msgid
+            ),
+        );
+    }
+    warnings.count_more(repeats.more);
+    let mut rooms = BTreeSet::new();
+    let mut private_chats = BTreeMap::new();
+    for stored in store.conversations() {
+        match &stored.conversation {
+            Conversation::Room(id) => {
+                rooms.insert(id.clone());
+            }
+            Conversation::Private { id, participants } => {
+                private_chats.insert(id.clone(), participants.clone());
+            }
+        }
+    }
     Ok(Ingested {
-        store: Store { _dir: dir, path },
-        rooms: state.rooms,
-        private_chats: state.private_chats,
+        store,
+        rooms,
+        private_chats,
         files,
     })
 }
 
-struct IngestState {
-    rooms: BTreeSet<String>,
-    private_chats: BTreeMap<String, Vec<String>>,
-    /// Source order: line number across the files in name order.
-    seq: i64,
-    /// The first seq of each file, to name where a line was.
-    file_starts: Vec<(i64, String)>,
-}
-
-impl IngestState {
-    /// `archive/x.jsonl:12` for a seq.
-    fn location(&self, seq: i64) -> String {
-        let index = self.file_starts.partition_point(|(start, _)| *start <= seq);
-        match index.checked_sub(1).and_then(|i| self.file_starts.get(i)) {
-            Some((start, rel)) => format!("{rel}:{}", seq - start + 1),
-            None => format!("{ARCHIVE_DIR} line {seq}"),
-        }
+/// `archive/x.jsonl:12` for a seq, given the first seq of each file.
+fn location(file_starts: &[(u64, String)], seq: u64) -> String {
+    let index = file_starts.partition_point(|(start, _)| *start <= seq);
+    match index.checked_sub(1).and_then(|i| file_starts.get(i)) {
+        Some((start, rel)) => format!("{rel}:{}", seq - start + 1),
+        None => format!("{ARCHIVE_DIR} line {seq}"),
     }
 }
 
-/// Entries handed from the reader thread to the inserting one, a batch at a time.
-const BATCH: usize = 1024;
-const BATCHES_IN_FLIGHT: usize = 8;
-
-struct Batcher {
-    batch: Vec<(i64, Box<Entry>)>,
-    sender: SyncSender<Vec<(i64, Box<Entry>)>>,
+/// What one parser made of one block: its messages encoded for the store, and its problems.
+struct Parsed {
+    index: u64,
+    worker: usize,
+    /// Conversations this worker had not met before, with the number it gave them.
+    new_conversations: Vec<(u32, Conversation)>,
+    /// The records, one after another.
+    records: Vec<u8>,
+    messages: Vec<Parsed1>,
+    warnings: Vec<(String, String)>,
 }
 
-impl Batcher {
-    /// `false` once the inserting side has stopped (it failed): reading can stop too.
-    fn push(&mut self, seq: i64, entry: Box<Entry>) -> bool {
-        self.batch.push((seq, entry));
-        self.batch.len() < BATCH || self.flush()
-    }
-
-    fn flush(&mut self) -> bool {
-        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
-        batch.is_empty() || self.sender.send(batch).is_ok()
-    }
+/// One record of a [`Parsed`] block.
+struct Parsed1 {
+    len: usize,
+    seq: u64,
+    time_ms: i64,
+    id_hash: u64,
+    /// The conversation, by the worker's number for it.
+    conversation: u32,
 }
 
-/// Inserts every batch received; on failure, drops the receiver so the reader stops.
-fn insert_all(
-    conn: &Connection,
-    store_path: &Path,
-    receiver: Receiver<Vec<(i64, Box<Entry>)>>,
+/// Parses blocks until there are none left or the storing side has stopped.
+fn parse_blocks(
+    worker: usize,
+    files: &[SourceFile],
+    blocks: &Mutex<Receiver<Block>>,
+    sender: &SyncSender<Parsed>,
 ) -> Result<(), SourceError> {
-    let mut statement = conn
-        .prepare(INSERT)
-        .map_err(|e| store_error(store_path, e))?;
-    for batch in receiver {
-        for (seq, entry) in batch {
-            insert(&mut statement, store_path, &entry, seq)?;
-        }
-    }
-    Ok(())
-}
-
-fn insert(
-    statement: &mut rusqlite::Statement,
-    store_path: &Path,
-    entry: &Entry,
-    seq: i64,
-) -> Result<(), SourceError> {
-    let media = entry.media.as_ref();
-    statement
-        .execute(params![
-            entry.message_id,
-            entry.conversation.id(),
-            entry.time_ms,
-            seq,
-            entry.sender_id,
-            kind_code(entry.kind),
-            entry.text,
-            entry.raw_type,
-            media.map(|m| media_kind_code(m.kind)),
-            media.map(|m| m.path.as_str()),
-            media.and_then(|m| m.original_name.as_deref()),
-            media
-                .and_then(|m| m.declared_size)
-                .and_then(|s| i64::try_from(s).ok()),
-            entry.warning,
-            id_hash(&entry.message_id),
-        ])
-        .map_err(|e| store_error(store_path, e))?;
-    Ok(())
-}
-
-/// A 64-bit hash of a msgid: duplicates are looked for among equal hashes, which sort
-/// much faster than the ids themselves.
-fn id_hash(msgid: &str) -> i64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    msgid.hash(&mut hasher);
-    let hash = hasher.finish() as i64;
-    // Unit tests collide on purpose, so that telling equal hashes apart is exercised.
-    if cfg!(test) {
-        hash & 3
-    } else {
-        hash
-    }
-}
-
-/// Deletes every message whose msgid appeared earlier in source order, warning when the
-/// two differ (a repeated msgid with other content is worth a look).
-fn remove_duplicates(
-    conn: &Connection,
-    path: &Path,
-    state: &mut IngestState,
-    warnings: &mut WarningLog,
-) -> Result<(), SourceError> {
-    let error = |e| store_error(path, e);
-    conn.execute_batch(
-        "CREATE INDEX message_idhash ON message (idhash, seq);
-         CREATE TABLE duplicate (seq INTEGER PRIMARY KEY, first INTEGER NOT NULL);
-         BEGIN;",
-    )
-    .map_err(error)?;
-    {
-        let mut scan = conn
-            .prepare("SELECT idhash, seq FROM message ORDER BY idhash, seq")
-            .map_err(error)?;
-        let mut msgid = conn
-            .prepare("SELECT msgid FROM message WHERE seq = ?1")
-            .map_err(error)?;
-        let mut record = conn
-            .prepare("INSERT INTO duplicate (seq, first) VALUES (?1, ?2)")
-            .map_err(error)?;
-        // Seqs sharing one hash, in source order: nearly always one, so a few at most.
-        let mut run: Vec<i64> = Vec::new();
-        let mut run_hash: Option<i64> = None;
-        let mut rows = scan.query([]).map_err(error)?;
-        loop {
-            let row = rows.next().map_err(error)?;
-            let next = match row {
-                Some(row) => Some((
-                    row.get::<_, i64>(0).map_err(error)?,
-                    row.get::<_, i64>(1).map_err(error)?,
-                )),
-                None => None,
-            };
-            if next.map(|(hash, _)| hash) != run_hash {
-                if run.len() > 1 {
-                    // Equal hashes are duplicates only when the msgids are equal too.
-                    let mut firsts: Vec<(String, i64)> = Vec::new();
-                    for &seq in &run {
-                        let id: String = msgid.query_row([seq], |r| r.get(0)).map_err(error)?;
-                        match firsts.iter().find(|(first_id, _)| *first_id == id) {
-                            Some(&(_, first)) => {
-                                record.execute([seq, first]).map_err(error)?;
-                            }
-                            None => firsts.push((id, seq)),
-                        }
-                    }
-                }
-                run.clear();
-            }
-            let Some((hash, seq)) = next else { break };
-            run_hash = Some(hash);
-            run.push(seq);
-        }
-    }
-    conn.execute_batch("COMMIT").map_err(error)?;
-    let mut orphaned: BTreeSet<String> = BTreeSet::new();
-    {
-        let mut pairs = conn
-            .prepare(
-                "SELECT d.seq, a.msgid, a.conv, a.msgtime, a.text, b.conv, b.msgtime, b.text \
-                 FROM duplicate d JOIN message a ON a.seq = d.first JOIN message b ON b.seq = d.seq \
-                 WHERE a.conv <> b.conv OR a.msgtime <> b.msgtime OR a.text <> b.text",
-            )
-            .map_err(error)?;
-        let mut rows = pairs.query([]).map_err(error)?;
-        while let Some(row) = rows.next().map_err(error)? {
-            let seq: i64 = row.get(0).map_err(error)?;
-            let msgid: String = row.get(1).map_err(error)?;
-            let first_conv: String = row.get(2).map_err(error)?;
-            let conv: String = row.get(5).map_err(error)?;
-            warnings.push(
-                &state.location(seq),
-                format!(
-                    "msgid {msgid} appeared before with a different content: the first is kept"
-                ),
-            );
-            if conv != first_conv {
-                orphaned.insert(conv);
-            }
-        }
-    }
-    conn.execute_batch(
-        "DELETE FROM message WHERE seq IN (SELECT seq FROM duplicate);
-         DROP TABLE duplicate;
-         DROP INDEX message_idhash;",
-    )
-    .map_err(error)?;
-    // A conversation named only by a discarded duplicate has no messages left.
-    let mut exists = conn
-        .prepare("SELECT 1 FROM message WHERE conv = ?1 LIMIT 1")
-        .map_err(error)?;
-    for conv in orphaned {
-        if !exists.exists([&conv]).map_err(error)? {
-            state.rooms.remove(&conv);
-            state.private_chats.remove(&conv);
-        }
-    }
-    Ok(())
-}
-
-/// Reads one archive file into the batcher; `false` when the inserting side has stopped.
-fn read_file(
-    file: &SourceFile,
-    batcher: &mut Batcher,
-    state: &mut IngestState,
-    warnings: &mut WarningLog,
-) -> Result<bool, SourceError> {
-    let handle = File::open(&file.path).map_err(|e| SourceError::io(&file.path, e))?;
-    let mut reader = BufReader::with_capacity(1 << 20, handle);
-    let mut line: Vec<u8> = Vec::with_capacity(4096);
-    let mut line_no: u64 = 0;
+    let mut conversations: HashMap<String, u32> = HashMap::new();
     loop {
-        line.clear();
-        let read = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|e| SourceError::io(&file.path, e))?;
-        if read == 0 {
-            return Ok(true);
+        let block = match blocks.lock() {
+            Ok(receiver) => receiver.recv(),
+            Err(_) => return Ok(()),
+        };
+        let Ok(block) = block else { return Ok(()) };
+        let parsed = parse_block(worker, files, &block, &mut conversations)?;
+        if sender.send(parsed).is_err() {
+            return Ok(());
         }
-        line_no += 1;
-        state.seq += 1;
-        let mut bytes = line.as_slice();
+    }
+}
+
+fn parse_block(
+    worker: usize,
+    files: &[SourceFile],
+    block: &Block,
+    conversations: &mut HashMap<String, u32>,
+) -> Result<Parsed, SourceError> {
+    let rel_path = files.get(block.file).map_or(ARCHIVE_DIR, |f| &f.rel_path);
+    let mut parsed = Parsed {
+        index: block.index,
+        worker,
+        new_conversations: Vec::new(),
+        records: Vec::with_capacity(block.bytes.len()),
+        messages: Vec::with_capacity(block.bytes.len() / 256),
+        warnings: Vec::new(),
+    };
+    for (line_no, seq, line) in block.lines() {
+        let mut bytes = line;
         if line_no == 1 {
             bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
         }
@@ -469,7 +260,7 @@ fn read_file(
         if bytes.is_empty() {
             continue;
         }
-        let location = || format!("{}:{line_no}", file.rel_path);
+        let location = || format!("{rel_path}:{line_no}");
         let (outcome, lossy) = match record::interpret_fast(bytes) {
             Some(outcome) => (outcome, false),
             None => match parse(bytes) {
@@ -480,7 +271,9 @@ fn read_file(
                     } else {
                         ""
                     };
-                    warnings.push(&location(), format!("{problem}{cut}: line skipped"));
+                    parsed
+                        .warnings
+                        .push((location(), format!("{problem}{cut}: line skipped")));
                     continue;
                 }
             },
@@ -489,7 +282,9 @@ fn read_file(
             Outcome::Message(entry) => entry,
             Outcome::Switch => continue,
             Outcome::Unusable(why) => {
-                warnings.push(&location(), format!("{why}: line skipped"));
+                parsed
+                    .warnings
+                    .push((location(), format!("{why}: line skipped")));
                 continue;
             }
         };
@@ -501,27 +296,83 @@ fn read_file(
             });
         }
         if let Some(problem) = &entry.warning {
-            warnings.push(
-                &location(),
+            parsed.warnings.push((
+                location(),
                 format!("message {}: {problem}", entry.message_id),
-            );
+            ));
         }
-        match &entry.conversation {
-            Conversation::Room(id) => {
-                if !state.rooms.contains(id) {
-                    state.rooms.insert(id.clone());
-                }
+        let id = entry.conversation.id();
+        let conversation = match conversations.get(id) {
+            Some(&number) => number,
+            None => {
+                let number = conversations.len() as u32;
+                conversations.insert(id.to_string(), number);
+                parsed
+                    .new_conversations
+                    .push((number, entry.conversation.clone()));
+                number
             }
-            Conversation::Private { id, participants } => {
-                if !state.private_chats.contains_key(id) {
-                    state.private_chats.insert(id.clone(), participants.clone());
-                }
+        };
+        let start = parsed.records.len();
+        store::encode(&entry, seq, &mut parsed.records).map_err(|problem| {
+            SourceError::Corrupt {
+                path: files
+                    .get(block.file)
+                    .map_or_else(PathBuf::new, |f| f.path.clone()),
+                detail: format!("line {line_no}: {problem}"),
             }
-        }
-        if !batcher.push(state.seq, entry) {
-            return Ok(false);
+        })?;
+        parsed.messages.push(Parsed1 {
+            len: parsed.records.len() - start,
+            seq,
+            time_ms: entry.time_ms,
+            id_hash: store::id_hash(&entry.message_id),
+            conversation,
+        });
+    }
+    Ok(parsed)
+}
+
+/// Stores what the parsers send, block by block in source order (so that warnings keep
+/// their order); on failure, drops the receiver so that parsing stops.
+fn store_all(
+    builder: &mut Builder,
+    workers: usize,
+    parsed: Receiver<Parsed>,
+    warnings: &mut WarningLog,
+) -> Result<(), SourceError> {
+    let mut waiting: BTreeMap<u64, Parsed> = BTreeMap::new();
+    let mut next = 0;
+    // Per worker, its conversation numbers to the store's.
+    let mut numbers: Vec<Vec<u32>> = vec![Vec::new(); workers];
+    for block in parsed {
+        waiting.insert(block.index, block);
+        while let Some(block) = waiting.remove(&next) {
+            next += 1;
+            let numbers = &mut numbers[block.worker];
+            for (number, conversation) in block.new_conversations {
+                debug_assert_eq!(number as usize, numbers.len());
+                numbers.push(builder.add_conversation(conversation)?);
+            }
+            for (location, message) in block.warnings {
+                warnings.push(&location, message);
+            }
+            let mut start = 0;
+            for message in &block.messages {
+                let record = &block.records[start..start + message.len];
+                start += message.len;
+                let conversation = numbers[message.conversation as usize];
+                builder.push_encoded(
+                    record,
+                    conversation,
+                    message.seq,
+                    message.time_ms,
+                    message.id_hash,
+                )?;
+            }
         }
     }
+    Ok(())
 }
 
 /// Parses a line; invalid UTF-8 is replaced (and reported) rather than losing the line.

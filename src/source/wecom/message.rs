@@ -1,13 +1,12 @@
 //! Messages of one conversation, streamed from the private store in (time, source order).
 
-use rusqlite::types::ValueRef;
-use rusqlite::{Connection, Row};
+use super::store::{Record, Store};
 
 use crate::records::{Direction, Kind, MediaKind, MediaLocation, MediaRef, Message};
 use crate::source::stream::Emitter;
 use crate::source::SourceError;
 
-/// The store keeps kinds as small integers: their index here.
+/// The store keeps kinds as one byte: their index here.
 const KINDS: [Kind; 14] = [
     Kind::Text,
     Kind::Image,
@@ -59,62 +58,40 @@ fn media_kind_from_code(code: i64) -> Option<MediaKind> {
         .and_then(|i| MEDIA_KINDS.get(i).copied())
 }
 
-fn text(row: &Row, idx: usize) -> Option<String> {
-    match row.get_ref(idx).ok()? {
-        ValueRef::Text(t) | ValueRef::Blob(t) => Some(String::from_utf8_lossy(t).into_owned()),
-        _ => None,
-    }
+/// Streams the kept messages of one conversation in (time, source order).
+pub fn read(store: &Store, conversation: &str, emit: &mut Emitter) -> Result<(), SourceError> {
+    store.read(conversation, |record| {
+        emit.emit(to_message(record, conversation))
+    })
 }
 
-fn int(row: &Row, idx: usize) -> Option<i64> {
-    match row.get_ref(idx).ok()? {
-        ValueRef::Integer(i) => Some(i),
-        _ => None,
-    }
-}
-
-pub fn read(conn: &Connection, conversation: &str, emit: &mut Emitter) -> Result<(), SourceError> {
-    let store = std::path::Path::new("wecom message store");
-    let error = |e: rusqlite::Error| SourceError::Corrupt {
-        path: store.to_path_buf(),
-        detail: e.to_string(),
+fn to_message(record: &Record, conversation: &str) -> Message {
+    let media = match (
+        media_kind_from_code(i64::from(record.media_kind)),
+        record.media_path,
+    ) {
+        (Some(kind), Some(path)) => vec![MediaRef {
+            kind,
+            location: MediaLocation::Path(path.to_string()),
+            original_name: record.media_name.map(str::to_string),
+            declared_size: record.media_size,
+        }],
+        _ => Vec::new(),
     };
-    let mut stmt = conn
-        .prepare(
-            "SELECT msgid, msgtime, sender, kind, text, raw_type, media_kind, media_path, \
-             media_name, media_size, warning FROM message WHERE conv = ?1 ORDER BY msgtime, seq",
-        )
-        .map_err(error)?;
-    let mut rows = stmt.query([conversation]).map_err(error)?;
-    while let Some(row) = rows.next().map_err(error)? {
-        let media = match (int(row, 6).and_then(media_kind_from_code), text(row, 7)) {
-            (Some(kind), Some(path)) => vec![MediaRef {
-                kind,
-                location: MediaLocation::Path(path),
-                original_name: text(row, 8),
-                declared_size: int(row, 9).and_then(|s| u64::try_from(s).ok()),
-            }],
-            _ => Vec::new(),
-        };
-        let message = Message {
-            group_id: conversation.to_string(),
-            message_id: text(row, 0).unwrap_or_default(),
-            time_ms: int(row, 1).unwrap_or_default(),
-            sender_id: text(row, 2),
-            sender_name: None,
-            // The archive is the enterprise's, not one member's: nothing is "sent".
-            direction: Direction::Received,
-            kind: kind_from_code(int(row, 3).unwrap_or(-1)),
-            text: text(row, 4).unwrap_or_default(),
-            raw_type: text(row, 5).unwrap_or_default(),
-            media,
-            warning: text(row, 10),
-        };
-        if !emit.emit(message) {
-            break;
-        }
+    Message {
+        group_id: conversation.to_string(),
+        message_id: record.msgid.to_string(),
+        time_ms: record.time_ms,
+        sender_id: record.sender.map(str::to_string),
+        sender_name: None,
+        // The archive is the enterprise's, not one member's: nothing is "sent".
+        direction: Direction::Received,
+        kind: kind_from_code(i64::from(record.kind)),
+        text: record.text.to_string(),
+        raw_type: record.raw_type.to_string(),
+        media,
+        warning: record.warning.map(str::to_string),
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -2,14 +2,16 @@
 //! `users.json` and `media/<md5sum>.<ext>`. Layout: `../shared/spec/sources.md` §3.
 //!
 //! JSON lines come in any order, across files, with duplicates. Opening the source streams
-//! every line once into a private temporary SQLite database (see `archive`), so each
-//! conversation can then be streamed in (time, source order) with memory that does not grow
-//! with the number of messages.
+//! every line once into a private temporary store sorted on disk (see `archive` and
+//! `store`), so each conversation can then be streamed in (time, source order) with memory
+//! that does not grow with the number of messages.
 
 mod archive;
+mod blocks;
 mod directory;
 mod message;
 mod record;
+mod store;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -120,7 +122,7 @@ pub fn open(root: &Path) -> Result<Box<dyn Source>, SourceError> {
 
 pub struct WecomSource {
     root: PathBuf,
-    store: Arc<archive::Store>,
+    store: Arc<store::Store>,
     directory: directory::Directory,
     /// Group ids that messages name, with or without a `groups/<roomid>.json`.
     rooms_with_messages: Vec<String>,
@@ -229,8 +231,7 @@ impl Source for WecomSource {
         let store = Arc::clone(&self.store);
         let conversation = group_id.to_string();
         Ok(stream::spawn("wecom-messages", move |emit| {
-            let conn = store.connect()?;
-            message::read(&conn, &conversation, emit)
+            message::read(&store, &conversation, emit)
         }))
     }
 

@@ -92,6 +92,29 @@ fn direct_read(root: &Path) -> BTreeMap<String, Vec<Expected>> {
     groups
 }
 
+/// The location (`archive/x.jsonl:N`) of every line that is not blank and not a JSON
+/// object, in source order.
+fn unreadable_lines(root: &Path) -> Vec<String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root.join("archive"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let mut found = Vec::new();
+    for path in files {
+        let rel = format!("archive/{}", path.file_name().unwrap().to_string_lossy());
+        let bytes = std::fs::read(&path).unwrap();
+        for (index, line) in bytes.split(|b| *b == b'\n').enumerate() {
+            let text = String::from_utf8_lossy(line);
+            let text = text.trim_start_matches('\u{FEFF}').trim();
+            if !text.is_empty() && !matches!(serde_json::from_str(text), Ok(Value::Object(_))) {
+                found.push(format!("{rel}:{}", index + 1));
+            }
+        }
+    }
+    found
+}
+
 fn simulate(dir: &Path, messages: usize, edge_rate: f64, media_files: bool) -> PathBuf {
     let root = dir.join("wecom");
     let mut opts = crate::simulate::SimOptions::new(root.clone());
@@ -134,7 +157,8 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, (Vec<u8>, Option<std::time::System
 #[test]
 fn a_simulated_archive_reads_back_like_the_json_lines() {
     let dir = tempfile::tempdir().unwrap();
-    let root = simulate(dir.path(), 3000, 0.1, true);
+    // Enough for archive files of several read blocks, parsed on several threads.
+    let root = simulate(dir.path(), 12_000, 0.1, true);
     assert!(probe(&root).unwrap());
     let before = snapshot(&root);
     let source = WecomSource::open(&root).unwrap();
@@ -220,6 +244,34 @@ fn a_simulated_archive_reads_back_like_the_json_lines() {
         "{warnings:?}"
     );
     assert!(warnings.iter().any(|w| w.message.contains("truncated")));
+    assert!(warnings.len() < 1000, "all listed");
+    // Every unreadable line is reported where it is, and line warnings come in source order.
+    let skipped: Vec<&str> = warnings
+        .iter()
+        .filter(|w| w.message.ends_with("line skipped"))
+        .map(|w| w.location.as_str())
+        .collect();
+    let unreadable = unreadable_lines(&root);
+    assert!(unreadable.len() > 10, "{unreadable:?}");
+    for location in &unreadable {
+        assert!(skipped.contains(&location.as_str()), "{location}");
+    }
+    let line_of = |location: &str| -> (String, u64) {
+        let (file, line) = location.rsplit_once(':').unwrap();
+        (file.to_string(), line.parse().unwrap())
+    };
+    let in_order: Vec<(String, u64)> = warnings
+        .iter()
+        .filter(|w| w.location.starts_with("archive/") && !w.message.contains("appeared before"))
+        .map(|w| line_of(&w.location))
+        .collect();
+    assert!(in_order.windows(2).all(|w| w[0] < w[1]), "{in_order:?}");
+    let archive_bytes: u64 = std::fs::read_dir(root.join("archive"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .max()
+        .unwrap();
+    assert!(archive_bytes > 1 << 20, "a file of several blocks");
 
     // Names and members.
     let named = groups
