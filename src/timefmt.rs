@@ -116,6 +116,52 @@ fn write_fast(ms: i64, offset_minutes: Option<i32>, out: &mut String) -> bool {
     }
 }
 
+/// RFC 3339 in UTC with as many fraction digits as needed (none, 3, 6 or 9), exactly as
+/// chrono's `to_rfc3339_opts(SecondsFormat::AutoSi, true)`: a plan writes three such times
+/// for each of its 100,000s of files, twice (JSON and CSV).
+pub fn utc_auto_si(t: &DateTime<Utc>) -> String {
+    let nanos = t.timestamp_subsec_nanos();
+    let days = t.timestamp().div_euclid(86_400);
+    let in_day = t.timestamp().rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    // Other years have a sign in chrono's form, and nanos past 1e9 are a leap second.
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        return t.to_rfc3339_opts(SecondsFormat::AutoSi, true);
+    }
+    let mut buf = [0u8; 30];
+    let mut two = |at: usize, v: i64| {
+        buf[at] = b'0' + (v / 10) as u8;
+        buf[at + 1] = b'0' + (v % 10) as u8;
+    };
+    two(0, year / 100);
+    two(2, year % 100);
+    two(5, month);
+    two(8, day);
+    two(11, in_day / 3600);
+    two(14, in_day / 60 % 60);
+    two(17, in_day % 60);
+    for (at, separator) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')] {
+        buf[at] = separator;
+    }
+    let (digits, mut fraction) = match nanos {
+        0 => (0, 0),
+        n if n % 1_000_000 == 0 => (3, n / 1_000_000),
+        n if n % 1000 == 0 => (6, n / 1000),
+        n => (9, n),
+    };
+    let mut len = 19;
+    if digits > 0 {
+        buf[19] = b'.';
+        for at in (20..20 + digits).rev() {
+            buf[at] = b'0' + (fraction % 10) as u8;
+            fraction /= 10;
+        }
+        len = 20 + digits;
+    }
+    buf[len] = b'Z';
+    String::from_utf8_lossy(&buf[..=len]).into_owned()
+}
+
 /// Proleptic Gregorian (year, month, day) of a day count from 1970-01-01 (H. Hinnant's
 /// `civil_from_days`).
 fn civil_from_days(days: i64) -> (i64, i64, i64) {
@@ -261,6 +307,24 @@ mod tests {
             let offset = FixedOffset::east_opt(minutes * 60).unwrap();
             proptest::prop_assert_eq!(utc_millis(ms), chrono_utc(ms));
             proptest::prop_assert_eq!(local_millis(ms, offset), chrono_local(ms, offset));
+        }
+
+        #[test]
+        fn auto_si_formatting_matches_chrono(
+            seconds in -70_000_000_000i64..300_000_000_000,
+            nanos in proptest::prop_oneof![
+                proptest::strategy::Just(0u32),
+                proptest::strategy::Strategy::prop_map(0u32..1000, |m| m * 1_000_000),
+                proptest::strategy::Strategy::prop_map(0u32..1_000_000, |u| u * 1000),
+                0u32..2_000_000_000,
+            ],
+        ) {
+            if let Some(t) = DateTime::from_timestamp(seconds, nanos) {
+                proptest::prop_assert_eq!(
+                    utc_auto_si(&t),
+                    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+                );
+            }
         }
     }
 }

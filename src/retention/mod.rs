@@ -12,7 +12,7 @@ pub mod policy;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Months, SecondsFormat, Utc};
+use chrono::{DateTime, Months, Utc};
 use sha2::{Digest, Sha256};
 
 pub use clean::{clean, undo, CleanEvent, CleanOptions, CleanReport, UndoReport};
@@ -120,7 +120,7 @@ pub fn add_months(t: DateTime<Utc>, months: u32) -> DateTime<Utc> {
 /// RFC 3339 in UTC with a `Z`, with as many fractional digits as the time has
 /// (none for whole seconds) so that a round trip is exact.
 pub fn format_time(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    crate::timefmt::utc_auto_si(t)
 }
 
 /// Parses RFC 3339 (any offset) into UTC.
