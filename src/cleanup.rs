@@ -68,7 +68,63 @@ pub fn build_plan(opts: &PlanOptions) -> Result<Plan, PlanError> {
         }
     }
 
-    // One pass over every conversation's messages: references and dissolution notices.
+    let needs_hash = opts.hash || opts.require_bundle.is_some();
+    // The cache is walked beside the pass over the messages (one thread reads those).
+    let (files, references) = rayon::join(
+        || list_files(source.root(), !needs_hash),
+        || read_references(source.as_ref(), &groups, opts),
+    );
+    let (references, facts) = references?;
+    let files = files?;
+
+    let bundle_hashes = match &opts.require_bundle {
+        Some(path) => Some(bundle_payload_hashes(path)?),
+        None => None,
+    };
+    let database_files: HashSet<String> = source
+        .source_files()
+        .into_iter()
+        .map(|f| f.rel_path)
+        .collect();
+
+    let bar = crate::progress::bar(opts.progress, files.len() as u64, "files");
+    let platform = source.platform().as_str();
+    let entries: Vec<PlanEntry> = files
+        .par_iter()
+        .map(|file| {
+            let entry = plan_entry(
+                source.as_ref(),
+                file,
+                platform,
+                &references,
+                &facts,
+                &database_files,
+                bundle_hashes.as_ref(),
+                opts,
+            );
+            bar.inc(1);
+            entry
+        })
+        .collect::<Result<_, _>>()?;
+    bar.finish_and_clear();
+    Ok(Plan::build(
+        source.root(),
+        platform,
+        opts.now,
+        &opts.policy,
+        env!("CARGO_PKG_VERSION"),
+        facts,
+        entries,
+    )?)
+}
+
+/// One pass over every conversation's messages: which message references each file, and
+/// each group's facts (type, dissolution).
+fn read_references(
+    source: &dyn Source,
+    groups: &[crate::records::Group],
+    opts: &PlanOptions,
+) -> Result<(HashMap<String, Reference>, Vec<GroupFacts>), PlanError> {
     let progress = crate::progress::counter(opts.progress, "messages read");
     let mut references: HashMap<String, Reference> = HashMap::new();
     let mut facts = Vec::with_capacity(groups.len());
@@ -136,63 +192,28 @@ pub fn build_plan(opts: &PlanOptions) -> Result<Plan, PlanError> {
         });
     }
     progress.finish_and_clear();
-
-    let bundle_hashes = match &opts.require_bundle {
-        Some(path) => Some(bundle_payload_hashes(path)?),
-        None => None,
-    };
-    let database_files: HashSet<String> = source
-        .source_files()
-        .into_iter()
-        .map(|f| f.rel_path)
-        .collect();
-
-    let files = list_files(source.root())?;
-    let bar = crate::progress::bar(opts.progress, files.len() as u64, "files");
-    let platform = source.platform().as_str();
-    let entries: Vec<PlanEntry> = files
-        .par_iter()
-        .map(|file| {
-            let entry = plan_entry(
-                source.as_ref(),
-                file,
-                platform,
-                &references,
-                &facts,
-                &database_files,
-                bundle_hashes.as_ref(),
-                opts,
-            );
-            bar.inc(1);
-            entry
-        })
-        .collect::<Result<_, _>>()?;
-    bar.finish_and_clear();
-    Ok(Plan::build(
-        source.root(),
-        platform,
-        opts.now,
-        &opts.policy,
-        env!("CARGO_PKG_VERSION"),
-        facts,
-        entries,
-    )?)
+    Ok((references, facts))
 }
 
-/// A file found under the root, with its metadata (not following links).
+/// A file found under the root, with its metadata (not following links), unless it is a
+/// regular file whose metadata is left to be taken when it is opened for hashing.
 struct FoundFile {
     path: PathBuf,
     rel: String,
     utf8: bool,
-    meta: std::fs::Metadata,
+    meta: Option<std::fs::Metadata>,
 }
 
-/// Everything under `root` that is not a directory, sorted by relative path.
+/// Everything under `root` that is not a directory, sorted by relative path. Regular
+/// files are stat-ed only with `stat_files` (without, the directory entry's type says
+/// what they are, and `plan_entry` takes their metadata from the open file).
 ///
 /// One rayon task per directory, and entries stat-ed relative to their directory
 /// (`DirEntry::metadata` is `fstatat`): about twice as fast on 2 cores as a serial walk
 /// that resolves every absolute path again.
-fn list_files(root: &Path) -> Result<Vec<FoundFile>, PlanError> {
+fn list_files(root: &Path, stat_files: bool) -> Result<Vec<FoundFile>, PlanError> {
+    // Elsewhere there is no opening without following links: stat first.
+    let stat_files = stat_files || cfg!(not(unix));
     let found = Mutex::new(Vec::new());
     let first_error = Mutex::new(None);
     rayon::scope(|scope| {
@@ -201,6 +222,7 @@ fn list_files(root: &Path) -> Result<Vec<FoundFile>, PlanError> {
             root.to_path_buf(),
             String::new(),
             true,
+            stat_files,
             &found,
             &first_error,
         )
@@ -225,6 +247,7 @@ fn walk_dir<'s>(
     dir: PathBuf,
     rel: String,
     utf8: bool,
+    stat_files: bool,
     found: &'s Mutex<Vec<FoundFile>>,
     first_error: &'s Mutex<Option<PlanError>>,
 ) {
@@ -253,11 +276,11 @@ fn walk_dir<'s>(
         } else {
             format!("{rel}/{name}")
         };
-        let meta = match entry.metadata() {
-            Ok(meta) => meta,
+        let file_type = match entry.file_type() {
+            Ok(file_type) => file_type,
             Err(e) => return fail(&entry.path(), e),
         };
-        if meta.is_dir() {
+        if file_type.is_dir() {
             let path = entry.path();
             scope.spawn(move |scope| {
                 walk_dir(
@@ -265,11 +288,20 @@ fn walk_dir<'s>(
                     path,
                     child_rel,
                     utf8 && name_utf8,
+                    stat_files,
                     found,
                     first_error,
                 )
             });
         } else {
+            let meta = if file_type.is_file() && !stat_files {
+                None
+            } else {
+                match entry.metadata() {
+                    Ok(meta) => Some(meta),
+                    Err(e) => return fail(&entry.path(), e),
+                }
+            };
             local.push(FoundFile {
                 path: entry.path(),
                 rel: child_rel,
@@ -331,8 +363,14 @@ fn plan_entry(
     bundle_hashes: Option<&HashSet<String>>,
     opts: &PlanOptions,
 ) -> Result<PlanEntry, PlanError> {
-    let meta = &file.meta;
-    let stamp = FileStamp::from_metadata(meta);
+    let (meta, opened) = match &file.meta {
+        Some(meta) => (std::borrow::Cow::Borrowed(meta), None),
+        None => {
+            let (meta, opened) = open_unfollowed(&file.path)?;
+            (std::borrow::Cow::Owned(meta), opened)
+        }
+    };
+    let stamp = FileStamp::from_metadata(&meta);
     let class = source.classify(&file.rel);
     let category = category_of(class);
     let is_link = meta.file_type().is_symlink();
@@ -356,10 +394,10 @@ fn plan_entry(
         ));
     }
     let needs_hash = opts.hash || bundle_hashes.is_some();
-    let sha256 = if needs_hash {
-        Some(hash_file(&file.path)?)
-    } else {
-        None
+    let sha256 = match (needs_hash, opened) {
+        (true, Some(mut opened)) => Some(hash_open_file(&mut opened, &file.path)?),
+        (true, None) => Some(hash_file(&file.path)?),
+        (false, _) => None,
     };
     let reference = references.get(&file.rel);
     let group_facts = reference.and_then(|r| facts.get(r.group));
@@ -390,15 +428,51 @@ fn plan_entry(
 }
 
 fn hash_file(path: &Path) -> Result<String, PlanError> {
+    let mut file = std::fs::File::open(path).map_err(|source| PlanError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    hash_open_file(&mut file, path)
+}
+
+fn hash_open_file(file: &mut std::fs::File, path: &Path) -> Result<String, PlanError> {
+    // One buffer per thread: a fresh one per (mostly small) file costs more than the hash.
+    evidence::tee::with_buffer(|buf| evidence::tee::hash_reader(file, buf, None))
+        .map(|(sha, _)| sha)
+        .map_err(|source| PlanError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Opens a file that the walk saw as regular, without following a link, and takes its
+/// metadata from the open file: the stamp and the hash are then of one and the same file,
+/// and one path lookup serves both. Something else by now (a link, a pipe) gives its own
+/// metadata (`lstat`) and no handle; so does a file that cannot be opened, whose hashing
+/// then reports why.
+fn open_unfollowed(path: &Path) -> Result<(std::fs::Metadata, Option<std::fs::File>), PlanError> {
     let io = |source| PlanError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let mut file = std::fs::File::open(path).map_err(io)?;
-    // One buffer per thread: a fresh one per (mostly small) file costs more than the hash.
-    evidence::tee::with_buffer(|buf| evidence::tee::hash_reader(&mut file, buf, None))
-        .map(|(sha, _)| sha)
-        .map_err(io)
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_NONBLOCK: a pipe swapped in since the walk must not block the open.
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path);
+        if let Ok(file) = opened {
+            let meta = file.metadata().map_err(io)?;
+            return Ok(if meta.is_file() {
+                (meta, Some(file))
+            } else {
+                (meta, None)
+            });
+        }
+    }
+    Ok((std::fs::symlink_metadata(path).map_err(io)?, None))
 }
 
 /// The payload hashes of a bundle that verifies; a bundle that does not verify is refused.

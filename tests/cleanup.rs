@@ -484,3 +484,62 @@ fn an_interactive_apply_asks_for_the_group_name() {
         assert!(!root.join(path).exists(), "{path}");
     }
 }
+
+/// `--hash` takes each regular file's stamp from the file it opens (no link followed);
+/// links, a pipe and a linked directory are reviewed, never hashed or waited on, and every
+/// entry is the same as without `--hash` but for the hash.
+#[cfg(unix)]
+#[test]
+fn hashing_plans_stamp_what_they_hash_and_follow_no_link() {
+    use std::os::unix::fs::{symlink, MetadataExt};
+    let dir = tempfile::tempdir().unwrap();
+    let root = source(dir.path());
+    let outside = dir.path().join("outside.txt");
+    std::fs::write(&outside, b"not in the cache").unwrap();
+    symlink(&outside, root.join("link-out.jpg")).unwrap();
+    symlink(root.join("EnMicroMsg.db"), root.join("link-in.db")).unwrap();
+    symlink(dir.path(), root.join("linked-dir")).unwrap();
+    let fifo = root.join("pipe.amr");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    let have_fifo = made.is_ok_and(|s| s.success());
+
+    let plain = plan(&root, &dir.path().join("plain.json"), &[]);
+    let hashed = plan(&root, &dir.path().join("hashed.json"), &["--hash"]);
+    let plain = plain["entries"].as_array().unwrap();
+    let hashed = hashed["entries"].as_array().unwrap();
+    assert_eq!(plain.len(), hashed.len());
+    let mut hashed_files = 0;
+    for (p, h) in plain.iter().zip(hashed) {
+        let path = h["path"].as_str().unwrap();
+        let mut without_hash = h.clone();
+        without_hash["sha256"] = serde_json::Value::Null;
+        assert_eq!(&without_hash, p, "{path}");
+        if path.contains('\u{FFFD}') {
+            // A name that is not UTF-8: reviewed by hand, and not found by its lossy form.
+            assert_eq!(h["action"], "review", "{path}");
+            continue;
+        }
+        let meta = std::fs::symlink_metadata(root.join(path))
+            .unwrap_or_else(|e| panic!("{path}: {e} under {}", root.display()));
+        assert_eq!(h["ino"], meta.ino(), "{path}");
+        assert_eq!(h["size"], meta.len(), "{path}");
+        if meta.is_file() {
+            assert_eq!(h["sha256"], sha256_file(&root.join(path)), "{path}");
+            hashed_files += 1;
+        } else {
+            assert!(h["sha256"].is_null(), "{path}");
+            assert_eq!(h["action"], "review", "{path}");
+        }
+    }
+    assert!(hashed_files > 100);
+    let reviewed: Vec<&str> = hashed
+        .iter()
+        .filter(|e| e["sha256"].is_null())
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    for odd in ["link-out.jpg", "link-in.db", "linked-dir"] {
+        assert!(reviewed.contains(&odd), "{odd}: {reviewed:?}");
+    }
+    assert_eq!(reviewed.contains(&"pipe.amr"), have_fifo);
+    assert_eq!(std::fs::read(&outside).unwrap(), b"not in the cache");
+}
