@@ -230,9 +230,16 @@ fn list_files(root: &Path, stat_files: bool) -> Result<Vec<FoundFile>, PlanError
     if let Some(error) = lock(first_error) {
         return Err(error);
     }
-    let mut files = lock(found);
-    files.sort_by(|a, b| a.rel.cmp(&b.rel));
-    Ok(files)
+    // Sorted by index, then moved once: sorting the entries themselves (200 bytes each)
+    // moved 100s of MB for a cache of 300,000 files.
+    let files = lock(found);
+    let mut order: Vec<usize> = (0..files.len()).collect();
+    order.par_sort_unstable_by(|&a, &b| files[a].rel.cmp(&files[b].rel));
+    let mut slots: Vec<Option<FoundFile>> = files.into_iter().map(Some).collect();
+    Ok(order
+        .into_iter()
+        .filter_map(|index| slots[index].take())
+        .collect())
 }
 
 /// A poisoned lock only means another task panicked; its data is still what we collected.
