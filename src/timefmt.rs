@@ -57,35 +57,15 @@ pub fn write_local_millis(ms: i64, offset: FixedOffset, out: &mut String) {
 fn write_fast(ms: i64, offset_minutes: Option<i32>, out: &mut String) -> bool {
     let days = ms.div_euclid(86_400_000);
     let in_day = ms.rem_euclid(86_400_000);
-    let (year, month, day) = civil_from_days(days);
-    if !(0..=9999).contains(&year) {
+    let mut buf = [0u8; 29];
+    if !write_date_time(&mut buf, days, in_day / 1000) {
         return false;
     }
-    let mut buf = [0u8; 29];
-    let mut two = |at: usize, v: i64| {
-        buf[at] = b'0' + (v / 10) as u8;
-        buf[at + 1] = b'0' + (v % 10) as u8;
-    };
-    two(0, year / 100);
-    two(2, year % 100);
-    two(5, month);
-    two(8, day);
-    two(11, in_day / 3_600_000);
-    two(14, in_day / 60_000 % 60);
-    two(17, in_day / 1000 % 60);
     let millis = in_day % 1000;
-    two(21, millis % 100);
+    buf[19] = b'.';
     buf[20] = b'0' + (millis / 100) as u8;
-    for (at, separator) in [
-        (4, b'-'),
-        (7, b'-'),
-        (10, b'T'),
-        (13, b':'),
-        (16, b':'),
-        (19, b'.'),
-    ] {
-        buf[at] = separator;
-    }
+    buf[21] = b'0' + (millis / 10 % 10) as u8;
+    buf[22] = b'0' + (millis % 10) as u8;
     let len = match offset_minutes {
         None => {
             buf[23] = b'Z';
@@ -123,25 +103,10 @@ pub fn utc_auto_si(t: &DateTime<Utc>) -> String {
     let nanos = t.timestamp_subsec_nanos();
     let days = t.timestamp().div_euclid(86_400);
     let in_day = t.timestamp().rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
-    // Other years have a sign in chrono's form, and nanos past 1e9 are a leap second.
-    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
-        return t.to_rfc3339_opts(SecondsFormat::AutoSi, true);
-    }
     let mut buf = [0u8; 30];
-    let mut two = |at: usize, v: i64| {
-        buf[at] = b'0' + (v / 10) as u8;
-        buf[at + 1] = b'0' + (v % 10) as u8;
-    };
-    two(0, year / 100);
-    two(2, year % 100);
-    two(5, month);
-    two(8, day);
-    two(11, in_day / 3600);
-    two(14, in_day / 60 % 60);
-    two(17, in_day % 60);
-    for (at, separator) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')] {
-        buf[at] = separator;
+    // Nanos past 1e9 are a leap second, which chrono writes as second 60.
+    if nanos >= 1_000_000_000 || !write_date_time(&mut buf, days, in_day) {
+        return t.to_rfc3339_opts(SecondsFormat::AutoSi, true);
     }
     let (digits, mut fraction) = match nanos {
         0 => (0, 0),
@@ -160,6 +125,31 @@ pub fn utc_auto_si(t: &DateTime<Utc>) -> String {
     }
     buf[len] = b'Z';
     String::from_utf8_lossy(&buf[..=len]).into_owned()
+}
+
+/// Writes `YYYY-MM-DDTHH:MM:SS` into `buf[..19]` for a day count from 1970-01-01 and a
+/// second of that day. Years 0000–9999 only, the ones chrono prints without a sign;
+/// `false`, with `buf` untouched, for any other.
+fn write_date_time(buf: &mut [u8], days: i64, second_of_day: i64) -> bool {
+    let (year, month, day) = civil_from_days(days);
+    if !(0..=9999).contains(&year) || buf.len() < 19 {
+        return false;
+    }
+    let mut two = |at: usize, v: i64| {
+        buf[at] = b'0' + (v / 10) as u8;
+        buf[at + 1] = b'0' + (v % 10) as u8;
+    };
+    two(0, year / 100);
+    two(2, year % 100);
+    two(5, month);
+    two(8, day);
+    two(11, second_of_day / 3600);
+    two(14, second_of_day / 60 % 60);
+    two(17, second_of_day % 60);
+    for (at, separator) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')] {
+        buf[at] = separator;
+    }
+    true
 }
 
 /// Proleptic Gregorian (year, month, day) of a day count from 1970-01-01 (H. Hinnant's

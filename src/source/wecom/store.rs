@@ -964,6 +964,12 @@ mod tests {
         (kept, repeats)
     }
 
+    /// Runs of a few dozen messages, and keys spilled every 64.
+    const SMALL_RUNS: Limits = Limits {
+        chunk_bytes: 3000,
+        key_chunk: 64,
+    };
+
     fn build(made: &[(u64, Entry)], limits: Limits, cap: usize) -> (Store, Repeats) {
         let mut builder = Builder::with_limits(limits).unwrap();
         for (seq, entry) in made {
@@ -1063,14 +1069,7 @@ mod tests {
     #[test]
     fn reading_stops_when_asked() {
         let made = entries(1000, 9);
-        let (store, _) = build(
-            &made,
-            Limits {
-                chunk_bytes: 3000,
-                key_chunk: 64,
-            },
-            0,
-        );
+        let (store, _) = build(&made, SMALL_RUNS, 0);
         let mut seen = 0;
         store
             .read("wr1", |_| {
@@ -1084,14 +1083,7 @@ mod tests {
     #[test]
     fn a_damaged_store_is_an_error() {
         let made = entries(300, 1);
-        let (store, _) = build(
-            &made,
-            Limits {
-                chunk_bytes: 1000,
-                key_chunk: 64,
-            },
-            0,
-        );
+        let (store, _) = build(&made, SMALL_RUNS, 0);
         let len = store.file.metadata().unwrap().len();
         store.file.set_len(len - 10).unwrap();
         let failed = (1..4)
