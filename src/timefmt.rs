@@ -77,12 +77,8 @@ fn write_fast(ms: i64, offset_minutes: Option<i32>, out: &mut String) -> bool {
             if minutes >= 100 * 60 {
                 return false;
             }
-            let mut two = |at: usize, v: i64| {
-                buf[at] = b'0' + (v / 10) as u8;
-                buf[at + 1] = b'0' + (v % 10) as u8;
-            };
-            two(24, minutes / 60);
-            two(27, minutes % 60);
+            two_digits(&mut buf, 24, minutes / 60);
+            two_digits(&mut buf, 27, minutes % 60);
             buf[26] = b':';
             29
         }
@@ -127,6 +123,12 @@ pub fn utc_auto_si(t: &DateTime<Utc>) -> String {
     String::from_utf8_lossy(&buf[..=len]).into_owned()
 }
 
+/// `v` (0–99) as two digits at `buf[at..at + 2]`.
+fn two_digits(buf: &mut [u8], at: usize, v: i64) {
+    buf[at] = b'0' + (v / 10) as u8;
+    buf[at + 1] = b'0' + (v % 10) as u8;
+}
+
 /// Writes `YYYY-MM-DDTHH:MM:SS` into `buf[..19]` for a day count from 1970-01-01 and a
 /// second of that day. Years 0000–9999 only, the ones chrono prints without a sign;
 /// `false`, with `buf` untouched, for any other.
@@ -135,10 +137,7 @@ fn write_date_time(buf: &mut [u8], days: i64, second_of_day: i64) -> bool {
     if !(0..=9999).contains(&year) || buf.len() < 19 {
         return false;
     }
-    let mut two = |at: usize, v: i64| {
-        buf[at] = b'0' + (v / 10) as u8;
-        buf[at + 1] = b'0' + (v % 10) as u8;
-    };
+    let mut two = |at: usize, v: i64| two_digits(buf, at, v);
     two(0, year / 100);
     two(2, year % 100);
     two(5, month);
