@@ -11,8 +11,9 @@ use rayon::prelude::*;
 use crate::evidence;
 use crate::records::{CacheClass, MediaKind, MediaLocation};
 use crate::retention::{
-    self, decide, resolve_group_type, Action, Category, Decision, FileFacts, FileStamp, GroupFacts,
-    GroupType, Plan, PlanEntry, Policy, RetentionError,
+    self, decide, resolve_group_type, Action, Category, CsvStyle, Decision, EntryBlock, FileFacts,
+    FileStamp, GroupFacts, GroupType, PlanEntry, PlanFiles, PlanHeader, PlanStats, PlanWriter,
+    Policy, RetentionError,
 };
 use crate::source::{self, Source, SourceError};
 
@@ -54,7 +55,33 @@ struct Reference {
     time_ms: i64,
 }
 
-pub fn build_plan(opts: &PlanOptions) -> Result<Plan, PlanError> {
+/// Files per block of entries rendered by one task, and per window of blocks rendered
+/// while the window before is appended to the plan files: enough to keep both cores busy,
+/// little enough that memory does not grow with the cache.
+const BLOCK_FILES: usize = 64;
+const WINDOW_FILES: usize = 16 * 1024;
+
+/// A plan written to disk, with what its summary needs.
+#[derive(Debug, Clone)]
+pub struct WrittenPlan {
+    pub files: PlanFiles,
+    /// As written, with the totals.
+    pub header: PlanHeader,
+    pub stats: PlanStats,
+}
+
+impl WrittenPlan {
+    /// Files and bytes per action and category, the next date on which more becomes
+    /// deletable, and the group types used.
+    pub fn summary(&self) -> String {
+        retention::plan::summary(&self.header, &self.stats)
+    }
+}
+
+/// Plans the cleanup of a source's cache and writes the plan to `out` (with `PLAN.csv`
+/// and the `.sha256` sidecar beside it). Entries are written as they are decided, in
+/// path order, so memory does not grow with the plan.
+pub fn make_plan(opts: &PlanOptions, out: &Path) -> Result<WrittenPlan, PlanError> {
     let source = source::open(&opts.source)?;
     let groups = source.groups()?;
     for (id, _) in &opts.dissolved_at {
@@ -87,35 +114,64 @@ pub fn build_plan(opts: &PlanOptions) -> Result<Plan, PlanError> {
         .map(|f| f.rel_path)
         .collect();
 
-    let bar = crate::progress::bar(opts.progress, files.len() as u64, "files");
     let platform = source.platform().as_str();
-    let entries: Vec<PlanEntry> = files
-        .par_iter()
-        .map(|file| {
-            let entry = plan_entry(
-                source.as_ref(),
-                file,
-                platform,
-                &references,
-                &facts,
-                &database_files,
-                bundle_hashes.as_ref(),
-                opts,
-            );
-            bar.inc(1);
-            entry
-        })
-        .collect::<Result<_, _>>()?;
-    bar.finish_and_clear();
-    Ok(Plan::build(
+    let header = PlanHeader::new(
         source.root(),
         platform,
         opts.now,
         &opts.policy,
         env!("CARGO_PKG_VERSION"),
-        facts,
-        entries,
-    )?)
+        facts.clone(),
+    )?;
+    let style = CsvStyle::default();
+    let mut writer = PlanWriter::create(out, header, style)?;
+    let bar = crate::progress::bar(opts.progress, files.len() as u64, "files");
+    let render = |window: &[FoundFile]| -> Result<Vec<EntryBlock>, PlanError> {
+        window
+            .par_chunks(BLOCK_FILES)
+            .map(|chunk| {
+                let mut block = EntryBlock::new(opts.now, style);
+                for file in chunk {
+                    let entry = plan_entry(
+                        source.as_ref(),
+                        file,
+                        platform,
+                        &references,
+                        &facts,
+                        &database_files,
+                        bundle_hashes.as_ref(),
+                        opts,
+                    )?;
+                    block.push(&entry)?;
+                    bar.inc(1);
+                }
+                Ok(block)
+            })
+            .collect()
+    };
+    let mut rendered = Vec::new();
+    for window in files.chunks(WINDOW_FILES) {
+        let to_append = std::mem::take(&mut rendered);
+        let (next, appended) =
+            rayon::join(|| render(window), || append_blocks(&mut writer, to_append));
+        appended?;
+        rendered = next?;
+    }
+    append_blocks(&mut writer, rendered)?;
+    bar.finish_and_clear();
+    let (files, header, stats) = writer.finish()?;
+    Ok(WrittenPlan {
+        files,
+        header,
+        stats,
+    })
+}
+
+fn append_blocks(writer: &mut PlanWriter, blocks: Vec<EntryBlock>) -> Result<(), PlanError> {
+    for block in blocks {
+        writer.append(block)?;
+    }
+    Ok(())
 }
 
 /// One pass over every conversation's messages: which message references each file, and
@@ -198,10 +254,38 @@ fn read_references(
 /// A file found under the root, with its metadata (not following links), unless it is a
 /// regular file whose metadata is left to be taken when it is opened for hashing.
 struct FoundFile {
-    path: PathBuf,
     rel: String,
-    utf8: bool,
-    meta: Option<std::fs::Metadata>,
+    /// The path itself when `rel`, its UTF-8 form, is not (the name is not UTF-8).
+    non_utf8_path: Option<PathBuf>,
+    meta: Option<FoundMeta>,
+}
+
+impl FoundFile {
+    fn path(&self, root: &Path) -> PathBuf {
+        match &self.non_utf8_path {
+            Some(path) => path.clone(),
+            None => root.join(&self.rel),
+        }
+    }
+}
+
+/// The part of a file's metadata a plan uses: a tenth of the size of `Metadata`, which
+/// matters for 100,000s of files.
+#[derive(Debug, Clone, Copy)]
+struct FoundMeta {
+    stamp: FileStamp,
+    is_file: bool,
+    is_symlink: bool,
+}
+
+impl FoundMeta {
+    fn of(meta: &std::fs::Metadata) -> FoundMeta {
+        FoundMeta {
+            stamp: FileStamp::from_metadata(meta),
+            is_file: meta.is_file(),
+            is_symlink: meta.file_type().is_symlink(),
+        }
+    }
 }
 
 /// Everything under `root` that is not a directory, sorted by relative path. Regular
@@ -305,14 +389,13 @@ fn walk_dir<'s>(
                 None
             } else {
                 match entry.metadata() {
-                    Ok(meta) => Some(meta),
+                    Ok(meta) => Some(FoundMeta::of(&meta)),
                     Err(e) => return fail(&entry.path(), e),
                 }
             };
             local.push(FoundFile {
-                path: entry.path(),
+                non_utf8_path: (!(utf8 && name_utf8)).then(|| entry.path()),
                 rel: child_rel,
-                utf8: utf8 && name_utf8,
                 meta,
             });
         }
@@ -370,22 +453,20 @@ fn plan_entry(
     bundle_hashes: Option<&HashSet<String>>,
     opts: &PlanOptions,
 ) -> Result<PlanEntry, PlanError> {
-    let (meta, opened) = match &file.meta {
-        Some(meta) => (std::borrow::Cow::Borrowed(meta), None),
-        None => {
-            let (meta, opened) = open_unfollowed(&file.path)?;
-            (std::borrow::Cow::Owned(meta), opened)
-        }
+    let path = file.path(source.root());
+    let (meta, opened) = match file.meta {
+        Some(meta) => (meta, None),
+        None => open_unfollowed(&path)?,
     };
-    let stamp = FileStamp::from_metadata(&meta);
+    let stamp = meta.stamp;
     let class = source.classify(&file.rel);
     let category = category_of(class);
-    let is_link = meta.file_type().is_symlink();
+    let utf8 = file.non_utf8_path.is_none();
     // Anything that is not a plain file with a UTF-8 name is left to a person.
-    if is_link || !meta.is_file() || !file.utf8 {
-        let why = if is_link {
+    if meta.is_symlink || !meta.is_file || !utf8 {
+        let why = if meta.is_symlink {
             "symbolic link: never deleted automatically"
-        } else if !file.utf8 {
+        } else if !utf8 {
             "file name is not valid UTF-8: review by hand"
         } else {
             "not a regular file: review by hand"
@@ -402,8 +483,8 @@ fn plan_entry(
     }
     let needs_hash = opts.hash || bundle_hashes.is_some();
     let sha256 = match (needs_hash, opened) {
-        (true, Some(mut opened)) => Some(hash_open_file(&mut opened, &file.path)?),
-        (true, None) => Some(hash_file(&file.path)?),
+        (true, Some(mut opened)) => Some(hash_open_file(&mut opened, &path)?),
+        (true, None) => Some(hash_file(&path)?),
         (false, _) => None,
     };
     let reference = references.get(&file.rel);
@@ -457,7 +538,7 @@ fn hash_open_file(file: &mut std::fs::File, path: &Path) -> Result<String, PlanE
 /// and one path lookup serves both. Something else by now (a link, a pipe) gives its own
 /// metadata (`lstat`) and no handle; so does a file that cannot be opened, whose hashing
 /// then reports why.
-fn open_unfollowed(path: &Path) -> Result<(std::fs::Metadata, Option<std::fs::File>), PlanError> {
+fn open_unfollowed(path: &Path) -> Result<(FoundMeta, Option<std::fs::File>), PlanError> {
     let io = |source| PlanError::Io {
         path: path.to_path_buf(),
         source,
@@ -471,15 +552,16 @@ fn open_unfollowed(path: &Path) -> Result<(std::fs::Metadata, Option<std::fs::Fi
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(path);
         if let Ok(file) = opened {
-            let meta = file.metadata().map_err(io)?;
-            return Ok(if meta.is_file() {
+            let meta = FoundMeta::of(&file.metadata().map_err(io)?);
+            return Ok(if meta.is_file {
                 (meta, Some(file))
             } else {
                 (meta, None)
             });
         }
     }
-    Ok((std::fs::symlink_metadata(path).map_err(io)?, None))
+    let meta = std::fs::symlink_metadata(path).map_err(io)?;
+    Ok((FoundMeta::of(&meta), None))
 }
 
 /// The payload hashes of a bundle that verifies; a bundle that does not verify is refused.

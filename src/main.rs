@@ -453,9 +453,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 policy: load_policy(args.policy.as_ref())?,
                 progress: true,
             };
-            let plan = cleanup::build_plan(&opts)?;
-            let files = plan.write(&args.out)?;
+            let plan = cleanup::make_plan(&opts, &args.out)?;
             print!("{}", plan.summary());
+            let files = plan.files;
             println!("plan: {} (sha256 {})", files.json.display(), files.sha256);
             println!("for people: {}", files.csv.display());
             println!("next: chatvault clean {}   # dry run", files.json.display());

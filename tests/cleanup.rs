@@ -543,3 +543,110 @@ fn hashing_plans_stamp_what_they_hash_and_follow_no_link() {
     assert_eq!(reviewed.contains(&"pipe.amr"), have_fifo);
     assert_eq!(std::fs::read(&outside).unwrap(), b"not in the cache");
 }
+
+/// A cache of more files than the plan decides in one window (16,384): entries come out
+/// in path order, once each, with the header's totals those of the entries, and the files
+/// check with tools that are not ours.
+#[test]
+fn a_large_cache_is_planned_window_by_window_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = source(dir.path());
+    for i in 0..20_000u32 {
+        let name = format!("{:08x}", i.wrapping_mul(2_654_435_761));
+        let sub = root.join("image2").join(&name[..2]);
+        std::fs::create_dir_all(&sub).unwrap();
+        let bytes: Vec<u8> = (0..(i % 700)).map(|b| (b ^ i) as u8).collect();
+        std::fs::write(sub.join(format!("{name}.jpg")), bytes).unwrap();
+    }
+    let plan_path = dir.path().join("plan.json");
+    let planned = plan(&root, &plan_path, &["--hash"]);
+    let entries = planned["entries"].as_array().unwrap();
+
+    let on_disk: BTreeSet<String> = walkdir::WalkDir::new(&root)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| !e.file_type().is_dir())
+        .map(|e| {
+            let rel = e.path().strip_prefix(&root).unwrap();
+            rel.to_string_lossy().into_owned()
+        })
+        .collect();
+    let paths: Vec<&str> = entries
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert!(paths.len() > 20_000);
+    assert!(paths.windows(2).all(|w| w[0] < w[1]), "not in path order");
+    assert_eq!(
+        paths.iter().map(|p| p.to_string()).collect::<BTreeSet<_>>(),
+        on_disk
+    );
+
+    let mut by_action: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut by_category: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut hashed = 0;
+    for e in entries {
+        let size = e["size"].as_u64().unwrap();
+        for (map, key) in [(&mut by_action, "action"), (&mut by_category, "category")] {
+            let count = map.entry(e[key].as_str().unwrap().to_string()).or_default();
+            count.0 += 1;
+            count.1 += size;
+        }
+        if let Some(sha256) = e["sha256"].as_str() {
+            let path = e["path"].as_str().unwrap();
+            assert_eq!(sha256, sha256_file(&root.join(path)), "{path}");
+            hashed += 1;
+        }
+    }
+    assert!(hashed > 20_000, "{hashed}");
+    let totals = &planned["header"]["totals"];
+    for (name, (files, bytes)) in &by_action {
+        assert_eq!(totals["by_action"][name]["files"], *files, "{name}");
+        assert_eq!(totals["by_action"][name]["bytes"], *bytes, "{name}");
+    }
+    for (name, (files, bytes)) in &by_category {
+        assert_eq!(totals["by_category"][name]["files"], *files, "{name}");
+        assert_eq!(totals["by_category"][name]["bytes"], *bytes, "{name}");
+    }
+    assert_eq!(
+        totals["by_category"].as_object().unwrap().len(),
+        by_category.len()
+    );
+    assert_eq!(totals["all"]["files"], entries.len() as u64);
+
+    let csv_rows = read_csv(&dir.path().join("plan.csv"));
+    assert_eq!(csv_rows.len(), entries.len());
+    for (row, e) in csv_rows.iter().zip(entries) {
+        assert_eq!(row["path"], e["path"].as_str().unwrap());
+        assert_eq!(row["sha256"], e["sha256"].as_str().unwrap_or_default());
+        assert_eq!(row["action"], e["action"].as_str().unwrap());
+    }
+
+    if let Some(sha256sum) = tool("sha256sum") {
+        let checked = std::process::Command::new(sha256sum)
+            .args(["-c", "plan.json.sha256"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(checked.status.success(), "{checked:?}");
+    }
+    if let Some(python) = tool("python3") {
+        let script = "import csv, json, sys\n\
+            plan = json.load(open(sys.argv[1], encoding='utf-8'))\n\
+            rows = list(csv.DictReader(open(sys.argv[2], encoding='utf-8-sig', newline='')))\n\
+            assert len(rows) == len(plan['entries']) == plan['header']['totals']['all']['files']\n\
+            assert [r['path'] for r in rows] == [e['path'] for e in plan['entries']]\n\
+            print(len(rows))\n";
+        let checked = std::process::Command::new(python)
+            .args(["-c", script])
+            .arg(&plan_path)
+            .arg(dir.path().join("plan.csv"))
+            .output()
+            .unwrap();
+        assert!(checked.status.success(), "{checked:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&checked.stdout).trim(),
+            entries.len().to_string()
+        );
+    }
+}

@@ -21,7 +21,8 @@ pub use decide::{
     split_group_assignment, Action, Category, Decision, FileFacts, GroupFacts, GroupType,
 };
 pub use plan::{
-    CsvStyle, FileStamp, Plan, PlanEntry, PlanFiles, PlanHeader, PlanTotals, TotalCount,
+    CsvStyle, EntryBlock, FileStamp, Plan, PlanEntry, PlanFiles, PlanHeader, PlanStats, PlanTotals,
+    PlanWriter, TotalCount,
 };
 pub use policy::{Clock, Period, PeriodUnit, Policy, Rule, RuleKind};
 

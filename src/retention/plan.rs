@@ -2,20 +2,22 @@
 //! for people) and `PLAN.json.sha256` (a `sha256sum -c` sidecar that `clean`
 //! insists on).
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fs::{self, Metadata};
-use std::io::Write;
+use std::io::{BufWriter, Seek, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::decide::{Action, Category, Decision, GroupFacts};
 use super::policy::Policy;
-use super::{format_time, human_time, serde_opt_time, serde_time, sha256_hex, RetentionError};
+use super::{
+    format_time, human_time, serde_opt_time, serde_time, sha256_hex, sha256_reader, RetentionError,
+};
+use crate::sink::csv::CsvSink;
+pub use crate::sink::csv::CsvStyle;
 
 /// Version of the plan file shape.
 pub const PLAN_FORMAT_VERSION: u32 = 1;
@@ -125,9 +127,14 @@ impl TotalCount {
         self.files += 1;
         self.bytes = self.bytes.saturating_add(bytes);
     }
+
+    fn merge(&mut self, other: TotalCount) {
+        self.files += other.files;
+        self.bytes = self.bytes.saturating_add(other.bytes);
+    }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlanTotals {
     pub all: TotalCount,
     /// Every action, zero counts included.
@@ -136,28 +143,144 @@ pub struct PlanTotals {
     pub by_category: BTreeMap<String, TotalCount>,
 }
 
+impl Default for PlanTotals {
+    /// Every action at zero.
+    fn default() -> Self {
+        Tally::default().totals()
+    }
+}
+
 impl PlanTotals {
     pub fn of(entries: &[PlanEntry]) -> PlanTotals {
-        let mut totals = PlanTotals::default();
-        for action in Action::ALL {
-            totals
-                .by_action
-                .insert(action.as_str().to_string(), TotalCount::default());
-        }
+        let mut tally = Tally::default();
         for entry in entries {
-            totals.all.add(entry.size);
-            totals
-                .by_action
-                .entry(entry.action.as_str().to_string())
-                .or_default()
-                .add(entry.size);
-            totals
-                .by_category
-                .entry(entry.category.as_str().to_string())
-                .or_default()
-                .add(entry.size);
+            tally.add(entry);
         }
-        totals
+        tally.totals()
+    }
+
+    /// The largest totals a plan can have: every category, every count at its maximum.
+    /// Their JSON is the longest the header's totals can be.
+    fn widest() -> PlanTotals {
+        let max = TotalCount {
+            files: u64::MAX,
+            bytes: u64::MAX,
+        };
+        Tally {
+            all: max,
+            by_action: [max; Action::ALL.len()],
+            by_category: [max; Category::ALL.len()],
+        }
+        .totals()
+    }
+}
+
+/// [`PlanTotals`] as they are counted: indexed by action and category, not by name.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Tally {
+    all: TotalCount,
+    by_action: [TotalCount; Action::ALL.len()],
+    by_category: [TotalCount; Category::ALL.len()],
+}
+
+impl Tally {
+    fn add(&mut self, entry: &PlanEntry) {
+        self.all.add(entry.size);
+        // The enums' declaration order is their order in `ALL`.
+        self.by_action[entry.action as usize].add(entry.size);
+        self.by_category[entry.category as usize].add(entry.size);
+    }
+
+    fn merge(&mut self, other: &Tally) {
+        self.all.merge(other.all);
+        for (mine, theirs) in self.by_action.iter_mut().zip(other.by_action) {
+            mine.merge(theirs);
+        }
+        for (mine, theirs) in self.by_category.iter_mut().zip(other.by_category) {
+            mine.merge(theirs);
+        }
+    }
+
+    /// Every action, and the categories that occur.
+    fn totals(&self) -> PlanTotals {
+        PlanTotals {
+            all: self.all,
+            by_action: Action::ALL
+                .iter()
+                .zip(self.by_action)
+                .map(|(action, count)| (action.as_str().to_string(), count))
+                .collect(),
+            by_category: Category::ALL
+                .iter()
+                .zip(self.by_category)
+                .filter(|(_, count)| count.files > 0)
+                .map(|(category, count)| (category.as_str().to_string(), count))
+                .collect(),
+        }
+    }
+}
+
+/// What the summary needs of a plan's entries, gathered as they are written: the totals,
+/// and the next time after the reference time at which more files become deletable.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanStats {
+    reference_time: DateTime<Utc>,
+    tally: Tally,
+    /// That next time, with the files and bytes that become deletable then.
+    pub next_deletable: Option<(DateTime<Utc>, TotalCount)>,
+}
+
+impl PlanStats {
+    pub fn new(reference_time: DateTime<Utc>) -> PlanStats {
+        PlanStats {
+            reference_time,
+            tally: Tally::default(),
+            next_deletable: None,
+        }
+    }
+
+    pub fn of(reference_time: DateTime<Utc>, entries: &[PlanEntry]) -> PlanStats {
+        let mut stats = PlanStats::new(reference_time);
+        for entry in entries {
+            stats.add(entry);
+        }
+        stats
+    }
+
+    pub fn totals(&self) -> PlanTotals {
+        self.tally.totals()
+    }
+
+    /// Files counted so far.
+    pub fn files(&self) -> u64 {
+        self.tally.all.files
+    }
+
+    pub fn add(&mut self, entry: &PlanEntry) {
+        self.tally.add(entry);
+        if entry.action != Action::Keep {
+            return;
+        }
+        if let Some(at) = entry.deletable_from.filter(|t| *t > self.reference_time) {
+            let mut count = TotalCount::default();
+            count.add(entry.size);
+            self.add_next(at, count);
+        }
+    }
+
+    pub fn merge(&mut self, other: &PlanStats) {
+        self.tally.merge(&other.tally);
+        if let Some((at, count)) = other.next_deletable {
+            self.add_next(at, count);
+        }
+    }
+
+    fn add_next(&mut self, at: DateTime<Utc>, count: TotalCount) {
+        match &mut self.next_deletable {
+            Some((next, total)) if *next == at => total.merge(count),
+            Some((next, _)) if *next < at => {}
+            _ => self.next_deletable = Some((at, count)),
+        }
     }
 }
 
@@ -183,6 +306,87 @@ pub struct PlanHeader {
     pub totals: PlanTotals,
 }
 
+impl PlanHeader {
+    /// A header with no totals yet: canonicalizes the root and records its device and
+    /// inode, and records the policy.
+    pub fn new(
+        root: &Path,
+        platform: &str,
+        reference_time: DateTime<Utc>,
+        policy: &Policy,
+        tool_version: &str,
+        groups: Vec<GroupFacts>,
+    ) -> Result<PlanHeader, RetentionError> {
+        let canonical = root
+            .canonicalize()
+            .map_err(|e| RetentionError::RootMissing {
+                root: root.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        let meta = fs::metadata(&canonical).map_err(|e| RetentionError::RootMissing {
+            root: canonical.clone(),
+            message: e.to_string(),
+        })?;
+        if !meta.is_dir() {
+            return Err(RetentionError::RootMissing {
+                root: canonical,
+                message: "not a directory".to_string(),
+            });
+        }
+        let source_root = canonical
+            .to_str()
+            .ok_or_else(|| RetentionError::RootMissing {
+                root: canonical.clone(),
+                message: "the path is not valid UTF-8".to_string(),
+            })?
+            .to_string();
+        Ok(PlanHeader {
+            format_version: PLAN_FORMAT_VERSION,
+            source_root,
+            root_dev: meta.dev(),
+            root_ino: meta.ino(),
+            platform: platform.to_string(),
+            reference_time,
+            policy_source: policy.source.clone(),
+            policy_rule_ids: policy.rule_ids(),
+            policy_sha256: policy.sha256()?,
+            tool_version: tool_version.to_string(),
+            groups,
+            totals: PlanTotals::default(),
+        })
+    }
+
+    /// The start of `PLAN.json` up to the opening `[` of the entries: the header
+    /// pretty-printed, then spaces up to the length it has with the widest totals.
+    ///
+    /// The totals are known only once every entry is written, and the entries are written
+    /// as they are decided, so the header is written twice: first into its room at the
+    /// start of the file, then over it with the totals. Whitespace between JSON tokens is
+    /// insignificant, so the padding leaves the JSON as it would be without it.
+    fn json_start(&self) -> Result<Vec<u8>, RetentionError> {
+        let pretty = |header: &PlanHeader| {
+            serde_json::to_vec_pretty(header).map_err(|e| RetentionError::Serialize {
+                what: "plan header as JSON",
+                message: e.to_string(),
+            })
+        };
+        let widest = pretty(&PlanHeader {
+            totals: PlanTotals::widest(),
+            ..self.clone()
+        })?;
+        let header = pretty(self)?;
+        let mut out = Vec::with_capacity(widest.len() + 32);
+        out.extend_from_slice(b"{\"header\": ");
+        out.extend_from_slice(&header);
+        out.resize(out.len() + widest.len().saturating_sub(header.len()), b' ');
+        out.extend_from_slice(b",\n\"entries\": [");
+        Ok(out)
+    }
+}
+
+/// What follows the last entry in `PLAN.json`.
+const JSON_END: &[u8] = b"\n]}\n";
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub header: PlanHeader,
@@ -197,24 +401,6 @@ pub struct PlanFiles {
     pub sha256_sidecar: PathBuf,
     /// SHA-256 of the JSON file.
     pub sha256: String,
-}
-
-/// How `PLAN.csv` is written (see outputs.md, "CSV files").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CsvStyle {
-    /// UTF-8 BOM so Excel on a Chinese Windows reads UTF-8.
-    pub bom: bool,
-    /// Prefix `'` to cells starting with `= + - @ TAB CR LF '`.
-    pub formula_guard: bool,
-}
-
-impl Default for CsvStyle {
-    fn default() -> Self {
-        CsvStyle {
-            bom: true,
-            formula_guard: true,
-        }
-    }
 }
 
 const CSV_COLUMNS: [&str; 14] = [
@@ -252,73 +438,251 @@ pub fn csv_path(json_path: &Path) -> PathBuf {
     }
 }
 
-fn guard_cell(cell: &str, style: CsvStyle) -> Cow<'_, str> {
-    let risky = |c: char| matches!(c, '=' | '+' | '-' | '@' | '\t' | '\r' | '\n' | '\'');
-    if style.formula_guard && cell.starts_with(risky) {
-        Cow::Owned(format!("'{cell}"))
-    } else {
-        Cow::Borrowed(cell)
-    }
-}
-
 /// Writes `bytes` to `path` through a temporary file in the same directory,
 /// synced before the rename, so readers see the old file or the whole new one.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), RetentionError> {
-    write_atomically_with(path, |file| {
-        file.write_all(bytes)
-            .map_err(|e| RetentionError::io("write", path, e))
-    })
+    let mut temp = temp_beside(path)?;
+    temp.write_all(bytes)
+        .map_err(|e| RetentionError::io("write", path, e))?;
+    persist_synced(temp, path)
 }
 
-/// Writes `path` through a temporary file beside it, synced and renamed into place.
-pub(crate) fn write_atomically_with(
-    path: &Path,
-    write: impl FnOnce(&mut fs::File) -> Result<(), RetentionError>,
-) -> Result<(), RetentionError> {
-    let dir = match path.parent() {
+/// A temporary file in `path`'s directory, to be renamed over it by [`persist_synced`].
+fn temp_beside(path: &Path) -> Result<tempfile::NamedTempFile, RetentionError> {
+    let dir = parent_dir(path);
+    tempfile::NamedTempFile::new_in(&dir)
+        .map_err(|e| RetentionError::io("create a temporary file in", &dir, e))
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
-    };
-    let mut temp = tempfile::NamedTempFile::new_in(&dir)
-        .map_err(|e| RetentionError::io("create a temporary file in", &dir, e))?;
-    write(temp.as_file_mut())?;
+    }
+}
+
+/// Syncs a temporary file and renames it to `path`, then syncs the directory so the rename
+/// itself is durable.
+fn persist_synced(temp: tempfile::NamedTempFile, path: &Path) -> Result<(), RetentionError> {
     temp.as_file()
         .sync_all()
         .map_err(|e| RetentionError::io("write", temp.path(), e))?;
     temp.persist(path)
         .map_err(|e| RetentionError::io("rename into place", path, e.error))?;
-    // Make the rename itself durable.
-    if let Ok(dir_handle) = fs::File::open(&dir) {
+    if let Ok(dir_handle) = fs::File::open(parent_dir(path)) {
         let _ = dir_handle.sync_all();
     }
     Ok(())
 }
 
-/// Hashes what passes through, so a plan is hashed as it is written.
-struct HashingWriter<W> {
-    inner: W,
-    hasher: Sha256,
+/// Entries rendered as `PLAN.json` lines and `PLAN.csv` rows, and their stats: rendered
+/// on any thread, appended in order by a [`PlanWriter`].
+pub struct EntryBlock {
+    /// Each entry as `,\n{…}`; the writer drops the comma before the first entry.
+    json: Vec<u8>,
+    csv: CsvSink<Vec<u8>>,
+    stats: PlanStats,
 }
 
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
+impl EntryBlock {
+    pub fn new(reference_time: DateTime<Utc>, style: CsvStyle) -> EntryBlock {
+        EntryBlock {
+            json: Vec::new(),
+            csv: CsvSink::rows_only(Vec::new(), style),
+            stats: PlanStats::new(reference_time),
+        }
     }
 
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
+    pub fn push(&mut self, entry: &PlanEntry) -> Result<(), RetentionError> {
+        self.json.extend_from_slice(b",\n");
+        serde_json::to_writer(&mut self.json, entry).map_err(|e| RetentionError::Serialize {
+            what: "plan entry as JSON",
+            message: e.to_string(),
+        })?;
+        let number = |n: u64| n.to_string();
+        let (size, dev, ino) = (number(entry.size), number(entry.dev), number(entry.ino));
+        let mtime = format_time(&entry.mtime);
+        let ctime = format_time(&entry.ctime);
+        let deletable_from = entry.deletable_from.map(|t| format_time(&t));
+        self.csv
+            .row(&[
+                &entry.path,
+                &size,
+                &mtime,
+                &ctime,
+                &dev,
+                &ino,
+                entry.sha256.as_deref().unwrap_or_default(),
+                entry.category.as_str(),
+                entry.group_id.as_deref().unwrap_or_default(),
+                entry.message_id.as_deref().unwrap_or_default(),
+                &entry.rule,
+                entry.action.as_str(),
+                deletable_from.as_deref().unwrap_or_default(),
+                &entry.reason,
+            ])
+            .map_err(|e| RetentionError::Serialize {
+                what: "plan entry as CSV",
+                message: e.to_string(),
+            })?;
+        self.stats.add(entry);
+        Ok(())
+    }
+
+    /// The entries' JSON, without the leading comma when they are the plan's first.
+    fn json_after(&self, first: bool) -> &[u8] {
+        match first {
+            true => self.json.get(1..).unwrap_or_default(),
+            false => &self.json,
+        }
     }
 }
 
-fn hex_digest(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// Writes `PLAN.json`, `PLAN.csv` and `PLAN.json.sha256` as blocks of entries come:
+/// a plan of 300,000 files is 100s of MB, and nothing of it need stay in memory.
+/// Each file is written to a temporary file beside it and renamed into place when
+/// complete; the sidecar last, so a crash never leaves a verifiable half-written plan.
+pub struct PlanWriter {
+    json_path: PathBuf,
+    csv_path: PathBuf,
+    file_name: String,
+    header: PlanHeader,
+    json: BufWriter<tempfile::NamedTempFile>,
+    csv: BufWriter<tempfile::NamedTempFile>,
+    stats: PlanStats,
+    header_len: usize,
+}
+
+impl PlanWriter {
+    pub fn create(
+        json_path: &Path,
+        header: PlanHeader,
+        style: CsvStyle,
+    ) -> Result<PlanWriter, RetentionError> {
+        let file_name = json_path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| RetentionError::InvalidArgument {
+                what: "plan path",
+                value: json_path.display().to_string(),
+                hint: "give a file name such as PLAN.json".to_string(),
+            })?
+            .to_string();
+        let csv_path = csv_path(json_path);
+        let json_start = header.json_start()?;
+        let mut json = BufWriter::with_capacity(1 << 20, temp_beside(json_path)?);
+        json.write_all(&json_start)
+            .map_err(|e| RetentionError::io("write", json_path, e))?;
+        let mut csv = CsvSink::new(
+            BufWriter::with_capacity(1 << 20, temp_beside(&csv_path)?),
+            style,
+            &CSV_COLUMNS,
+        )
+        .and_then(CsvSink::into_inner)
+        .map_err(|e| RetentionError::io("write", &csv_path, e))?;
+        csv.flush()
+            .map_err(|e| RetentionError::io("write", &csv_path, e))?;
+        Ok(PlanWriter {
+            json_path: json_path.to_path_buf(),
+            csv_path,
+            file_name,
+            stats: PlanStats::new(header.reference_time),
+            header,
+            json,
+            csv,
+            header_len: json_start.len(),
+        })
+    }
+
+    /// The header as it will be written, totals aside.
+    pub fn header(&self) -> &PlanHeader {
+        &self.header
+    }
+
+    /// Appends a block's entries after those appended before.
+    pub fn append(&mut self, block: EntryBlock) -> Result<(), RetentionError> {
+        let first = self.stats.files() == 0;
+        self.json
+            .write_all(block.json_after(first))
+            .map_err(|e| RetentionError::io("write", &self.json_path, e))?;
+        let csv = block
+            .csv
+            .into_inner()
+            .map_err(|e| RetentionError::Serialize {
+                what: "plan entry as CSV",
+                message: e.to_string(),
+            })?;
+        self.csv
+            .write_all(&csv)
+            .map_err(|e| RetentionError::io("write", &self.csv_path, e))?;
+        self.stats.merge(&block.stats);
+        Ok(())
+    }
+
+    /// Writes the header with the totals into its room, syncs, hashes and renames both
+    /// files into place, then writes the sidecar.
+    pub fn finish(mut self) -> Result<(PlanFiles, PlanHeader, PlanStats), RetentionError> {
+        use std::os::unix::fs::FileExt;
+        let json_path = self.json_path.clone();
+        let io_json = |e: std::io::Error| RetentionError::io("write", &json_path, e);
+        self.json.write_all(JSON_END).map_err(io_json)?;
+        let json = self
+            .json
+            .into_inner()
+            .map_err(|e| io_json(e.into_error()))?;
+        self.header.totals = self.stats.totals();
+        let json_start = self.header.json_start()?;
+        if json_start.len() != self.header_len {
+            return Err(RetentionError::Serialize {
+                what: "plan header as JSON",
+                message: format!(
+                    "the header grew from {} to {} bytes while the plan was written",
+                    self.header_len,
+                    json_start.len()
+                ),
+            });
+        }
+        json.as_file()
+            .write_all_at(&json_start, 0)
+            .map_err(io_json)?;
+        let csv_path = self.csv_path.clone();
+        let csv = self
+            .csv
+            .into_inner()
+            .map_err(|e| RetentionError::io("write", &csv_path, e.into_error()))?;
+        // The file's hash can only be taken now that its first bytes are final: one
+        // sequential read of what was just written, still in the page cache.
+        let (sha256, csv_done) = rayon::join(
+            || -> Result<String, RetentionError> {
+                let mut reader = json.as_file();
+                reader.seek(std::io::SeekFrom::Start(0)).map_err(io_json)?;
+                let (sha256, _) = sha256_reader(&mut reader)
+                    .map_err(|e| RetentionError::io("read back", &json_path, e))?;
+                persist_synced(json, &json_path)?;
+                Ok(sha256)
+            },
+            || persist_synced(csv, &csv_path),
+        );
+        let sha256 = sha256?;
+        csv_done?;
+        let sidecar = sidecar_path(&self.json_path);
+        write_atomically(
+            &sidecar,
+            format!("{sha256}  {}\n", self.file_name).as_bytes(),
+        )?;
+        let files = PlanFiles {
+            json: self.json_path,
+            csv: self.csv_path,
+            sha256_sidecar: sidecar,
+            sha256,
+        };
+        Ok((files, self.header, self.stats))
+    }
 }
 
 impl Plan {
-    /// Assembles a plan: canonicalizes the root and records its device and
-    /// inode, records the policy, sorts entries by path and totals them.
+    /// Assembles a plan from its entries: the header per [`PlanHeader::new`], the entries
+    /// sorted by path and totalled.
     pub fn build(
         root: &Path,
         platform: &str,
@@ -328,48 +692,11 @@ impl Plan {
         groups: Vec<GroupFacts>,
         mut entries: Vec<PlanEntry>,
     ) -> Result<Plan, RetentionError> {
-        let canonical = root
-            .canonicalize()
-            .map_err(|e| RetentionError::RootMissing {
-                root: root.to_path_buf(),
-                message: e.to_string(),
-            })?;
-        let meta = fs::metadata(&canonical).map_err(|e| RetentionError::RootMissing {
-            root: canonical.clone(),
-            message: e.to_string(),
-        })?;
-        if !meta.is_dir() {
-            return Err(RetentionError::RootMissing {
-                root: canonical,
-                message: "not a directory".to_string(),
-            });
-        }
-        let source_root = canonical
-            .to_str()
-            .ok_or_else(|| RetentionError::RootMissing {
-                root: canonical.clone(),
-                message: "the path is not valid UTF-8".to_string(),
-            })?
-            .to_string();
+        let mut header =
+            PlanHeader::new(root, platform, reference_time, policy, tool_version, groups)?;
         entries.sort_by(|a, b| a.path.cmp(&b.path));
-        let totals = PlanTotals::of(&entries);
-        Ok(Plan {
-            header: PlanHeader {
-                format_version: PLAN_FORMAT_VERSION,
-                source_root,
-                root_dev: meta.dev(),
-                root_ino: meta.ino(),
-                platform: platform.to_string(),
-                reference_time,
-                policy_source: policy.source.clone(),
-                policy_rule_ids: policy.rule_ids(),
-                policy_sha256: policy.sha256()?,
-                tool_version: tool_version.to_string(),
-                groups,
-                totals,
-            },
-            entries,
-        })
+        header.totals = PlanTotals::of(&entries);
+        Ok(Plan { header, entries })
     }
 
     /// Recomputes `header.totals` after entries were changed by hand.
@@ -377,31 +704,22 @@ impl Plan {
         self.header.totals = PlanTotals::of(&self.entries);
     }
 
-    /// The exact bytes [`Plan::write`] puts in `PLAN.json`.
+    /// The exact bytes [`Plan::write`] puts in `PLAN.json`: the header pretty-printed,
+    /// then one entry per line (as easy to read and diff as a pretty-printed file, at a
+    /// third of the size for caches of 100,000s of files).
     pub fn to_json_bytes(&self) -> Result<Vec<u8>, RetentionError> {
-        let mut bytes = Vec::with_capacity(4096 + 320 * self.entries.len());
-        self.write_json(&mut bytes)?;
-        Ok(bytes)
-    }
-
-    /// The header pretty-printed, then one entry per line: as easy to read and diff as a
-    /// pretty-printed file, at a third of the size for caches of 100,000s of files.
-    fn write_json<W: Write>(&self, mut out: W) -> Result<(), RetentionError> {
-        let failed = |e: serde_json::Error| RetentionError::Serialize {
-            what: "plan as JSON",
-            message: e.to_string(),
-        };
-        let io = |e: std::io::Error| failed(serde_json::Error::io(e));
-        out.write_all(b"{\"header\": ").map_err(io)?;
-        serde_json::to_writer_pretty(&mut out, &self.header).map_err(failed)?;
-        out.write_all(b",\n\"entries\": [").map_err(io)?;
-        for (index, entry) in self.entries.iter().enumerate() {
-            out.write_all(if index == 0 { b"\n" } else { b",\n" })
-                .map_err(io)?;
-            serde_json::to_writer(&mut out, entry).map_err(failed)?;
+        let mut block = EntryBlock::new(self.header.reference_time, CsvStyle::default());
+        for entry in &self.entries {
+            block.push(entry)?;
         }
-        out.write_all(b"\n]}\n").map_err(io)?;
-        Ok(())
+        let header = PlanHeader {
+            totals: block.stats.totals(),
+            ..self.header.clone()
+        };
+        let mut bytes = header.json_start()?;
+        bytes.extend_from_slice(block.json_after(true));
+        bytes.extend_from_slice(JSON_END);
+        Ok(bytes)
     }
 
     /// SHA-256 of [`Plan::to_json_bytes`]; equal to the file's for a plan this tool wrote.
@@ -411,68 +729,23 @@ impl Plan {
 
     /// The entries as CSV (RFC 4180, CRLF).
     pub fn to_csv_bytes(&self, style: CsvStyle) -> Result<Vec<u8>, RetentionError> {
-        self.write_csv(Vec::new(), style)
-    }
-
-    fn write_csv<W: Write>(&self, mut out: W, style: CsvStyle) -> Result<W, RetentionError> {
-        let csv_error = |e: csv::Error| RetentionError::Serialize {
+        let io = |e: std::io::Error| RetentionError::Serialize {
             what: "plan as CSV",
             message: e.to_string(),
         };
-        if style.bom {
-            out.write_all("\u{feff}".as_bytes())
-                .map_err(|e| csv_error(e.into()))?;
+        let mut bytes = CsvSink::new(Vec::new(), style, &CSV_COLUMNS)
+            .and_then(CsvSink::into_inner)
+            .map_err(io)?;
+        let mut block = EntryBlock::new(self.header.reference_time, style);
+        for entry in &self.entries {
+            block.push(entry)?;
         }
-        let mut writer = csv::WriterBuilder::new()
-            .terminator(csv::Terminator::CRLF)
-            .from_writer(out);
-        writer.write_record(CSV_COLUMNS).map_err(csv_error)?;
-        // Cells borrow from the entry where they can: 14 fresh strings per row were most
-        // of the time of writing a plan of 100,000s of files.
-        let (mut size, mut dev, mut ino) = (String::new(), String::new(), String::new());
-        for e in &self.entries {
-            let number = |text: &mut String, n: u64| {
-                use std::fmt::Write as _;
-                text.clear();
-                let _ = write!(text, "{n}");
-            };
-            number(&mut size, e.size);
-            number(&mut dev, e.dev);
-            number(&mut ino, e.ino);
-            let mtime = format_time(&e.mtime);
-            let ctime = format_time(&e.ctime);
-            let deletable_from = e.deletable_from.map(|t| format_time(&t));
-            let row: [&str; 14] = [
-                &e.path,
-                &size,
-                &mtime,
-                &ctime,
-                &dev,
-                &ino,
-                e.sha256.as_deref().unwrap_or_default(),
-                e.category.as_str(),
-                e.group_id.as_deref().unwrap_or_default(),
-                e.message_id.as_deref().unwrap_or_default(),
-                &e.rule,
-                e.action.as_str(),
-                deletable_from.as_deref().unwrap_or_default(),
-                &e.reason,
-            ];
-            for cell in row {
-                writer
-                    .write_field(guard_cell(cell, style).as_bytes())
-                    .map_err(csv_error)?;
-            }
-            writer.write_record(None::<&[u8]>).map_err(csv_error)?;
-        }
-        writer.into_inner().map_err(|e| RetentionError::Serialize {
-            what: "plan as CSV",
-            message: e.to_string(),
-        })
+        bytes.extend(block.csv.into_inner().map_err(io)?);
+        Ok(bytes)
     }
 
-    /// Writes `PLAN.json`, `PLAN.csv` and `PLAN.json.sha256`, each atomically;
-    /// the sidecar last, so a crash never leaves a verifiable half-written plan.
+    /// Writes `PLAN.json`, `PLAN.csv` and `PLAN.json.sha256` (see [`PlanWriter`]). The
+    /// header's totals are those of the entries.
     pub fn write(&self, json_path: &Path) -> Result<PlanFiles, RetentionError> {
         self.write_with(json_path, CsvStyle::default())
     }
@@ -482,56 +755,15 @@ impl Plan {
         json_path: &Path,
         style: CsvStyle,
     ) -> Result<PlanFiles, RetentionError> {
-        let file_name = json_path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .ok_or_else(|| RetentionError::InvalidArgument {
-                what: "plan path",
-                value: json_path.display().to_string(),
-                hint: "give a file name such as PLAN.json".to_string(),
-            })?;
-        let csv = csv_path(json_path);
-        let sidecar = sidecar_path(json_path);
-        // Streamed to disk and hashed on the way: a plan of 300,000 files is 100s of MB.
-        // The JSON and the CSV are written side by side, one per core.
-        let write_json = || -> Result<String, RetentionError> {
-            let mut sha256 = String::new();
-            write_atomically_with(json_path, |file| {
-                // Buffered before hashing, so SHA-256 sees megabytes, not JSON tokens.
-                let mut out = std::io::BufWriter::with_capacity(
-                    1 << 20,
-                    HashingWriter {
-                        inner: file,
-                        hasher: Sha256::new(),
-                    },
-                );
-                self.write_json(&mut out)?;
-                let hashing = out
-                    .into_inner()
-                    .map_err(|e| RetentionError::io("write", json_path, e.into_error()))?;
-                sha256 = hex_digest(hashing.hasher.finalize().as_slice());
-                Ok(())
-            })?;
-            Ok(sha256)
-        };
-        let write_csv = || {
-            write_atomically_with(&csv, |file| {
-                let mut out =
-                    self.write_csv(std::io::BufWriter::with_capacity(1 << 20, file), style)?;
-                out.flush()
-                    .map_err(|e| RetentionError::io("write", &csv, e))
-            })
-        };
-        let (json_written, csv_written) = rayon::join(write_json, write_csv);
-        let sha256 = json_written?;
-        csv_written?;
-        write_atomically(&sidecar, format!("{sha256}  {file_name}\n").as_bytes())?;
-        Ok(PlanFiles {
-            json: json_path.to_path_buf(),
-            csv,
-            sha256_sidecar: sidecar,
-            sha256,
-        })
+        let mut writer = PlanWriter::create(json_path, self.header.clone(), style)?;
+        for entries in self.entries.chunks(4096) {
+            let mut block = EntryBlock::new(self.header.reference_time, style);
+            for entry in entries {
+                block.push(entry)?;
+            }
+            writer.append(block)?;
+        }
+        Ok(writer.finish()?.0)
     }
 
     /// Reads a plan, refusing it unless `PLAN.json.sha256` exists, names this
@@ -598,80 +830,74 @@ impl Plan {
     /// The next time after the reference time at which more files become
     /// deletable, with how many files and bytes.
     pub fn next_deletable(&self) -> Option<(DateTime<Utc>, TotalCount)> {
-        let next = self
-            .entries
-            .iter()
-            .filter(|e| e.action == Action::Keep)
-            .filter_map(|e| e.deletable_from)
-            .filter(|t| *t > self.header.reference_time)
-            .min()?;
-        let mut count = TotalCount::default();
-        for e in &self.entries {
-            if e.action == Action::Keep && e.deletable_from == Some(next) {
-                count.add(e.size);
-            }
-        }
-        Some((next, count))
+        PlanStats::of(self.header.reference_time, &self.entries).next_deletable
     }
 
-    /// Files and bytes per action and category, the next date on which more
-    /// becomes deletable, and the group types used.
+    /// See [`summary`].
     pub fn summary(&self) -> String {
-        let h = &self.header;
-        let mut out = format!(
-            "Plan for {} cache {}\nreference time {}, policy {} (sha256 {})\n\n",
-            h.platform,
-            h.source_root,
-            format_time(&h.reference_time),
-            h.policy_source,
-            h.policy_sha256
-        );
-        let totals = PlanTotals::of(&self.entries);
-        out.push_str("action       files        bytes\n");
-        for (name, count) in &totals.by_action {
-            out.push_str(&format!(
-                "{name:<10} {:>7} {:>12}\n",
-                count.files,
-                human_bytes(count.bytes)
-            ));
-        }
-        out.push_str(&format!(
-            "{:<10} {:>7} {:>12}\n\ncategory     files        bytes\n",
-            "total",
-            totals.all.files,
-            human_bytes(totals.all.bytes)
-        ));
-        for (name, count) in &totals.by_category {
-            out.push_str(&format!(
-                "{name:<11} {:>6} {:>12}\n",
-                count.files,
-                human_bytes(count.bytes)
-            ));
-        }
-        match self.next_deletable() {
-            Some((at, count)) => out.push_str(&format!(
-                "\nnext: on {} {} more file(s) ({}) become deletable\n",
-                human_time(&at),
-                count.files,
-                human_bytes(count.bytes)
-            )),
-            None => out.push_str("\nnext: no kept file has a future deletable date\n"),
-        }
-        if !h.groups.is_empty() {
-            out.push_str("\ngroups:\n");
-            for g in &h.groups {
-                let dissolved = match &g.dissolved_at {
-                    Some(t) => format!("dissolved {} ({})", human_time(t), g.dissolved_source),
-                    None => "active".to_string(),
-                };
-                out.push_str(&format!(
-                    "  {} {:?}: {} ({}), {dissolved}\n",
-                    g.group_id, g.name, g.group_type, g.group_type_source
-                ));
-            }
-        }
-        out
+        summary(
+            &self.header,
+            &PlanStats::of(self.header.reference_time, &self.entries),
+        )
     }
+}
+
+/// Files and bytes per action and category, the next date on which more
+/// becomes deletable, and the group types used.
+pub fn summary(h: &PlanHeader, stats: &PlanStats) -> String {
+    let mut out = format!(
+        "Plan for {} cache {}\nreference time {}, policy {} (sha256 {})\n\n",
+        h.platform,
+        h.source_root,
+        format_time(&h.reference_time),
+        h.policy_source,
+        h.policy_sha256
+    );
+    let totals = stats.totals();
+    out.push_str("action       files        bytes\n");
+    for (name, count) in &totals.by_action {
+        out.push_str(&format!(
+            "{name:<10} {:>7} {:>12}\n",
+            count.files,
+            human_bytes(count.bytes)
+        ));
+    }
+    out.push_str(&format!(
+        "{:<10} {:>7} {:>12}\n\ncategory     files        bytes\n",
+        "total",
+        totals.all.files,
+        human_bytes(totals.all.bytes)
+    ));
+    for (name, count) in &totals.by_category {
+        out.push_str(&format!(
+            "{name:<11} {:>6} {:>12}\n",
+            count.files,
+            human_bytes(count.bytes)
+        ));
+    }
+    match stats.next_deletable {
+        Some((at, count)) => out.push_str(&format!(
+            "\nnext: on {} {} more file(s) ({}) become deletable\n",
+            human_time(&at),
+            count.files,
+            human_bytes(count.bytes)
+        )),
+        None => out.push_str("\nnext: no kept file has a future deletable date\n"),
+    }
+    if !h.groups.is_empty() {
+        out.push_str("\ngroups:\n");
+        for g in &h.groups {
+            let dissolved = match &g.dissolved_at {
+                Some(t) => format!("dissolved {} ({})", human_time(t), g.dissolved_source),
+                None => "active".to_string(),
+            };
+            out.push_str(&format!(
+                "  {} {:?}: {} ({}), {dissolved}\n",
+                g.group_id, g.name, g.group_type, g.group_type_source
+            ));
+        }
+    }
+    out
 }
 
 pub(crate) fn human_bytes(bytes: u64) -> String {
@@ -784,6 +1010,131 @@ pub(crate) mod tests {
             "{summary}"
         );
         assert!(summary.contains("education (name keyword 班)"), "{summary}");
+    }
+
+    #[test]
+    fn tallies_index_actions_and_categories_in_their_all_order() {
+        for (index, action) in Action::ALL.iter().enumerate() {
+            assert_eq!(*action as usize, index, "{action}");
+        }
+        for (index, category) in Category::ALL.iter().enumerate() {
+            assert_eq!(*category as usize, index, "{category}");
+        }
+    }
+
+    /// Entries of every category and action, some with future deletable dates (two on
+    /// the earliest), and sizes large enough to saturate the byte counts.
+    fn varied_entries(root: &Path, count: usize) -> Vec<PlanEntry> {
+        fs::write(root.join("seed.jpg"), b"x").unwrap();
+        let base = entry_for(root, "seed.jpg", Action::Keep, false);
+        let day = |d: u32| Utc.with_ymd_and_hms(2025, 11, d, 0, 0, 0).unwrap();
+        (0..count)
+            .map(|i| {
+                let mut e = base.clone();
+                e.path = format!("d{:02}/f{i:05}", i % 37);
+                e.category = Category::ALL[i % Category::ALL.len()];
+                e.action = Action::ALL[i % Action::ALL.len()];
+                e.size = if i % 101 == 0 { u64::MAX / 3 } else { i as u64 };
+                e.deletable_from = match i % 5 {
+                    0 => None,
+                    1 => Some(day(1 + (i % 20) as u32)),
+                    2 => Some(Utc.with_ymd_and_hms(2025, 9, 1, 0, 0, 0).unwrap()),
+                    _ => Some(day(28)),
+                };
+                e
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_plan_written_block_by_block_is_the_plan_written_whole() {
+        let cache = tempfile::tempdir().unwrap();
+        let plan = build(cache.path(), varied_entries(cache.path(), 10_000));
+        let out = tempfile::tempdir().unwrap();
+
+        let whole = out.path().join("whole.json");
+        let files = plan.write(&whole).unwrap();
+        let bytes = fs::read(&whole).unwrap();
+        assert_eq!(bytes, plan.to_json_bytes().unwrap());
+
+        // Blocks of uneven sizes, the first one empty, appended in order.
+        let streamed = out.path().join("streamed.json");
+        let mut writer =
+            PlanWriter::create(&streamed, plan.header.clone(), CsvStyle::default()).unwrap();
+        let mut rest = &plan.entries[..];
+        for size in [0, 1, 2, 999, 3000].into_iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (now, later) = rest.split_at(size.min(rest.len()));
+            let mut block = EntryBlock::new(plan.header.reference_time, CsvStyle::default());
+            for entry in now {
+                block.push(entry).unwrap();
+            }
+            writer.append(block).unwrap();
+            rest = later;
+        }
+        let (streamed_files, header, stats) = writer.finish().unwrap();
+        assert_eq!(fs::read(&streamed).unwrap(), bytes);
+        assert_eq!(
+            fs::read(&streamed_files.csv).unwrap(),
+            fs::read(&files.csv).unwrap()
+        );
+        assert_eq!(streamed_files.sha256, files.sha256);
+        assert_eq!(streamed_files.sha256, sha256_hex(&bytes));
+        assert_eq!(header, plan.header);
+        assert_eq!(
+            stats,
+            PlanStats::of(plan.header.reference_time, &plan.entries)
+        );
+
+        // Every category occurs, byte counts saturate: the header filled its room exactly.
+        let read = Plan::read_verified(&streamed).unwrap();
+        assert_eq!(read, plan);
+        assert_eq!(read.header.totals.by_category.len(), Category::ALL.len());
+        assert_eq!(read.header.totals.all.bytes, u64::MAX);
+        assert_eq!(read.header.totals.all.files, 10_000);
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(text.starts_with("{\"header\": {\n"), "{}", &text[..40]);
+        // The header's room: spaces after its closing brace, then the entries.
+        let (head, entries) = text.split_once(",\n\"entries\": [\n").unwrap();
+        assert!(head.trim_end_matches(' ').ends_with("\n}"), "{head}");
+        assert!(entries.starts_with("{\"path\":\"d00/f00000\""));
+    }
+
+    #[test]
+    fn the_next_deletable_date_is_the_earliest_future_one_of_kept_files() {
+        let cache = tempfile::tempdir().unwrap();
+        let plan = build(cache.path(), varied_entries(cache.path(), 600));
+        let reference = plan.header.reference_time;
+        let expected_at = plan
+            .entries
+            .iter()
+            .filter(|e| e.action == Action::Keep)
+            .filter_map(|e| e.deletable_from)
+            .filter(|t| *t > reference)
+            .min()
+            .unwrap();
+        let (at, count) = plan.next_deletable().unwrap();
+        assert_eq!(at, expected_at);
+        let due: Vec<&PlanEntry> = plan
+            .entries
+            .iter()
+            .filter(|e| e.action == Action::Keep && e.deletable_from == Some(at))
+            .collect();
+        assert!(due.len() > 1);
+        assert_eq!(count.files, due.len() as u64);
+        assert_eq!(
+            count.bytes,
+            due.iter().map(|e| e.size).fold(0, u64::saturating_add)
+        );
+
+        // Merged from blocks in any order, the stats are the same.
+        let mut merged = PlanStats::new(reference);
+        for chunk in plan.entries.chunks(7).rev() {
+            merged.merge(&PlanStats::of(reference, chunk));
+        }
+        assert_eq!(merged, PlanStats::of(reference, &plan.entries));
     }
 
     #[test]

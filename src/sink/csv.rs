@@ -52,11 +52,21 @@ pub const MEDIA_HEADER: [&str; 9] = [
     "status",
 ];
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CsvStyle {
+    /// A UTF-8 BOM, so that Excel on a Chinese Windows reads UTF-8.
     pub bom: bool,
     /// The formula-injection guard (`Chatvault-Csv-Guard: excel`).
     pub guard: bool,
+}
+
+impl Default for CsvStyle {
+    fn default() -> Self {
+        CsvStyle {
+            bom: true,
+            guard: true,
+        }
+    }
 }
 
 /// Prefixes `'` to a cell a spreadsheet would run as a formula. `'` itself is escaped too,
@@ -89,19 +99,28 @@ impl<W: Write> CsvSink<W> {
         if style.bom {
             inner.write_all("\u{FEFF}".as_bytes())?;
         }
+        let mut sink = CsvSink::with_buffer(inner, style, 256 * 1024);
+        sink.write_cells(header)?;
+        Ok(sink)
+    }
+
+    /// Rows only, without the BOM and the header: a piece of a CSV file whose start is
+    /// written elsewhere (rows rendered on several threads, then appended in order).
+    pub fn rows_only(inner: W, style: CsvStyle) -> CsvSink<W> {
+        CsvSink::with_buffer(inner, style, 8 * 1024)
+    }
+
+    fn with_buffer(inner: W, style: CsvStyle, capacity: usize) -> CsvSink<W> {
         let writer = ::csv::WriterBuilder::new()
             .terminator(::csv::Terminator::CRLF)
             .quote_style(::csv::QuoteStyle::Necessary)
-            .buffer_capacity(256 * 1024)
+            .buffer_capacity(capacity)
             .from_writer(inner);
-        let mut sink = CsvSink {
+        CsvSink {
             writer,
             style,
             rows: 0,
-        };
-        sink.write_cells(header)?;
-        sink.rows = 0;
-        Ok(sink)
+        }
     }
 
     pub fn row(&mut self, cells: &[&str]) -> std::io::Result<()> {
