@@ -55,10 +55,9 @@ struct Reference {
     time_ms: i64,
 }
 
-/// Files per block of entries rendered by one task, and per window of blocks rendered
-/// while the window before is appended to the plan files: enough to keep both cores busy,
-/// little enough that memory does not grow with the cache.
-const BLOCK_FILES: usize = 64;
+/// Files per window of entries rendered while the window before is appended to the plan
+/// files: enough to keep both cores busy, little enough that memory does not grow with
+/// the cache.
 const WINDOW_FILES: usize = 16 * 1024;
 
 /// A plan written to disk, with what its summary needs.
@@ -126,12 +125,15 @@ pub fn make_plan(opts: &PlanOptions, out: &Path) -> Result<WrittenPlan, PlanErro
     let style = CsvStyle::default();
     let mut writer = PlanWriter::create(out, header, style)?;
     let bar = crate::progress::bar(opts.progress, files.len() as u64, "files");
+    // A block per piece of the window that a thread takes (rayon splits a range further
+    // only when another thread is idle), so a few large files in a window still spread
+    // over both cores; `collect` keeps the blocks in path order.
     let render = |window: &[FoundFile]| -> Result<Vec<EntryBlock>, PlanError> {
         window
-            .par_chunks(BLOCK_FILES)
-            .map(|chunk| {
-                let mut block = EntryBlock::new(opts.now, style);
-                for file in chunk {
+            .par_iter()
+            .try_fold(
+                || EntryBlock::new(opts.now, style),
+                |mut block, file| {
                     let entry = plan_entry(
                         source.as_ref(),
                         file,
@@ -144,9 +146,9 @@ pub fn make_plan(opts: &PlanOptions, out: &Path) -> Result<WrittenPlan, PlanErro
                     )?;
                     block.push(&entry)?;
                     bar.inc(1);
-                }
-                Ok(block)
-            })
+                    Ok(block)
+                },
+            )
             .collect()
     };
     let mut rendered = Vec::new();
@@ -483,7 +485,7 @@ fn plan_entry(
     }
     let needs_hash = opts.hash || bundle_hashes.is_some();
     let sha256 = match (needs_hash, opened) {
-        (true, Some(mut opened)) => Some(hash_open_file(&mut opened, &path)?),
+        (true, Some(mut opened)) => Some(hash_open_file(&mut opened, stamp.size, &path)?),
         (true, None) => Some(hash_file(&path)?),
         (false, _) => None,
     };
@@ -520,12 +522,18 @@ fn hash_file(path: &Path) -> Result<String, PlanError> {
         path: path.to_path_buf(),
         source,
     })?;
-    hash_open_file(&mut file, path)
+    evidence::tee::with_buffer(|buf| evidence::tee::hash_reader(&mut file, buf, None))
+        .map(|(sha, _)| sha)
+        .map_err(|source| PlanError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
-fn hash_open_file(file: &mut std::fs::File, path: &Path) -> Result<String, PlanError> {
+/// Hashes a file opened by [`open_unfollowed`], whose size is known from its metadata.
+fn hash_open_file(file: &mut std::fs::File, size: u64, path: &Path) -> Result<String, PlanError> {
     // One buffer per thread: a fresh one per (mostly small) file costs more than the hash.
-    evidence::tee::with_buffer(|buf| evidence::tee::hash_reader(file, buf, None))
+    evidence::tee::with_buffer(|buf| evidence::tee::hash_sized_file(file, buf, size))
         .map(|(sha, _)| sha)
         .map_err(|source| PlanError::Io {
             path: path.to_path_buf(),

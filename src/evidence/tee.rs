@@ -148,6 +148,29 @@ pub fn hash_reader(
     Ok((hex(&hasher.finalize()), total))
 }
 
+/// Hashes a regular file whose size was just taken from the open file. A read that comes
+/// back short with exactly that many bytes in is the end of the file, so the read that
+/// would return 0 is left out: for a cache of small files, one read in three. A file that
+/// has grown since is read to its end.
+pub fn hash_sized_file(src: &mut dyn Read, buf: &mut [u8], size: u64) -> io::Result<(String, u64)> {
+    let mut hasher = Sha256::new();
+    let mut total = 0u64;
+    loop {
+        let n = match src.read(buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        total += n as u64;
+        if n < buf.len() && total == size {
+            break;
+        }
+    }
+    Ok((hex(&hasher.finalize()), total))
+}
+
 /// Reads until `buf` is full or the source ends; returns how much was read.
 pub fn read_up_to(src: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
@@ -167,6 +190,21 @@ mod tests {
     use super::*;
 
     const ABC: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+    #[test]
+    fn a_sized_hash_is_the_hash_of_the_whole_file_whatever_the_size_says() {
+        let data: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+        let whole = sha256_hex(&data);
+        let mut buf = vec![0u8; 4096];
+        // Right, too small (the file grew), too large (it shrank), and at a buffer's end.
+        for size in [5000, 10, 9000, 4096] {
+            let (digest, total) = hash_sized_file(&mut &data[..], &mut buf, size).unwrap();
+            assert_eq!((digest.as_str(), total), (whole.as_str(), 5000), "{size}");
+        }
+        let exact = &data[..4096];
+        let (digest, total) = hash_sized_file(&mut &exact[..], &mut buf, 4096).unwrap();
+        assert_eq!((digest, total), (sha256_hex(exact), 4096));
+    }
 
     #[test]
     fn hashing_writer_matches_known_digest() {
