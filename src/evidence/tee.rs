@@ -130,6 +130,23 @@ pub fn hash_reader(
     buf: &mut [u8],
     progress: Option<&(dyn Fn(u64) + Sync)>,
 ) -> io::Result<(String, u64)> {
+    hash_to_end(src, buf, progress, None)
+}
+
+/// Hashes a regular file whose size was just taken from the open file. A read that comes
+/// back short with exactly that many bytes in is the end of the file, so the read that
+/// would return 0 is left out: for a cache of small files, one read in three. A file that
+/// has grown since is read to its end.
+pub fn hash_sized_file(src: &mut dyn Read, buf: &mut [u8], size: u64) -> io::Result<(String, u64)> {
+    hash_to_end(src, buf, None, Some(size))
+}
+
+fn hash_to_end(
+    src: &mut dyn Read,
+    buf: &mut [u8],
+    progress: Option<&(dyn Fn(u64) + Sync)>,
+    known_size: Option<u64>,
+) -> io::Result<(String, u64)> {
     let mut hasher = Sha256::new();
     let mut total = 0u64;
     loop {
@@ -144,27 +161,7 @@ pub fn hash_reader(
         if let Some(report) = progress {
             report(n as u64);
         }
-    }
-    Ok((hex(&hasher.finalize()), total))
-}
-
-/// Hashes a regular file whose size was just taken from the open file. A read that comes
-/// back short with exactly that many bytes in is the end of the file, so the read that
-/// would return 0 is left out: for a cache of small files, one read in three. A file that
-/// has grown since is read to its end.
-pub fn hash_sized_file(src: &mut dyn Read, buf: &mut [u8], size: u64) -> io::Result<(String, u64)> {
-    let mut hasher = Sha256::new();
-    let mut total = 0u64;
-    loop {
-        let n = match src.read(buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buf[..n]);
-        total += n as u64;
-        if n < buf.len() && total == size {
+        if n < buf.len() && Some(total) == known_size {
             break;
         }
     }
