@@ -475,6 +475,43 @@ fn persist_synced(temp: tempfile::NamedTempFile, path: &Path) -> Result<(), Rete
     Ok(())
 }
 
+/// Appends an entry to `PLAN.json`'s entries as `,\n{…}`.
+fn push_json_line(json: &mut Vec<u8>, entry: &PlanEntry) -> Result<(), RetentionError> {
+    json.extend_from_slice(b",\n");
+    serde_json::to_writer(json, entry).map_err(|e| RetentionError::Serialize {
+        what: "plan entry as JSON",
+        message: e.to_string(),
+    })
+}
+
+fn push_csv_row(csv: &mut CsvSink<Vec<u8>>, entry: &PlanEntry) -> Result<(), RetentionError> {
+    let number = |n: u64| n.to_string();
+    let (size, dev, ino) = (number(entry.size), number(entry.dev), number(entry.ino));
+    let mtime = format_time(&entry.mtime);
+    let ctime = format_time(&entry.ctime);
+    let deletable_from = entry.deletable_from.map(|t| format_time(&t));
+    csv.row(&[
+        &entry.path,
+        &size,
+        &mtime,
+        &ctime,
+        &dev,
+        &ino,
+        entry.sha256.as_deref().unwrap_or_default(),
+        entry.category.as_str(),
+        entry.group_id.as_deref().unwrap_or_default(),
+        entry.message_id.as_deref().unwrap_or_default(),
+        &entry.rule,
+        entry.action.as_str(),
+        deletable_from.as_deref().unwrap_or_default(),
+        &entry.reason,
+    ])
+    .map_err(|e| RetentionError::Serialize {
+        what: "plan entry as CSV",
+        message: e.to_string(),
+    })
+}
+
 /// Entries rendered as `PLAN.json` lines and `PLAN.csv` rows, and their stats: rendered
 /// on any thread, appended in order by a [`PlanWriter`].
 pub struct EntryBlock {
@@ -494,47 +531,22 @@ impl EntryBlock {
     }
 
     pub fn push(&mut self, entry: &PlanEntry) -> Result<(), RetentionError> {
-        self.json.extend_from_slice(b",\n");
-        serde_json::to_writer(&mut self.json, entry).map_err(|e| RetentionError::Serialize {
-            what: "plan entry as JSON",
-            message: e.to_string(),
-        })?;
-        let number = |n: u64| n.to_string();
-        let (size, dev, ino) = (number(entry.size), number(entry.dev), number(entry.ino));
-        let mtime = format_time(&entry.mtime);
-        let ctime = format_time(&entry.ctime);
-        let deletable_from = entry.deletable_from.map(|t| format_time(&t));
-        self.csv
-            .row(&[
-                &entry.path,
-                &size,
-                &mtime,
-                &ctime,
-                &dev,
-                &ino,
-                entry.sha256.as_deref().unwrap_or_default(),
-                entry.category.as_str(),
-                entry.group_id.as_deref().unwrap_or_default(),
-                entry.message_id.as_deref().unwrap_or_default(),
-                &entry.rule,
-                entry.action.as_str(),
-                deletable_from.as_deref().unwrap_or_default(),
-                &entry.reason,
-            ])
-            .map_err(|e| RetentionError::Serialize {
-                what: "plan entry as CSV",
-                message: e.to_string(),
-            })?;
+        push_json_line(&mut self.json, entry)?;
+        push_csv_row(&mut self.csv, entry)?;
         self.stats.add(entry);
         Ok(())
     }
 
     /// The entries' JSON, without the leading comma when they are the plan's first.
     fn json_after(&self, first: bool) -> &[u8] {
-        match first {
-            true => self.json.get(1..).unwrap_or_default(),
-            false => &self.json,
-        }
+        without_leading_comma(&self.json, first)
+    }
+}
+
+fn without_leading_comma(json: &[u8], first: bool) -> &[u8] {
+    match first {
+        true => json.get(1..).unwrap_or_default(),
+        false => json,
     }
 }
 
@@ -681,43 +693,28 @@ impl PlanWriter {
 }
 
 impl Plan {
-    /// Assembles a plan from its entries: the header per [`PlanHeader::new`], the entries
-    /// sorted by path and totalled.
-    pub fn build(
-        root: &Path,
-        platform: &str,
-        reference_time: DateTime<Utc>,
-        policy: &Policy,
-        tool_version: &str,
-        groups: Vec<GroupFacts>,
-        mut entries: Vec<PlanEntry>,
-    ) -> Result<Plan, RetentionError> {
-        let mut header =
-            PlanHeader::new(root, platform, reference_time, policy, tool_version, groups)?;
+    /// Assembles a plan from a header (see [`PlanHeader::new`]) and its entries, sorted
+    /// by path and totalled.
+    pub fn build(mut header: PlanHeader, mut entries: Vec<PlanEntry>) -> Plan {
         entries.sort_by(|a, b| a.path.cmp(&b.path));
         header.totals = PlanTotals::of(&entries);
-        Ok(Plan { header, entries })
-    }
-
-    /// Recomputes `header.totals` after entries were changed by hand.
-    pub fn recompute_totals(&mut self) {
-        self.header.totals = PlanTotals::of(&self.entries);
+        Plan { header, entries }
     }
 
     /// The exact bytes [`Plan::write`] puts in `PLAN.json`: the header pretty-printed,
     /// then one entry per line (as easy to read and diff as a pretty-printed file, at a
     /// third of the size for caches of 100,000s of files).
     pub fn to_json_bytes(&self) -> Result<Vec<u8>, RetentionError> {
-        let mut block = EntryBlock::new(self.header.reference_time, CsvStyle::default());
+        let mut entries = Vec::new();
         for entry in &self.entries {
-            block.push(entry)?;
+            push_json_line(&mut entries, entry)?;
         }
         let header = PlanHeader {
-            totals: block.stats.totals(),
+            totals: PlanTotals::of(&self.entries),
             ..self.header.clone()
         };
         let mut bytes = header.json_start()?;
-        bytes.extend_from_slice(block.json_after(true));
+        bytes.extend_from_slice(without_leading_comma(&entries, true));
         bytes.extend_from_slice(JSON_END);
         Ok(bytes)
     }
@@ -725,23 +722,6 @@ impl Plan {
     /// SHA-256 of [`Plan::to_json_bytes`]; equal to the file's for a plan this tool wrote.
     pub fn sha256(&self) -> Result<String, RetentionError> {
         Ok(sha256_hex(&self.to_json_bytes()?))
-    }
-
-    /// The entries as CSV (RFC 4180, CRLF).
-    pub fn to_csv_bytes(&self, style: CsvStyle) -> Result<Vec<u8>, RetentionError> {
-        let io = |e: std::io::Error| RetentionError::Serialize {
-            what: "plan as CSV",
-            message: e.to_string(),
-        };
-        let mut bytes = CsvSink::new(Vec::new(), style, &CSV_COLUMNS)
-            .and_then(CsvSink::into_inner)
-            .map_err(io)?;
-        let mut block = EntryBlock::new(self.header.reference_time, style);
-        for entry in &self.entries {
-            block.push(entry)?;
-        }
-        bytes.extend(block.csv.into_inner().map_err(io)?);
-        Ok(bytes)
     }
 
     /// Writes `PLAN.json`, `PLAN.csv` and `PLAN.json.sha256` (see [`PlanWriter`]). The
@@ -950,16 +930,16 @@ pub(crate) mod tests {
             dissolved_at: Some(Utc.with_ymd_and_hms(2025, 9, 1, 0, 0, 0).unwrap()),
             dissolved_source: "--dissolved-at".to_string(),
         };
-        Plan::build(
+        let header = PlanHeader::new(
             root,
             "wechat",
             Utc.with_ymd_and_hms(2025, 10, 1, 0, 0, 0).unwrap(),
             &Policy::builtin(),
             "0.1.0-test",
             vec![group],
-            entries,
         )
-        .unwrap()
+        .unwrap();
+        Plan::build(header, entries)
     }
 
     #[test]
