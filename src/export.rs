@@ -71,7 +71,8 @@ pub struct ExportOptions {
     pub zip: bool,
     pub force: bool,
     pub fixed_time: Option<DateTime<Utc>>,
-    /// The command line as given, without secrets, for the evidence.
+    /// The command line for the evidence, as [`recorded_command_line`] makes it: no
+    /// secrets, and no paths of the examiner's machine.
     pub command_line: Vec<String>,
     pub progress: bool,
     /// Pseudonymize members and redact PII (outputs.md, "Anonymized exports").
@@ -287,6 +288,8 @@ pub fn export_source(
         out: opts.out.clone(),
         zip: opts.zip,
         force: opts.force,
+        // Never write into, over or around what is being preserved.
+        protected: vec![opts.source.clone(), source.root().to_path_buf()],
         fixed_time: opts.fixed_time,
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
     })?;
@@ -329,21 +332,21 @@ pub fn export_source(
     } = payload;
 
     let finished_at = opts.fixed_time.unwrap_or_else(Utc::now);
-    // Paths can carry people's names (/home/zhangwei/…): anonymized evidence records none.
+    // Paths can carry people's names (/home/zhangwei/…): anonymized evidence records
+    // none, and other evidence only the source directory's own name, so that the same
+    // source exported from anywhere gives the same bundle.
     let root_display = if identities.active() {
         serde_json::Value::Null
     } else {
-        json!(opts.source.display().to_string())
+        json!(final_component(&opts.source.to_string_lossy()))
     };
     let command_line: Vec<String> = if identities.active() {
         opts.command_line
             .iter()
-            .map(|arg| {
-                if arg.contains('/') || std::path::Path::new(arg).exists() {
-                    "[path]".to_string()
-                } else {
-                    identities.text(arg).into_owned()
-                }
+            .map(|arg| match arg.as_str() {
+                PATH_PLACEHOLDER => arg.clone(),
+                _ if arg.starts_with("--") => arg.clone(),
+                _ => identities.text(arg).into_owned(),
             })
             .collect()
     } else {
@@ -418,6 +421,57 @@ pub fn export_source(
         first_warnings,
         elapsed: started.elapsed(),
     })
+}
+
+/// How a path argument appears in an anonymized bundle's command line.
+const PATH_PLACEHOLDER: &str = "[path]";
+
+/// The last component of a path as typed (`/home/zhangwei/cases/wx/` → `wx`).
+fn final_component(path: &str) -> String {
+    let trimmed = path.trim_end_matches('/');
+    match trimmed.rsplit_once('/') {
+        Some((_, last)) if !last.is_empty() => last.to_string(),
+        _ if trimmed.is_empty() => path.to_string(),
+        _ => trimmed.to_string(),
+    }
+}
+
+/// The command line as recorded in evidence.json: the program as `chatvault`, and each
+/// value in `path_values` (the source, `--out`, `--key-file` …, as typed) by its final
+/// component, or as `[path]` when `anonymized`. The examiner's directories are personal
+/// data and would make bundles of one source differ by where they were made.
+pub fn recorded_command_line(
+    argv: impl IntoIterator<Item = String>,
+    path_values: &[String],
+    anonymized: bool,
+) -> Vec<String> {
+    let shown = |value: &str| {
+        if anonymized {
+            PATH_PLACEHOLDER.to_string()
+        } else {
+            final_component(value)
+        }
+    };
+    let mut args = argv.into_iter();
+    let mut recorded = Vec::new();
+    if args.next().is_some() {
+        recorded.push("chatvault".to_string());
+    }
+    for arg in args {
+        if path_values.contains(&arg) {
+            recorded.push(shown(&arg));
+            continue;
+        }
+        match arg.split_once('=') {
+            Some((flag, value))
+                if flag.starts_with("--") && path_values.iter().any(|p| p == value) =>
+            {
+                recorded.push(format!("{flag}={}", shown(value)));
+            }
+            _ => recorded.push(arg),
+        }
+    }
+    recorded
 }
 
 /// What writing the payload produced, for the tag files and the summary.
@@ -647,6 +701,7 @@ fn write_payload(
         let file = sink.into_inner().map_err(io_err(name))?;
         bag.finish_text(file)?;
     }
+    crate::failpoint::hit("export.csv.finished");
 
     sources.extend(databases_before()?);
     // Every source file read must still hash as it did: otherwise the app was writing.
@@ -819,6 +874,7 @@ fn write_media<W: Write>(
                         })?;
                     let digest = bag.copy_file(&name, &mut file, media::is_compressed(&name))?;
                     used_names.insert(name.clone());
+                    crate::failpoint::hit("export.media.copied");
                     counts.copied += 1;
                     counts.copied_bytes += digest.size;
                     sources.entry(rel.clone()).or_insert_with(|| SourceRecord {

@@ -29,6 +29,7 @@ mod code {
     pub const NOT_A_BUNDLE: u8 = 9;
     pub const PLAN_REFUSED: u8 = 10;
     pub const CLEAN_SKIPPED: u8 = 11;
+    pub const LOCKED: u8 = 12;
 }
 
 #[derive(Parser)]
@@ -374,7 +375,20 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 .as_deref()
                 .map(timefmt::parse_time)
                 .transpose()?;
-            opts.command_line = std::env::args().collect();
+            let mut path_values = vec![
+                opts.source.to_string_lossy().into_owned(),
+                opts.out.to_string_lossy().into_owned(),
+            ];
+            path_values.extend(
+                args.key_file
+                    .iter()
+                    .map(|k| k.to_string_lossy().into_owned()),
+            );
+            opts.command_line = export::recorded_command_line(
+                std::env::args_os().map(|a| a.to_string_lossy().into_owned()),
+                &path_values,
+                args.anonymize,
+            );
             opts.progress = true;
             if args.anonymize {
                 let Some(key_file) = &args.key_file else {
@@ -661,18 +675,19 @@ fn exit_code(error: &anyhow::Error) -> u8 {
             return match e {
                 export::ExportError::Source(s) => source_code(s),
                 export::ExportError::SourceChanged { .. } => code::SOURCE_BUSY,
-                export::ExportError::Evidence(_) | export::ExportError::Write { .. } => {
-                    code::OUTPUT
-                }
+                export::ExportError::Evidence(e) => evidence_code(e),
+                export::ExportError::Write { .. } => code::OUTPUT,
                 export::ExportError::ReadSource { .. } => code::DAMAGED,
             };
         }
         if let Some(e) = cause.downcast_ref::<evidence::EvidenceError>() {
-            return if e.is_not_a_bundle() {
-                code::NOT_A_BUNDLE
-            } else {
-                code::OUTPUT
-            };
+            return evidence_code(e);
+        }
+        if cause
+            .downcast_ref::<chatvault::lockfile::LockError>()
+            .is_some()
+        {
+            return code::LOCKED;
         }
         if let Some(demo::DemoError::OutputNotEmpty(_)) = cause.downcast_ref::<demo::DemoError>() {
             return code::OUTPUT;
@@ -700,6 +715,16 @@ fn exit_code(error: &anyhow::Error) -> u8 {
         }
     }
     code::INTERNAL
+}
+
+fn evidence_code(error: &evidence::EvidenceError) -> u8 {
+    match error {
+        evidence::EvidenceError::Locked(chatvault::lockfile::LockError::Held { .. }) => {
+            code::LOCKED
+        }
+        e if e.is_not_a_bundle() => code::NOT_A_BUNDLE,
+        _ => code::OUTPUT,
+    }
 }
 
 fn retention_code(error: &RetentionError) -> u8 {

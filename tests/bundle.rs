@@ -398,47 +398,6 @@ fn existing_bundles_are_kept_unless_forced() {
 }
 
 #[test]
-fn an_interrupted_export_leaves_no_bundle_and_a_rerun_succeeds() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = simulate(
-        "wechat",
-        dir.path(),
-        "wx",
-        &["--groups", "4", "--messages", "20000"],
-    );
-    let bundle = dir.path().join("b");
-    for delay_ms in [30u64, 150, 400] {
-        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("chatvault"))
-            .args([
-                "export",
-                root.to_str().unwrap(),
-                "--out",
-                bundle.to_str().unwrap(),
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        let finished = child.try_wait().unwrap().is_some();
-        child.kill().ok();
-        child.wait().unwrap();
-        if !finished {
-            assert!(
-                !bundle.exists(),
-                "a killed export left {bundle:?} after {delay_ms} ms"
-            );
-        } else {
-            std::fs::remove_dir_all(&bundle).ok();
-            std::fs::remove_file(dir.path().join("b.sha256")).ok();
-        }
-    }
-    export(&root, &bundle, &[]);
-    assert_eq!(verify_json(&bundle, &[]).0, 0);
-    assert!(!dir.path().join("b.partial").exists());
-}
-
-#[test]
 fn hash_matches_sha256sum_and_checks_its_output() {
     let dir = tempfile::tempdir().unwrap();
     let tree = dir.path().join("evidence");

@@ -11,9 +11,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use chrono::{DateTime, Utc};
 use rayon::prelude::*;
 
+use super::publish::{self, Target};
 use super::tee::{self, CopyError, HashingWriter, IO_BUFFER};
 use super::zipbag::ZipTarget;
 use super::{io_err, validate_payload_rel, EvidenceError};
+use crate::failpoint;
+use crate::lockfile::{self, LockGuard};
 
 pub const BAGIT_TXT: &str = "bagit.txt";
 pub const BAG_INFO_TXT: &str = "bag-info.txt";
@@ -33,8 +36,11 @@ pub struct BagOptions {
     /// NAME; with `zip`, NAME.zip is written, holding the top-level directory NAME/.
     pub out: PathBuf,
     pub zip: bool,
-    /// Replace an existing bundle (only once the new one is complete).
+    /// Replace an existing bundle (only a chatvault bundle of the same kind, and only
+    /// once the new one is complete).
     pub force: bool,
+    /// Paths the output may neither be, lie inside, nor contain (the source).
+    pub protected: Vec<PathBuf>,
     /// Bagging-Date and zip entry times; makes output byte-identical across runs.
     pub fixed_time: Option<DateTime<Utc>>,
     /// Version recorded as `Bag-Software-Agent: chatvault <tool_version>`.
@@ -173,12 +179,14 @@ impl NameRegistry {
 /// Writes one bag. See the module documentation of [`crate::evidence`].
 pub struct BagWriter {
     id: u64,
-    name: String,
+    target: Target,
     final_path: PathBuf,
     /// Directory bag: the bag being built. Zip bag: staging area for files that
     /// are deflated at `finish`.
     partial: PathBuf,
-    force: bool,
+    /// Set once the bag is under its final name; until then, dropping the writer
+    /// removes what it wrote.
+    published: bool,
     time: DateTime<Utc>,
     tool_version: String,
     payload: Vec<FileDigest>,
@@ -186,50 +194,56 @@ pub struct BagWriter {
     open_texts: HashSet<String>,
     zip: Option<ZipTarget>,
     copy_buf: Vec<u8>,
+    /// Last, so that it is released only after the cleanup in `drop`.
+    _lock: LockGuard,
+}
+
+impl Drop for BagWriter {
+    fn drop(&mut self) {
+        if !self.published {
+            // A killed process cannot do this; the next `create` removes what it left.
+            drop(self.zip.take());
+            let _ = publish::remove_tree(&self.partial);
+            let _ = publish::remove_tree(&self.target.partial_path());
+        }
+    }
 }
 
 impl BagWriter {
     /// Gives up on the bag: removes everything it wrote, leaving no output behind.
-    /// (A killed process cannot do this; the next `create` removes what it left.)
     pub fn abort(self) -> Result<(), EvidenceError> {
-        let zip_partial = self.zip.as_ref().map(|z| z.partial_path().to_path_buf());
-        drop(self.zip);
-        remove_if_present(&self.partial)?;
-        if let Some(path) = zip_partial {
-            remove_if_present(&path)?;
-        }
+        drop(self);
         Ok(())
     }
 
-    /// Starts a bag. Refuses an existing output unless `force`; removes what a
-    /// killed run left (NAME.partial, NAME.zip.partial, NAME.zip.partial.d).
+    /// Starts a bag. Refuses an output that overlaps `protected` or whose directory
+    /// does not exist, and an existing output unless `force` and it is a chatvault
+    /// bundle of the same kind; takes NAME.lock; finishes or removes what a killed run
+    /// left (see [`publish`]).
     pub fn create(opts: BagOptions) -> Result<BagWriter, EvidenceError> {
         let (parent, name) = split_output(&opts.out, opts.zip)?;
-        let final_path = if opts.zip {
-            parent.join(format!("{name}.zip"))
-        } else {
-            parent.join(&name)
+        let target = Target {
+            parent,
+            name,
+            zip: opts.zip,
         };
-        if !opts.force && final_path.symlink_metadata().is_ok() {
-            return Err(EvidenceError::ExistingOutput(final_path));
-        }
-        let partial = if opts.zip {
-            parent.join(format!("{name}.zip.partial.d"))
-        } else {
-            parent.join(format!("{name}.partial"))
+        target.check_location(&opts.protected)?;
+        let final_path = target.final_path();
+        let lock = lockfile::acquire(&final_path)?;
+        target.recover()?;
+        target.check_existing(opts.force)?;
+        let partial = match target.staging_path() {
+            Some(staging) => staging,
+            None => target.partial_path(),
         };
-        remove_if_present(&partial)?;
-        let zip_partial = parent.join(format!("{name}.zip.partial"));
-        if opts.zip {
-            remove_if_present(&zip_partial)?;
-        }
-        fs::create_dir_all(partial.join("data")).map_err(io_err("create", &partial))?;
+        publish::create_marked_dir(&partial)?;
+        failpoint::hit("export.bag.created");
         let time = opts.fixed_time.unwrap_or_else(Utc::now);
         let zip = if opts.zip {
             Some(ZipTarget::create(
-                zip_partial,
+                target.partial_path(),
                 partial.clone(),
-                &name,
+                &target.name,
                 time,
             )?)
         } else {
@@ -237,10 +251,10 @@ impl BagWriter {
         };
         Ok(BagWriter {
             id: NEXT_WRITER_ID.fetch_add(1, Ordering::Relaxed),
-            name,
+            target,
             final_path,
             partial,
-            force: opts.force,
+            published: false,
             time,
             tool_version: opts.tool_version,
             payload: Vec::new(),
@@ -248,6 +262,7 @@ impl BagWriter {
             open_texts: HashSet::new(),
             zip,
             copy_buf: Vec::new(),
+            _lock: lock,
         })
     }
 
@@ -384,7 +399,6 @@ impl BagWriter {
         let bag_digest = tee::sha256_hex(tagmanifest.as_bytes());
         tag_files.insert(TAGMANIFEST_TXT, tagmanifest.into_bytes());
 
-        let parent = parent_dir(&self.final_path);
         let (zip_sha256, sidecar_line) = match self.zip.take() {
             Some(zip) => {
                 // bagit.txt went in first, at create.
@@ -393,10 +407,10 @@ impl BagWriter {
                     .filter(|(name, _)| **name != BAGIT_TXT)
                     .map(|(name, bytes)| (*name, bytes.as_slice()))
                     .collect();
-                let (zip_partial, zip_sha256) = zip.finish(&rest, self.payload.is_empty())?;
-                commit(&zip_partial, &self.final_path, self.force)?;
-                remove_if_present(&self.partial)?;
-                let line = format!("{zip_sha256}  {}.zip\n", self.name);
+                let zip_sha256 = zip.finish(&rest, self.payload.is_empty())?;
+                // The staging area is empty by now; the zip is complete and synced.
+                publish::remove_tree(&self.partial)?;
+                let line = format!("{zip_sha256}  {}.zip\n", self.target.name);
                 (Some(zip_sha256), line)
             }
             None => {
@@ -405,21 +419,16 @@ impl BagWriter {
                     fs::write(&path, bytes).map_err(io_err("write", &path))?;
                 }
                 sync_tree(&self.partial, &self.payload, tag_files.keys().copied())?;
-                commit(&self.partial, &self.final_path, self.force)?;
-                let line = format!("{bag_digest}  {}/{TAGMANIFEST_TXT}\n", self.name);
+                let line = format!("{bag_digest}  {}/{TAGMANIFEST_TXT}\n", self.target.name);
                 (None, line)
             }
         };
-        let sidecar = parent.join(format!(
-            "{}.sha256",
-            self.final_path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        ));
-        write_atomically(&sidecar, sidecar_line.as_bytes())?;
+        failpoint::hit("export.bag.synced");
+        self.target.publish(&sidecar_line)?;
+        self.published = true;
+        let sidecar = self.target.sidecar_path();
         Ok(BagSummary {
-            path: self.final_path,
+            path: self.final_path.clone(),
             bag_digest,
             sidecar,
             zip_sha256,
@@ -539,19 +548,6 @@ fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
-pub(crate) fn remove_if_present(path: &Path) -> Result<(), EvidenceError> {
-    let meta = match path.symlink_metadata() {
-        Ok(meta) => meta,
-        Err(_) => return Ok(()),
-    };
-    let result = if meta.is_dir() {
-        fs::remove_dir_all(path)
-    } else {
-        fs::remove_file(path)
-    };
-    result.map_err(io_err("remove", path))
-}
-
 /// fsyncs every file and directory of a directory bag (files in parallel), so a
 /// crash after the rename cannot leave a bag with empty files.
 fn sync_tree<'a>(
@@ -579,52 +575,7 @@ fn sync_tree<'a>(
     }
     dirs.sort();
     dirs.dedup();
-    dirs.iter().try_for_each(|dir| sync_dir(dir))
-}
-
-fn sync_dir(dir: &Path) -> Result<(), EvidenceError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("sync", dir))
-}
-
-/// Moves a complete bag from `partial` to `final_path`. An existing bundle (only
-/// with `force`) is moved aside first and removed only once the new one is in place.
-fn commit(partial: &Path, final_path: &Path, force: bool) -> Result<(), EvidenceError> {
-    let parent = parent_dir(final_path);
-    if final_path.symlink_metadata().is_ok() {
-        if !force {
-            return Err(EvidenceError::ExistingOutput(final_path.to_path_buf()));
-        }
-        let mut aside = final_path.as_os_str().to_owned();
-        aside.push(format!(".replaced-{}", std::process::id()));
-        let aside = PathBuf::from(aside);
-        remove_if_present(&aside)?;
-        fs::rename(final_path, &aside).map_err(io_err("move aside", final_path))?;
-        if let Err(e) = fs::rename(partial, final_path) {
-            // Put the old bundle back rather than leave nothing.
-            let _ = fs::rename(&aside, final_path);
-            return Err(io_err("rename into place", partial)(e));
-        }
-        sync_dir(&parent)?;
-        remove_if_present(&aside)?;
-    } else {
-        fs::rename(partial, final_path).map_err(io_err("rename into place", partial))?;
-    }
-    sync_dir(&parent)
-}
-
-/// Writes a small file via a temporary name and rename.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), EvidenceError> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".partial");
-    let tmp = PathBuf::from(tmp);
-    let mut file = File::create(&tmp).map_err(io_err("create", &tmp))?;
-    file.write_all(bytes)
-        .and_then(|_| file.sync_all())
-        .map_err(io_err("write", &tmp))?;
-    fs::rename(&tmp, path).map_err(io_err("rename into place", &tmp))?;
-    sync_dir(&parent_dir(path))
+    dirs.iter().try_for_each(|dir| publish::sync_dir(dir))
 }
 
 #[cfg(test)]
@@ -759,10 +710,17 @@ print(len(names))
     }
 
     #[test]
-    fn dropped_writer_leaves_only_partial_which_next_run_removes() {
+    fn dropped_writer_leaves_nothing_and_leftovers_of_a_kill_are_removed() {
         let tmp = tempfile::tempdir().unwrap();
+        let listing = |dir: &Path| -> Vec<String> {
+            let mut names: Vec<String> = fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
         for zip in [false, true] {
-            let final_name = if zip { "bag.zip" } else { "bag" };
             {
                 let mut writer = BagWriter::create(options(tmp.path(), "bag", zip)).unwrap();
                 let mut text = writer.text_file("messages.csv").unwrap();
@@ -770,20 +728,161 @@ print(len(names))
                 writer
                     .copy_file("media/a.jpg", &mut &b"jpeg"[..], true)
                     .unwrap();
-                // Simulates a killed export: nothing is finished.
+                // Dropped on an error path: nothing finished, nothing left.
             }
-            assert!(!tmp.path().join(final_name).exists());
-            assert!(!tmp.path().join(format!("{final_name}.sha256")).exists());
-            let partial = if zip {
-                "bag.zip.partial"
-            } else {
-                "bag.partial"
-            };
-            assert!(tmp.path().join(partial).exists());
-            let summary = write_sample(options(tmp.path(), "bag", zip), None);
-            assert!(summary.path.exists());
-            assert!(!tmp.path().join(partial).exists());
+            assert!(listing(tmp.path()).is_empty(), "{:?}", listing(tmp.path()));
         }
+        // What a killed run leaves: our marked partial directory, an empty zip partial
+        // and a stale partial sidecar. The next run removes them.
+        publish::create_marked_dir(&tmp.path().join("bag.partial")).unwrap();
+        fs::write(tmp.path().join("bag.partial/data/x.csv"), "x").unwrap();
+        fs::write(
+            tmp.path().join("bag.sha256.partial"),
+            format!("{}  bag/tagmanifest-sha256.txt\n", "0".repeat(64)),
+        )
+        .unwrap();
+        let summary = write_sample(options(tmp.path(), "bag", false), None);
+        assert!(summary.path.exists());
+        assert_eq!(listing(tmp.path()), ["bag", "bag.sha256"]);
+        publish::create_marked_dir(&tmp.path().join("z.zip.partial.d")).unwrap();
+        fs::write(tmp.path().join("z.zip.partial"), "").unwrap();
+        write_sample(options(tmp.path(), "z", true), None);
+        assert_eq!(
+            listing(tmp.path()),
+            ["bag", "bag.sha256", "z.zip", "z.zip.sha256"]
+        );
+    }
+
+    #[test]
+    fn strangers_files_under_our_names_are_refused_and_kept() {
+        for (name, zip, plant) in [
+            ("bag.partial", false, "dir"),
+            ("bag.zip.partial", true, "file"),
+            ("bag.zip.partial.d", true, "dir"),
+            ("bag.sha256.partial", false, "file"),
+            ("bag.sha256", false, "file"),
+            ("bag.replaced-123", false, "dir"),
+        ] {
+            let tmp = tempfile::tempdir().unwrap();
+            let planted = tmp.path().join(name);
+            if plant == "dir" {
+                fs::create_dir(&planted).unwrap();
+                fs::write(planted.join("thesis.docx"), "only copy").unwrap();
+            } else {
+                fs::write(&planted, "only copy").unwrap();
+            }
+            let err = BagWriter::create(options(tmp.path(), "bag", zip))
+                .err()
+                .unwrap();
+            assert!(
+                matches!(err, EvidenceError::NotOurs { .. }),
+                "{name}: {err}"
+            );
+            assert!(err.to_string().contains(name), "{err}");
+            let kept = if plant == "dir" {
+                fs::read_to_string(planted.join("thesis.docx")).unwrap()
+            } else {
+                fs::read_to_string(&planted).unwrap()
+            };
+            assert_eq!(kept, "only copy", "{name}");
+            assert!(!tmp.path().join("bag.lock").exists());
+        }
+    }
+
+    #[test]
+    fn force_replaces_only_a_chatvault_bundle_of_the_same_kind() {
+        let tmp = tempfile::tempdir().unwrap();
+        let forced = |name: &str, zip: bool| {
+            let mut opts = options(tmp.path(), name, zip);
+            opts.force = true;
+            BagWriter::create(opts)
+        };
+        // A plain directory, a document, a symlink to a bag, another tool's bag.
+        fs::create_dir(tmp.path().join("plain")).unwrap();
+        fs::write(tmp.path().join("plain/a.txt"), "a").unwrap();
+        fs::write(tmp.path().join("doc.zip"), "PK not really").unwrap();
+        let real = write_sample(options(tmp.path(), "real", false), None);
+        std::os::unix::fs::symlink(&real.path, tmp.path().join("link")).unwrap();
+        fs::create_dir_all(tmp.path().join("other/data")).unwrap();
+        fs::write(tmp.path().join("other/bagit.txt"), BAGIT_DECLARATION).unwrap();
+        fs::write(
+            tmp.path().join("other/bag-info.txt"),
+            "Bag-Software-Agent: bagit.py v1.8\n",
+        )
+        .unwrap();
+        for (name, zip) in [
+            ("plain", false),
+            ("doc", true),
+            ("link", false),
+            ("other", false),
+            ("real", true),
+        ] {
+            let err = forced(name, zip).err();
+            let ok = name == "real" && zip; // real.zip does not exist: nothing to replace
+            assert_eq!(err.is_none(), ok, "{name}: {err:?}");
+            if let Some(err) = err {
+                assert!(
+                    matches!(err, EvidenceError::NotOurs { .. }),
+                    "{name}: {err}"
+                );
+            }
+        }
+        assert_eq!(
+            fs::read_to_string(tmp.path().join("plain/a.txt")).unwrap(),
+            "a"
+        );
+        assert_eq!(
+            fs::read_to_string(tmp.path().join("doc.zip")).unwrap(),
+            "PK not really"
+        );
+        assert!(tmp.path().join("other/bag-info.txt").exists());
+        // A directory bag is not replaced by a zip of the same name, nor the reverse.
+        let zipped = write_sample(options(tmp.path(), "zipped", true), None);
+        fs::rename(&zipped.path, tmp.path().join("zipped")).unwrap();
+        assert!(matches!(
+            forced("zipped", false).err(),
+            Some(EvidenceError::NotOurs { .. })
+        ));
+    }
+
+    #[test]
+    fn output_overlapping_a_protected_path_or_without_a_parent_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let source = tmp.path().join("src");
+        fs::create_dir_all(source.join("sub")).unwrap();
+        for out in [
+            source.clone(),
+            source.join("bundle"),
+            source.join("sub/bundle"),
+            tmp.path().to_path_buf(),
+            source.join("sub/../bundle"),
+        ] {
+            let mut opts = options(tmp.path(), "x", false);
+            opts.out = out.clone();
+            opts.protected = vec![source.clone()];
+            opts.force = true;
+            let err = BagWriter::create(opts).err();
+            assert!(
+                matches!(
+                    err,
+                    Some(
+                        EvidenceError::OutputOverlapsSource { .. }
+                            | EvidenceError::InvalidOutputName { .. }
+                    )
+                ),
+                "{}: {err:?}",
+                out.display()
+            );
+        }
+        let mut opts = options(tmp.path(), "x", false);
+        opts.out = tmp.path().join("missing/parent/bundle");
+        let err = BagWriter::create(opts).err();
+        assert!(
+            matches!(err, Some(EvidenceError::OutputParentMissing(_))),
+            "{err:?}"
+        );
+        assert!(!tmp.path().join("missing").exists());
+        assert_eq!(fs::read_dir(&source).unwrap().count(), 1);
     }
 
     #[test]

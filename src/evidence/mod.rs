@@ -11,6 +11,7 @@
 
 pub mod bag;
 pub mod hashsum;
+mod publish;
 pub mod tee;
 #[cfg(test)]
 mod testkit;
@@ -38,6 +39,18 @@ pub enum EvidenceError {
     },
     #[error("{} already exists; choose another output name or pass --force to replace it (the old bundle is kept until the new one is complete)", .0.display())]
     ExistingOutput(PathBuf),
+    #[error("the output directory {} does not exist (chatvault does not create it; make it first)", .0.display())]
+    OutputParentMissing(PathBuf),
+    #[error("refusing to write the bundle {}: it {relation} the source {}; choose an output outside the source", out.display(), protected.display())]
+    OutputOverlapsSource {
+        out: PathBuf,
+        protected: PathBuf,
+        relation: &'static str,
+    },
+    #[error("refusing to replace or remove {}: {reason}; only chatvault's own bundles are replaced (move it away or choose another output name)", path.display())]
+    NotOurs { path: PathBuf, reason: &'static str },
+    #[error(transparent)]
+    Locked(#[from] crate::lockfile::LockError),
     #[error("cannot use {name:?} as a bundle name: {reason}")]
     InvalidOutputName { name: String, reason: &'static str },
     #[error(

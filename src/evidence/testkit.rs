@@ -33,6 +33,7 @@ pub fn options(parent: &Path, name: &str, zip: bool) -> BagOptions {
         out: parent.join(name),
         zip,
         force: false,
+        protected: Vec::new(),
         fixed_time: Some(fixed_time()),
         tool_version: "0.1.0-test".into(),
     }

@@ -11,8 +11,10 @@
 //! inflating them again.
 
 use std::fs::{self, File};
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use rayon::prelude::*;
@@ -38,6 +40,47 @@ struct Staged {
     size: u64,
 }
 
+/// The zip file, whose writes can be turned off: the zip crate finishes an unfinished
+/// archive when its writer is dropped and prints to stderr when that fails (as it
+/// does on a full disk). A zip that is given up is removed anyway, so once
+/// discarding, writes go nowhere and the drop has nothing to fail on.
+struct ZipFile {
+    file: File,
+    discard: Arc<AtomicBool>,
+}
+
+impl Write for ZipFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.discard.load(Ordering::Relaxed) {
+            return Ok(buf.len());
+        }
+        self.file.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.discard.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        self.file.flush()
+    }
+}
+
+impl Seek for ZipFile {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        self.file.seek(pos)
+    }
+}
+
+/// Turns the zip file's writes off when dropped; declared before the writer in
+/// [`ZipTarget`], so it is dropped first.
+struct DiscardOnDrop(Arc<AtomicBool>);
+
+impl Drop for DiscardOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 pub(crate) struct ZipTarget {
     /// NAME.zip.partial
     path: PathBuf,
@@ -45,17 +88,13 @@ pub(crate) struct ZipTarget {
     staging: PathBuf,
     /// "NAME/"
     prefix: String,
-    writer: ZipWriter<File>,
+    _discard: DiscardOnDrop,
+    writer: ZipWriter<ZipFile>,
     mtime: zip::DateTime,
     staged: Vec<Staged>,
 }
 
 impl ZipTarget {
-    /// NAME.zip.partial, the zip being written.
-    pub(crate) fn partial_path(&self) -> &Path {
-        &self.path
-    }
-
     pub(crate) fn create(
         path: PathBuf,
         staging: PathBuf,
@@ -66,12 +105,13 @@ impl ZipTarget {
         let file = fs::OpenOptions::new()
             .read(true)
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .open(&path)
             .map_err(io_err("create", &path))?;
+        let discard = Arc::new(AtomicBool::new(false));
         let mut target = ZipTarget {
-            writer: ZipWriter::new(file),
+            _discard: DiscardOnDrop(discard.clone()),
+            writer: ZipWriter::new(ZipFile { file, discard }),
             mtime: dos_time(time),
             prefix: format!("{name}/"),
             path,
@@ -137,12 +177,12 @@ impl ZipTarget {
     }
 
     /// Deflates the staged files, appends them and the tag files, writes the central
-    /// directory and syncs. Returns the .partial zip and its SHA-256.
+    /// directory and syncs. Returns the SHA-256 of the finished NAME.zip.partial.
     pub(crate) fn finish(
         mut self,
         tag_files: &[(&str, &[u8])],
         empty_payload: bool,
-    ) -> Result<(PathBuf, String), EvidenceError> {
+    ) -> Result<String, EvidenceError> {
         let mut staged = std::mem::take(&mut self.staged);
         staged.sort_by(|a, b| a.rel.cmp(&b.rel));
         let parts: Vec<PathBuf> = staged
@@ -172,8 +212,9 @@ impl ZipTarget {
         for (name, bytes) in tag_files {
             self.add_bytes(name, bytes)?;
         }
-        let mut file = self.writer.finish().map_err(zip_err(&self.path))?;
+        let mut file = self.writer.finish().map_err(zip_err(&self.path))?.file;
         file.sync_all().map_err(io_err("sync", &self.path))?;
+        crate::failpoint::hit("export.zip.finished");
         // The zip crate seeks back to patch each streamed entry's local header (its
         // CRC and sizes are known only after the data), so a hashing tee on the
         // output would see stale header bytes. Hash the finished zip once instead:
@@ -183,7 +224,7 @@ impl ZipTarget {
         let mut buf = vec![0; IO_BUFFER];
         let (zip_sha256, _) =
             tee::hash_reader(&mut file, &mut buf, None).map_err(io_err("read", &self.path))?;
-        Ok((self.path.clone(), zip_sha256))
+        Ok(zip_sha256)
     }
 
     /// Deflates one staged file into a zip of its own, under its final entry name.
