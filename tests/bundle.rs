@@ -431,3 +431,101 @@ fn hash_matches_sha256sum_and_checks_its_output() {
         .unwrap();
     assert_eq!(exit_code(&check), 8);
 }
+
+/// Runs a copy of the binary at `bin`, from `cwd`.
+fn export_with(bin: &Path, cwd: &Path, args: &[&str]) {
+    let out = Process::new(bin)
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn bundles_are_byte_identical_wherever_and_by_whichever_copy_they_are_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = source(dir.path());
+    // A second copy of the source under the same name elsewhere, a second copy of the
+    // binary, run from a third directory with relative paths.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let copy = elsewhere.path().join("deep/er/wx");
+    std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+    copy_dir(&root, &copy);
+    let bin_dir = tempfile::tempdir().unwrap();
+    let bin_copy = bin_dir.path().join("chatvault-copy");
+    std::fs::copy(assert_cmd::cargo::cargo_bin("chatvault"), &bin_copy).unwrap();
+    let key = dir.path().join("case.key");
+    run_ok(&["keygen", key.to_str().unwrap()]);
+    let third = tempfile::tempdir().unwrap();
+    std::fs::copy(&key, third.path().join("case.key")).unwrap();
+    let copy_rel = copy.to_str().unwrap().to_string();
+    for extra in [
+        &[][..],
+        &["--zip"][..],
+        &["--anonymize", "--key-file", "KEY"][..],
+        &["--anonymize", "--key-file", "KEY", "--zip"][..],
+    ] {
+        let first = tempfile::tempdir().unwrap();
+        let second = tempfile::tempdir().unwrap();
+        let key_abs = key.to_str().unwrap().to_string();
+        let out_abs = first.path().join("case");
+        let mut args: Vec<&str> = vec![
+            "export",
+            root.to_str().unwrap(),
+            "--out",
+            out_abs.to_str().unwrap(),
+            "--fixed-time",
+            "2025-07-01T00:00:00Z",
+        ];
+        args.extend(
+            extra
+                .iter()
+                .map(|a| if *a == "KEY" { key_abs.as_str() } else { a }),
+        );
+        run_ok(&args);
+        // Relative paths from the third directory (the key beside it).
+        let out_rel = second.path().join("case");
+        let out_rel = out_rel.to_str().unwrap();
+        let mut args: Vec<&str> = vec![
+            "export",
+            &copy_rel,
+            "--out",
+            out_rel,
+            "--fixed-time",
+            "2025-07-01T00:00:00Z",
+        ];
+        args.extend(
+            extra
+                .iter()
+                .map(|a| if *a == "KEY" { "case.key" } else { a }),
+        );
+        export_with(&bin_copy, third.path(), &args);
+        let (a, b) = (tree_bytes(first.path()), tree_bytes(second.path()));
+        assert_eq!(
+            a.iter().map(|f| &f.0).collect::<Vec<_>>(),
+            b.iter().map(|f| &f.0).collect::<Vec<_>>(),
+            "{extra:?}"
+        );
+        let differing: Vec<&String> = a
+            .iter()
+            .zip(&b)
+            .filter(|(x, y)| x != y)
+            .map(|(x, _)| &x.0)
+            .collect();
+        assert!(differing.is_empty(), "{extra:?}: differ: {differing:?}");
+        let evidence = a
+            .iter()
+            .find(|(name, _)| name.ends_with("evidence.json"))
+            .map(|(_, bytes)| String::from_utf8_lossy(bytes).into_owned());
+        if let Some(evidence) = evidence {
+            for personal in [dir.path().to_str().unwrap(), "/tmp", "chatvault-copy"] {
+                assert!(!evidence.contains(personal), "{personal} in {evidence}");
+            }
+        }
+    }
+}
