@@ -529,3 +529,50 @@ fn bundles_are_byte_identical_wherever_and_by_whichever_copy_they_are_made() {
         }
     }
 }
+
+#[test]
+fn hash_check_refuses_fifos_and_devices_instead_of_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe");
+    let made = Process::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    std::fs::write(dir.path().join("real.txt"), "abc").unwrap();
+    let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+    let list = dir.path().join("list.sha256");
+    std::fs::write(
+        &list,
+        format!("{abc}  real.txt\n{abc}  pipe\n{abc}  /dev/zero\n"),
+    )
+    .unwrap();
+    // A hang would block the test forever: run it with a deadline.
+    let mut child = Process::new(assert_cmd::cargo::cargo_bin("chatvault"))
+        .args(["hash", "--check", "list.sha256"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().ok();
+            panic!("hash --check hung on a FIFO or device");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(8), "{text}");
+    assert!(text.contains("real.txt: OK"), "{text}");
+    assert!(text.contains("not a regular file"), "{text}");
+    // The list itself may not be a FIFO either, nor may `hash` read one.
+    for args in [
+        vec!["hash", "--check", fifo.to_str().unwrap()],
+        vec!["hash", fifo.to_str().unwrap()],
+        vec!["hash", "/dev/zero"],
+    ] {
+        let started = std::time::Instant::now();
+        let out = run(&args);
+        assert_ne!(out.status.code(), Some(0), "{args:?}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    }
+}

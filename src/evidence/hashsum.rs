@@ -1,8 +1,8 @@
 //! `chatvault hash`: SHA-256 of files and directory trees, in parallel, printed and
 //! checked in exactly the format of GNU `sha256sum`.
 
-use std::fs::File;
 use std::io;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -41,7 +41,7 @@ pub fn hash_paths(
     files
         .par_iter()
         .map(|path| {
-            let mut file = File::open(path).map_err(io_err("open", path))?;
+            let mut file = tee::open_regular(path).map_err(io_err("open", path))?;
             let (digest, _) = tee::with_buffer(|buf| tee::hash_reader(&mut file, buf, progress))
                 .map_err(io_err("read", path))?;
             Ok((path.to_string_lossy().into_owned(), digest))
@@ -176,7 +176,10 @@ fn unescape(name: &str) -> Option<String> {
 /// Checks a `sha256sum` file (text "  " or binary " *" lines, or `--tag` lines);
 /// paths are relative to the current directory, as with `sha256sum -c`.
 pub fn check_sha256sum(file: &Path) -> Result<CheckReport, EvidenceError> {
-    let bytes = std::fs::read(file).map_err(io_err("read", file))?;
+    let mut bytes = Vec::new();
+    tee::open_regular(file)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .map_err(io_err("read", file))?;
     let text = String::from_utf8_lossy(&bytes);
     let mut report = CheckReport::default();
     let mut wanted: Vec<(String, String)> = Vec::new();
@@ -198,7 +201,7 @@ pub fn check_sha256sum(file: &Path) -> Result<CheckReport, EvidenceError> {
     let outcomes: Vec<Outcome> = wanted
         .par_iter()
         .map(|(name, expected)| {
-            let hashed = File::open(name)
+            let hashed = tee::open_regular(Path::new(name))
                 .and_then(|mut f| tee::with_buffer(|buf| tee::hash_reader(&mut f, buf, None)));
             match hashed {
                 Ok((digest, _)) if digest == *expected => Outcome::Ok,

@@ -58,6 +58,24 @@ thread_local! {
     static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// Opens `path` for reading only if it is a regular file. Opened non-blocking and
+/// checked on the open handle, so a FIFO, a device such as `/dev/zero` or a socket
+/// named in a list is refused at once instead of hanging or reading forever.
+pub fn open_regular(path: &std::path::Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file (a FIFO, device or socket is never read)",
+        ));
+    }
+    Ok(file)
+}
+
 /// Runs `f` with this thread's reusable `IO_BUFFER`-sized buffer (rayon workers
 /// hash many files; allocating 1 MiB per file would cost more than small files).
 pub fn with_buffer<T>(f: impl FnOnce(&mut [u8]) -> T) -> T {

@@ -655,7 +655,7 @@ fn check_sources(evidence: Result<Option<Vec<u8>>, String>, root: &Path) -> Sour
 }
 
 fn hash_file(path: &Path) -> io::Result<String> {
-    let mut file = File::open(path)?;
+    let mut file = tee::open_regular(path)?;
     tee::with_buffer(|buf| tee::hash_reader(&mut file, buf, None)).map(|(digest, _)| digest)
 }
 
@@ -818,7 +818,7 @@ impl ZipBag {
             path: path.to_path_buf(),
             reason,
         };
-        let mut file = File::open(path).map_err(io_err("open", path))?;
+        let mut file = tee::open_regular(path).map_err(io_err("open", path))?;
         let mut magic = [0u8; 4];
         let got = tee::read_up_to(&mut file, &mut magic).map_err(io_err("read", path))?;
         if got < 4 || &magic[..2] != b"PK" {
