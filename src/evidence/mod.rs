@@ -17,6 +17,7 @@ pub mod tee;
 mod testkit;
 pub mod verify;
 mod zipbag;
+mod zipread;
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -5,19 +5,15 @@
 //! Paths that could escape the bag (`..`, absolute, backslashes, symlinks,
 //! duplicate zip entries) are reported and never opened.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde_json::{json, Value};
-use zip::ZipArchive;
 
 use super::bag::{BAGIT_TXT, BAG_INFO_TXT, EVIDENCE_JSON, MANIFEST_TXT, TAGMANIFEST_TXT};
-use super::tee;
-use super::{io_err, unsafe_path_reason, EvidenceError};
+use super::{io_err, tee, unsafe_path_reason, zipread, EvidenceError};
 
 #[derive(Debug, Clone, Default)]
 pub struct VerifyOptions {
@@ -53,7 +49,9 @@ pub struct VerifyReport {
     pub bag_digest: Option<String>,
     /// SHA-256 of the zip file itself.
     pub zip_sha256: Option<String>,
-    pub matched: Vec<String>,
+    /// How many files fell in each category; the lists below keep at most
+    /// [`MAX_LISTED`] paths each.
+    pub totals: Totals,
     pub modified: Vec<String>,
     pub missing: Vec<String>,
     pub extra: Vec<String>,
@@ -65,7 +63,72 @@ pub struct VerifyReport {
     pub source: Option<SourceCheck>,
 }
 
+/// Counts per finding category (the lists hold at most [`MAX_LISTED`] paths).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub matched: u64,
+    pub modified: u64,
+    pub missing: u64,
+    pub extra: u64,
+    pub unsafe_paths: u64,
+    pub problems: u64,
+    /// Details beyond the listed ones.
+    pub details_omitted: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Finding {
+    Modified,
+    Missing,
+    Extra,
+    Unsafe,
+}
+
 impl VerifyReport {
+    fn add(&mut self, finding: Finding, path: String) {
+        let (list, total) = match finding {
+            Finding::Modified => (&mut self.modified, &mut self.totals.modified),
+            Finding::Missing => (&mut self.missing, &mut self.totals.missing),
+            Finding::Extra => (&mut self.extra, &mut self.totals.extra),
+            Finding::Unsafe => (&mut self.unsafe_paths, &mut self.totals.unsafe_paths),
+        };
+        *total += 1;
+        if list.len() < MAX_LISTED {
+            list.push(path);
+        }
+    }
+
+    fn problem(&mut self, problem: String) {
+        self.totals.problems += 1;
+        if self.problems.len() < MAX_LISTED {
+            self.problems.push(problem);
+        }
+    }
+
+    fn detail(&mut self, detail: String) {
+        if self.details.len() < MAX_LISTED {
+            self.details.push(detail);
+        } else {
+            self.totals.details_omitted += 1;
+        }
+    }
+
+    /// Sorts the lists; a path reported twice (say, an unsafe name both listed in a
+    /// manifest and found in the walk) counts once.
+    fn finish_lists(&mut self) {
+        for (list, total) in [
+            (&mut self.modified, &mut self.totals.modified),
+            (&mut self.missing, &mut self.totals.missing),
+            (&mut self.extra, &mut self.totals.extra),
+            (&mut self.unsafe_paths, &mut self.totals.unsafe_paths),
+        ] {
+            let before = list.len();
+            list.sort();
+            list.dedup();
+            *total -= (before - list.len()) as u64;
+        }
+    }
+
     /// True only if every hash matched and nothing is missing, extra, unsafe or wrong.
     pub fn ok(&self) -> bool {
         self.modified.is_empty()
@@ -95,14 +158,14 @@ impl VerifyReport {
             "bag_digest": self.bag_digest,
             "zip_sha256": self.zip_sha256,
             "counts": {
-                "matched": self.matched.len(),
-                "modified": self.modified.len(),
-                "missing": self.missing.len(),
-                "extra": self.extra.len(),
-                "unsafe": self.unsafe_paths.len(),
-                "problems": self.problems.len(),
+                "matched": self.totals.matched,
+                "modified": self.totals.modified,
+                "missing": self.totals.missing,
+                "extra": self.totals.extra,
+                "unsafe": self.totals.unsafe_paths,
+                "problems": self.totals.problems,
             },
-            "matched": self.matched,
+            "listed_at_most": MAX_LISTED,
             "modified": self.modified,
             "missing": self.missing,
             "extra": self.extra,
@@ -128,19 +191,27 @@ impl VerifyReport {
         }
         out.push_str(&format!(
             "matched {} / modified {} / missing {} / extra {}",
-            self.matched.len(),
-            self.modified.len(),
-            self.missing.len(),
-            self.extra.len()
+            self.totals.matched, self.totals.modified, self.totals.missing, self.totals.extra
         ));
         if !self.unsafe_paths.is_empty() || !self.problems.is_empty() {
             out.push_str(&format!(
                 " / unsafe {} / problems {}",
-                self.unsafe_paths.len(),
-                self.problems.len()
+                self.totals.unsafe_paths, self.totals.problems
             ));
         }
         out.push('\n');
+        let listed = [
+            self.totals.modified,
+            self.totals.missing,
+            self.totals.extra,
+            self.totals.unsafe_paths,
+            self.totals.problems,
+        ];
+        if listed.iter().any(|&n| n > MAX_LISTED as u64) || self.totals.details_omitted > 0 {
+            out.push_str(&format!(
+                "(each list below shows at most {MAX_LISTED} paths; the counts are complete)\n"
+            ));
+        }
         let mut section = |title: &str, items: &[String]| {
             if !items.is_empty() {
                 out.push_str(title);
@@ -199,14 +270,80 @@ enum Hashed {
     Unsafe(&'static str),
 }
 
-/// What verify needs from a bag, whether a directory or a zip.
-trait BagSource: Sync {
-    /// Every regular file, relative to the bag root, with its size.
-    fn files(&self) -> &BTreeMap<String, u64>;
-    /// A small tag file's bytes; `None` if absent.
-    fn read_tag(&self, rel: &str) -> Result<Option<Vec<u8>>, String>;
-    fn hash(&self, rel: &str) -> Hashed;
+/// What a walk of the bag's files finds.
+enum Found<'a> {
+    /// A regular file, relative to the bag root, with its size.
+    File(&'a str, u64),
+    /// Something never opened (a symlink, special file, unsafe or duplicate name).
+    Unsafe(String, String),
 }
+
+/// What verify needs from a bag, whether a directory or a zip. Nothing here holds the
+/// bag's file list: files are walked once, streaming, at the end.
+trait BagSource: Sync {
+    /// Calls `visit` for every file in the bag (a directory walk or the zip's central
+    /// directory); a failure to list is returned.
+    fn walk(&self, visit: &mut dyn FnMut(Found)) -> Result<(), String>;
+    /// A streaming reader of a file; `None` if absent.
+    fn open(&self, rel: &str) -> Result<Option<Box<dyn Read + Send + '_>>, String>;
+    fn hash(&self, rel: &str) -> Hashed;
+
+    /// A small tag file's bytes (capped, so a forged size cannot exhaust memory).
+    fn read_tag(&self, rel: &str) -> Result<Option<Vec<u8>>, String> {
+        let Some(reader) = self.open(rel)? else {
+            return Ok(None);
+        };
+        let mut bytes = Vec::new();
+        reader
+            .take(MAX_TAG_FILE)
+            .read_to_end(&mut bytes)
+            .map_err(|e| e.to_string())?;
+        Ok(Some(bytes))
+    }
+}
+
+/// Paths kept word for word per finding category; beyond this only their number is
+/// counted, so a report's memory is bounded whatever the bag holds.
+pub const MAX_LISTED: usize = 10_000;
+/// A manifest line longer than this is malformed (no path needs 64 KiB).
+const MAX_MANIFEST_LINE: usize = 64 * 1024;
+/// Tag files read whole (bagit.txt, bag-info.txt, evidence.json for `--source`).
+const MAX_TAG_FILE: u64 = 64 << 20;
+/// Manifest entries hashed in parallel at a time.
+const HASH_BATCH: usize = 2048;
+
+/// A 128-bit digest of a bag-relative path: what is kept of every listed path, so
+/// that memory is 16 bytes per file rather than its name. Truncated SHA-256: no one
+/// can make two paths collide.
+fn path_key(rel: &str) -> u128 {
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(rel.as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    u128::from_le_bytes(bytes)
+}
+
+/// The keys are already uniform: hash them by their low bits.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 ^= u64::from_le_bytes(word);
+        }
+    }
+    fn write_u128(&mut self, value: u128) {
+        self.0 = value as u64;
+    }
+}
+
+type KeyBuild = std::hash::BuildHasherDefault<KeyHasher>;
+type PathSet = HashSet<u128, KeyBuild>;
 
 /// Verifies a bundle directory or zip.
 pub fn verify(bundle: &Path, opts: &VerifyOptions) -> Result<VerifyReport, EvidenceError> {
@@ -220,18 +357,19 @@ pub fn verify(bundle: &Path, opts: &VerifyOptions) -> Result<VerifyReport, Evide
         ..VerifyReport::default()
     };
     if meta.is_dir() {
-        let bag = DirBag::open(bundle, &mut report)?;
+        let bag = DirBag::open(bundle)?;
         check_bag(&bag, &mut report);
         check_sidecar_dir(bundle, &mut report);
         finish_with_sources(&bag, opts, &mut report);
     } else {
         let Some(bag) = ZipBag::open(bundle, &mut report)? else {
+            report.finish_lists();
             return Ok(report);
         };
         let (zip_digest, ()) = rayon::join(|| hash_file(bundle), || check_bag(&bag, &mut report));
         match zip_digest {
             Ok(digest) => report.zip_sha256 = Some(digest),
-            Err(e) => report.problems.push(format!("cannot read the zip: {e}")),
+            Err(e) => report.problem(format!("cannot read the zip: {e}")),
         }
         check_sidecar_zip(bundle, &mut report);
         finish_with_sources(&bag, opts, &mut report);
@@ -244,97 +382,201 @@ fn finish_with_sources(bag: &dyn BagSource, opts: &VerifyOptions, report: &mut V
         let evidence = bag.read_tag(EVIDENCE_JSON);
         report.source = Some(check_sources(evidence, root));
     }
-    for list in [
-        &mut report.matched,
-        &mut report.modified,
-        &mut report.missing,
-        &mut report.extra,
-        &mut report.unsafe_paths,
-    ] {
-        list.sort();
-        list.dedup();
-    }
+    report.finish_lists();
 }
 
-/// The checks shared by directory and zip bags.
+/// The checks shared by directory and zip bags: every manifest entry hashed (streamed
+/// in batches), then one walk of the bag for files no manifest lists.
 fn check_bag(bag: &dyn BagSource, report: &mut VerifyReport) {
     match bag.read_tag(BAGIT_TXT) {
         Ok(Some(bytes)) => check_declaration(&bytes, report),
-        Ok(None) => report.missing.push(BAGIT_TXT.to_string()),
-        Err(e) => report.problems.push(format!("{BAGIT_TXT}: {e}")),
+        Ok(None) => report.add(Finding::Missing, BAGIT_TXT.to_string()),
+        Err(e) => report.problem(format!("{BAGIT_TXT}: {e}")),
     }
-    let payload = read_manifest(bag, MANIFEST_TXT, report);
-    let tags = read_manifest(bag, TAGMANIFEST_TXT, report);
-    let tagmanifest_bytes = bag.read_tag(TAGMANIFEST_TXT).ok().flatten();
-    report.bag_digest = tagmanifest_bytes.as_deref().map(tee::sha256_hex);
-
-    let mut listed: BTreeMap<String, String> = BTreeMap::new();
-    for (rel, digest) in &payload {
-        if !rel.starts_with("data/") {
-            report.problems.push(format!(
-                "{MANIFEST_TXT} lists {rel}, which is not under data/"
-            ));
+    report.bag_digest = match bag.open(TAGMANIFEST_TXT) {
+        Ok(Some(mut reader)) => tee::with_buffer(|buf| tee::hash_reader(&mut reader, buf, None))
+            .ok()
+            .map(|(digest, _)| digest),
+        _ => None,
+    };
+    let mut listed = PathSet::default();
+    hash_manifest(bag, MANIFEST_TXT, report, &mut listed, |rel| {
+        (!rel.starts_with("data/"))
+            .then(|| format!("{MANIFEST_TXT} lists {rel}, which is not under data/"))
+    });
+    let mut covered = [false; 3];
+    let tags_present = hash_manifest(bag, TAGMANIFEST_TXT, report, &mut listed, |rel| {
+        for (seen, required) in covered
+            .iter_mut()
+            .zip([BAGIT_TXT, BAG_INFO_TXT, MANIFEST_TXT])
+        {
+            *seen |= rel == required;
         }
-        listed.insert(rel.clone(), digest.clone());
-    }
-    for (rel, digest) in &tags {
-        if rel.starts_with("data/") || rel == TAGMANIFEST_TXT {
-            report.problems.push(format!(
-                "{TAGMANIFEST_TXT} lists {rel}, which is not a tag file it may cover"
-            ));
-        }
-        listed.insert(rel.clone(), digest.clone());
-    }
-    if tagmanifest_bytes.is_some() {
-        for required in [BAGIT_TXT, BAG_INFO_TXT, MANIFEST_TXT] {
-            if !tags.iter().any(|(rel, _)| rel == required) {
-                report
-                    .problems
-                    .push(format!("{TAGMANIFEST_TXT} does not cover {required}"));
-            }
-        }
-    }
-
-    // Hash everything listed, in parallel.
-    let outcomes: Vec<(String, String, Hashed)> = listed
-        .into_par_iter()
-        .map(|(rel, expected)| {
-            let outcome = bag.hash(&rel);
-            (rel, expected, outcome)
-        })
-        .collect();
-    let mut seen = BTreeSet::new();
-    for (rel, expected, outcome) in outcomes {
-        seen.insert(rel.clone());
-        match outcome {
-            Hashed::Digest(actual) if actual == expected => report.matched.push(rel),
-            Hashed::Digest(_) => report.modified.push(rel),
-            Hashed::Missing => report.missing.push(rel),
-            Hashed::Unreadable(why) => {
-                report.details.push(format!("{rel}: {why}"));
-                report.modified.push(rel);
-            }
-            Hashed::Unsafe(why) => {
-                report.details.push(format!("{rel}: {why}"));
-                report.unsafe_paths.push(rel);
+        (rel.starts_with("data/") || rel == TAGMANIFEST_TXT)
+            .then(|| format!("{TAGMANIFEST_TXT} lists {rel}, which is not a tag file it may cover"))
+    });
+    if tags_present {
+        for (seen, required) in covered.iter().zip([BAGIT_TXT, BAG_INFO_TXT, MANIFEST_TXT]) {
+            if !seen {
+                report.problem(format!("{TAGMANIFEST_TXT} does not cover {required}"));
             }
         }
     }
 
     // Anything on disk (or in the zip) that no manifest covers.
-    let mut payload_bytes = 0u64;
-    let mut payload_count = 0u64;
-    for (rel, size) in bag.files() {
-        if rel.starts_with("data/") {
-            payload_bytes += size;
-            payload_count += 1;
+    let (mut payload_bytes, mut payload_count) = (0u64, 0u64);
+    let walked = bag.walk(&mut |found| match found {
+        Found::File(rel, size) => {
+            if rel.starts_with("data/") {
+                payload_bytes += size;
+                payload_count += 1;
+            }
+            if rel != TAGMANIFEST_TXT && rel != BAGIT_TXT && !listed.contains(&path_key(rel)) {
+                report.add(Finding::Extra, rel.to_string());
+            }
         }
-        if !seen.contains(rel) && rel != TAGMANIFEST_TXT && rel != BAGIT_TXT {
-            report.extra.push(rel.clone());
+        Found::Unsafe(rel, why) => {
+            report.detail(format!("{rel}: {why}"));
+            report.add(Finding::Unsafe, rel);
         }
+    });
+    if let Err(e) = walked {
+        report.problem(format!("cannot list the bag: {e}"));
     }
+    drop(listed);
     check_oxum(bag, payload_bytes, payload_count, report);
     check_evidence_manifest_digest(bag, report);
+}
+
+/// Streams one manifest: parses each line, hashes its files in parallel batches and
+/// records the outcome; every listed path goes into `listed` (as a key). `misplaced`
+/// says why a path does not belong in this manifest. Returns whether it exists.
+fn hash_manifest(
+    bag: &dyn BagSource,
+    name: &str,
+    report: &mut VerifyReport,
+    listed: &mut PathSet,
+    mut misplaced: impl FnMut(&str) -> Option<String>,
+) -> bool {
+    let reader = match bag.open(name) {
+        Ok(Some(reader)) => reader,
+        Ok(None) => {
+            report.add(Finding::Missing, name.to_string());
+            return false;
+        }
+        Err(e) => {
+            report.problem(format!("{name}: {e}"));
+            return true;
+        }
+    };
+    let mut reader = io::BufReader::with_capacity(256 * 1024, reader);
+    let mut batch: Vec<(String, String)> = Vec::with_capacity(HASH_BATCH);
+    let mut line = Vec::new();
+    let mut number = 0usize;
+    loop {
+        let read = read_capped_line(&mut reader, &mut line, MAX_MANIFEST_LINE);
+        let too_long = match read {
+            Ok(Some(too_long)) => too_long,
+            Ok(None) => break,
+            Err(e) => {
+                report.problem(format!("{name}: cannot read it: {e}"));
+                break;
+            }
+        };
+        number += 1;
+        if too_long {
+            report.problem(format!(
+                "{name} line {number}: longer than {MAX_MANIFEST_LINE} bytes"
+            ));
+            continue;
+        }
+        let Ok(text) = std::str::from_utf8(&line) else {
+            report.problem(format!("{name} line {number}: not valid UTF-8"));
+            continue;
+        };
+        let text = text.strip_suffix('\r').unwrap_or(text);
+        if text.trim().is_empty() {
+            continue;
+        }
+        let Some((digest, path)) = text.split_once([' ', '\t']) else {
+            report.problem(format!("{name} line {number}: not \"<sha256>  <path>\""));
+            continue;
+        };
+        let path = percent_decode(path.trim_start_matches([' ', '\t']));
+        if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+            report.problem(format!("{name} line {number}: {digest:?} is not a SHA-256"));
+            continue;
+        }
+        if let Some(why) = unsafe_path_reason(&path) {
+            report.detail(format!("{name} lists {path:?}: {why}"));
+            report.add(Finding::Unsafe, path);
+            continue;
+        }
+        if !listed.insert(path_key(&path)) {
+            report.problem(format!("{name} lists {path} more than once"));
+            continue;
+        }
+        if let Some(problem) = misplaced(&path) {
+            report.problem(problem);
+        }
+        batch.push((path, digest.to_ascii_lowercase()));
+        if batch.len() == HASH_BATCH {
+            hash_batch(bag, &mut batch, report);
+        }
+    }
+    hash_batch(bag, &mut batch, report);
+    true
+}
+
+fn hash_batch(bag: &dyn BagSource, batch: &mut Vec<(String, String)>, report: &mut VerifyReport) {
+    let outcomes: Vec<Hashed> = batch.par_iter().map(|(rel, _)| bag.hash(rel)).collect();
+    for ((rel, expected), outcome) in batch.drain(..).zip(outcomes) {
+        match outcome {
+            Hashed::Digest(actual) if actual == expected => report.totals.matched += 1,
+            Hashed::Digest(_) => report.add(Finding::Modified, rel),
+            Hashed::Missing => report.add(Finding::Missing, rel),
+            Hashed::Unreadable(why) => {
+                report.detail(format!("{rel}: {why}"));
+                report.add(Finding::Modified, rel);
+            }
+            Hashed::Unsafe(why) => {
+                report.detail(format!("{rel}: {why}"));
+                report.add(Finding::Unsafe, rel);
+            }
+        }
+    }
+}
+
+/// Reads one line (without its `\n`) into `line`, keeping at most `cap` bytes.
+/// `Ok(None)` at the end; `Ok(Some(true))` for a line longer than `cap`, whose rest is
+/// skipped without being kept.
+fn read_capped_line(
+    reader: &mut impl io::BufRead,
+    line: &mut Vec<u8>,
+    cap: usize,
+) -> io::Result<Option<bool>> {
+    line.clear();
+    let (mut any, mut too_long) = (false, false);
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(any.then_some(too_long));
+        }
+        any = true;
+        let (chunk, used, ended) = match buf.iter().position(|&b| b == b'\n') {
+            Some(at) => (&buf[..at], at + 1, true),
+            None => (buf, buf.len(), false),
+        };
+        let room = cap.saturating_sub(line.len());
+        if chunk.len() > room {
+            too_long = true;
+        }
+        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        reader.consume(used);
+        if ended {
+            return Ok(Some(too_long));
+        }
+    }
 }
 
 fn check_declaration(bytes: &[u8], report: &mut VerifyReport) {
@@ -348,12 +590,12 @@ fn check_declaration(bytes: &[u8], report: &mut VerifyReport) {
         .find(|(k, _)| k == "Tag-File-Character-Encoding")
         .map(|(_, v)| v.as_str());
     if !matches!(version, Some("1.0") | Some("0.97")) {
-        report.problems.push(format!(
+        report.problem(format!(
             "{BAGIT_TXT}: BagIt-Version is {version:?}, expected 1.0"
         ));
     }
     if !encoding.is_some_and(|e| e.eq_ignore_ascii_case("UTF-8")) {
-        report.problems.push(format!(
+        report.problem(format!(
             "{BAGIT_TXT}: Tag-File-Character-Encoding is {encoding:?}, expected UTF-8"
         ));
     }
@@ -378,65 +620,6 @@ fn parse_tag_fields(bytes: &[u8]) -> Vec<(String, String)> {
     fields
 }
 
-/// Parses a manifest into (path, digest) pairs; bad lines and unsafe paths are reported.
-fn read_manifest(
-    bag: &dyn BagSource,
-    name: &str,
-    report: &mut VerifyReport,
-) -> Vec<(String, String)> {
-    let bytes = match bag.read_tag(name) {
-        Ok(Some(bytes)) => bytes,
-        Ok(None) => {
-            report.missing.push(name.to_string());
-            return Vec::new();
-        }
-        Err(e) => {
-            report.problems.push(format!("{name}: {e}"));
-            return Vec::new();
-        }
-    };
-    let Ok(text) = String::from_utf8(bytes) else {
-        report.problems.push(format!("{name} is not valid UTF-8"));
-        return Vec::new();
-    };
-    let mut entries = Vec::new();
-    let mut listed = BTreeSet::new();
-    for (number, line) in text.split('\n').enumerate() {
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        if line.trim().is_empty() {
-            continue;
-        }
-        let Some((digest, path)) = line.split_once([' ', '\t']) else {
-            report.problems.push(format!(
-                "{name} line {}: not \"<sha256>  <path>\"",
-                number + 1
-            ));
-            continue;
-        };
-        let path = percent_decode(path.trim_start_matches([' ', '\t']));
-        if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
-            report.problems.push(format!(
-                "{name} line {}: {digest:?} is not a SHA-256",
-                number + 1
-            ));
-            continue;
-        }
-        if let Some(why) = unsafe_path_reason(&path) {
-            report.details.push(format!("{name} lists {path:?}: {why}"));
-            report.unsafe_paths.push(path);
-            continue;
-        }
-        if !listed.insert(path.clone()) {
-            report
-                .problems
-                .push(format!("{name} lists {path} more than once"));
-            continue;
-        }
-        entries.push((path, digest.to_ascii_lowercase()));
-    }
-    entries
-}
-
 /// RFC 8493 §2.1.3: manifests percent-encode CR, LF and % in paths.
 fn percent_decode(path: &str) -> String {
     path.replace("%0D", "\r")
@@ -453,38 +636,47 @@ fn check_oxum(bag: &dyn BagSource, bytes: u64, count: u64, report: &mut VerifyRe
     };
     let fields = parse_tag_fields(&info);
     let Some((_, oxum)) = fields.iter().find(|(k, _)| k == "Payload-Oxum") else {
-        report
-            .problems
-            .push(format!("{BAG_INFO_TXT} has no Payload-Oxum"));
+        report.problem(format!("{BAG_INFO_TXT} has no Payload-Oxum"));
         return;
     };
     let expected = format!("{bytes}.{count}");
     if *oxum != expected {
-        report.problems.push(format!(
+        report.problem(format!(
             "Payload-Oxum is {oxum} but the payload holds {expected} (bytes.files)"
         ));
     }
 }
 
-/// evidence.json records the manifest's SHA-256; if it does, it must agree.
+/// evidence.json records the manifest's SHA-256; if it does, it must agree. Both are
+/// streamed: evidence.json may list tens of thousands of source files.
 fn check_evidence_manifest_digest(bag: &dyn BagSource, report: &mut VerifyReport) {
-    let (Ok(Some(evidence)), Ok(Some(manifest))) =
-        (bag.read_tag(EVIDENCE_JSON), bag.read_tag(MANIFEST_TXT))
-    else {
+    #[derive(serde::Deserialize)]
+    struct Recorded {
+        manifest_sha256: Option<String>,
+    }
+    let Ok(Some(evidence)) = bag.open(EVIDENCE_JSON) else {
         return;
     };
-    let Ok(value) = serde_json::from_slice::<Value>(&evidence) else {
-        report
-            .problems
-            .push(format!("{EVIDENCE_JSON} is not valid JSON"));
-        return;
-    };
-    if let Some(recorded) = value.get("manifest_sha256").and_then(Value::as_str) {
-        if !recorded.eq_ignore_ascii_case(&tee::sha256_hex(&manifest)) {
-            report.problems.push(format!(
-                "{EVIDENCE_JSON} records manifest_sha256 {recorded}, but {MANIFEST_TXT} hashes differently"
-            ));
+    let recorded: Recorded = match serde_json::from_reader(io::BufReader::new(evidence)) {
+        Ok(recorded) => recorded,
+        Err(_) => {
+            report.problem(format!("{EVIDENCE_JSON} is not valid JSON"));
+            return;
         }
+    };
+    let Some(recorded) = recorded.manifest_sha256 else {
+        return;
+    };
+    let Ok(Some(mut manifest)) = bag.open(MANIFEST_TXT) else {
+        return;
+    };
+    let Ok((actual, _)) = tee::with_buffer(|buf| tee::hash_reader(&mut manifest, buf, None)) else {
+        return;
+    };
+    if !recorded.eq_ignore_ascii_case(&actual) {
+        report.problem(format!(
+            "{EVIDENCE_JSON} records manifest_sha256 {recorded}, but {MANIFEST_TXT} hashes differently"
+        ));
     }
 }
 
@@ -525,15 +717,13 @@ fn check_sidecar(
     match line.split_once("  ") {
         Some((digest, path)) if path == expected_path => {
             if actual.as_deref() != Some(digest.to_ascii_lowercase().as_str()) {
-                report.problems.push(format!(
+                report.problem(format!(
                     "{shown} records {digest}, but the bundle hashes to {}",
                     actual.as_deref().unwrap_or("nothing")
                 ));
             }
         }
-        _ => report
-            .problems
-            .push(format!("{shown} is not \"<sha256>  {expected_path}\"")),
+        _ => report.problem(format!("{shown} is not \"<sha256>  {expected_path}\"")),
     }
 }
 
@@ -662,62 +852,18 @@ fn hash_file(path: &Path) -> io::Result<String> {
 /// A bag on disk.
 struct DirBag {
     root: PathBuf,
-    files: BTreeMap<String, u64>,
 }
 
 impl DirBag {
-    fn open(root: &Path, report: &mut VerifyReport) -> Result<DirBag, EvidenceError> {
+    fn open(root: &Path) -> Result<DirBag, EvidenceError> {
         if !root.join(BAGIT_TXT).is_file() {
             return Err(EvidenceError::NotABundle {
                 path: root.to_path_buf(),
                 reason: format!("the directory has no {BAGIT_TXT}"),
             });
         }
-        let mut files = BTreeMap::new();
-        for entry in walkdir::WalkDir::new(root)
-            .follow_links(false)
-            .sort_by_file_name()
-        {
-            let entry = match entry {
-                Ok(entry) => entry,
-                Err(e) => {
-                    report.problems.push(format!("cannot list the bag: {e}"));
-                    continue;
-                }
-            };
-            if entry.depth() == 0 {
-                continue;
-            }
-            let rel_path = entry.path().strip_prefix(root).unwrap_or(entry.path());
-            let Some(rel) = rel_path
-                .to_str()
-                .map(|s| s.replace(std::path::MAIN_SEPARATOR, "/"))
-            else {
-                report
-                    .unsafe_paths
-                    .push(rel_path.to_string_lossy().into_owned());
-                report
-                    .details
-                    .push(format!("{}: name is not UTF-8", rel_path.display()));
-                continue;
-            };
-            let kind = entry.file_type();
-            if kind.is_dir() {
-                continue;
-            }
-            if kind.is_file() {
-                let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
-                files.insert(rel, size);
-            } else {
-                report
-                    .details
-                    .push(format!("{rel}: a symlink or special file, not followed"));
-                report.unsafe_paths.push(rel);
-            }
-        }
         Ok(DirBag {
             root: root.to_path_buf(),
-            files,
         })
     }
 
@@ -743,13 +889,44 @@ impl DirBag {
 }
 
 impl BagSource for DirBag {
-    fn files(&self) -> &BTreeMap<String, u64> {
-        &self.files
+    fn walk(&self, visit: &mut dyn FnMut(Found)) -> Result<(), String> {
+        // Sorted per directory, so a report lists paths in a stable order; walkdir
+        // holds one directory's entries at a time.
+        for entry in walkdir::WalkDir::new(&self.root)
+            .follow_links(false)
+            .sort_by_file_name()
+        {
+            let entry = entry.map_err(|e| e.to_string())?;
+            if entry.depth() == 0 || entry.file_type().is_dir() {
+                continue;
+            }
+            let rel_path = entry
+                .path()
+                .strip_prefix(&self.root)
+                .unwrap_or(entry.path());
+            let Some(rel) = rel_path.to_str() else {
+                let shown = rel_path.to_string_lossy().into_owned();
+                visit(Found::Unsafe(shown, "name is not UTF-8".into()));
+                continue;
+            };
+            if entry.file_type().is_file() {
+                let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                visit(Found::File(rel, size));
+            } else {
+                visit(Found::Unsafe(
+                    rel.to_string(),
+                    "a symlink or special file, not followed".into(),
+                ));
+            }
+        }
+        Ok(())
     }
 
-    fn read_tag(&self, rel: &str) -> Result<Option<Vec<u8>>, String> {
+    fn open(&self, rel: &str) -> Result<Option<Box<dyn Read + Send + '_>>, String> {
         match self.resolve(rel) {
-            Ok(Some(path)) => std::fs::read(&path).map(Some).map_err(|e| e.to_string()),
+            Ok(Some(path)) => tee::open_regular(&path)
+                .map(|f| Some(Box::new(f) as Box<dyn Read + Send>))
+                .map_err(|e| e.to_string()),
             Ok(None) => Ok(None),
             Err(why) => Err(why.to_string()),
         }
@@ -768,47 +945,22 @@ impl BagSource for DirBag {
     }
 }
 
-/// A file shared by several readers, each with its own position (pread), so that
-/// one parsed `ZipArchive` can be cloned into every rayon task.
-#[derive(Clone)]
-struct SharedFile {
-    file: Arc<File>,
-    pos: u64,
-    len: u64,
+/// A zip entry of the bag, as verify keeps it.
+#[derive(Clone, Copy)]
+struct Indexed {
+    entry: zipread::Entry,
+    /// Several entries have this name: other tools may extract any of them.
+    duplicated: bool,
 }
 
-impl Read for SharedFile {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        #[cfg(unix)]
-        let n = std::os::unix::fs::FileExt::read_at(&*self.file, buf, self.pos)?;
-        #[cfg(windows)]
-        let n = std::os::windows::fs::FileExt::seek_read(&*self.file, buf, self.pos)?;
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
-impl Seek for SharedFile {
-    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        let target = match to {
-            SeekFrom::Start(p) => Some(p),
-            SeekFrom::End(d) => self.len.checked_add_signed(d),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-        };
-        self.pos = target
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
-        Ok(self.pos)
-    }
-}
-
-/// A zipped bag: entries under one top-level directory.
+/// A zipped bag: entries under one top-level directory, read from the central
+/// directory without extracting anything.
 struct ZipBag {
-    archive: ZipArchive<SharedFile>,
+    zip: zipread::ZipReader,
     /// "NAME/"
     prefix: String,
-    /// Bag-relative path → entry index, for safe regular-file entries in the bag.
-    index: HashMap<String, usize>,
-    files: BTreeMap<String, u64>,
+    /// Bag-relative path (as a key) → entry, for regular-file entries in the bag.
+    index: HashMap<u128, Indexed, KeyBuild>,
 }
 
 impl ZipBag {
@@ -824,53 +976,27 @@ impl ZipBag {
         if got < 4 || &magic[..2] != b"PK" {
             return Err(not_a_bundle("neither a directory nor a zip file".into()));
         }
-        let len = file.metadata().map_err(io_err("read", path))?.len();
-        let shared = SharedFile {
-            file: Arc::new(file),
-            pos: 0,
-            len,
-        };
-        let archive = match ZipArchive::new(shared.clone()) {
-            Ok(archive) => archive,
+        let zip = match zipread::ZipReader::open(file) {
+            Ok(zip) => zip,
             Err(e) => {
-                report
-                    .problems
-                    .push(format!("the zip's central directory cannot be read: {e}"));
+                report.problem(format!("the zip's central directory cannot be read: {e}"));
                 return Ok(None);
             }
         };
-        let names = match central_directory_names(shared, archive.central_directory_start()) {
-            Ok(names) => names,
-            Err(e) => {
-                report
-                    .problems
-                    .push(format!("the zip's central directory is damaged: {e}"));
-                return Ok(None);
-            }
-        };
-        // The zip crate keeps only the last of several entries with one name, while
-        // other tools may extract the first: refuse such names outright.
-        let mut counts: HashMap<&str, usize> = HashMap::new();
-        for name in &names {
-            *counts.entry(name.as_str()).or_default() += 1;
-        }
-        let duplicated: BTreeSet<String> = counts
-            .iter()
-            .filter(|(_, n)| **n > 1)
-            .map(|(name, _)| name.to_string())
-            .collect();
-
+        // First pass: the bag's top-level directory, the one holding bagit.txt.
         let mut tops: BTreeSet<String> = BTreeSet::new();
-        for index in 0..archive.len() {
-            if let Some(name) = archive.name_for_index(index) {
-                if unsafe_path_reason(name.trim_end_matches('/')).is_none() {
-                    if let Some((top, rest)) = name.split_once('/') {
-                        if rest == BAGIT_TXT {
-                            tops.insert(top.to_string());
-                        }
-                    }
+        let first = zip.for_each(|record| {
+            let name = String::from_utf8_lossy(record.name);
+            if let Some((top, rest)) = name.split_once('/') {
+                if rest == BAGIT_TXT && unsafe_path_reason(&name).is_none() && tops.len() < 16 {
+                    tops.insert(top.to_string());
                 }
             }
+            Ok(())
+        });
+        if let Err(e) = first {
+            report.problem(format!("the zip's central directory is damaged: {e}"));
+            return Ok(None);
         }
         let top = match tops.len() {
             1 => tops.into_iter().next().unwrap_or_default(),
@@ -886,117 +1012,137 @@ impl ZipBag {
                 )))
             }
         };
-        let prefix = format!("{top}/");
         let mut bag = ZipBag {
-            archive,
-            prefix,
-            index: HashMap::new(),
-            files: BTreeMap::new(),
+            zip,
+            prefix: format!("{top}/"),
+            index: HashMap::default(),
         };
-        for index in 0..bag.archive.len() {
-            let Ok(entry) = bag.archive.by_index_raw(index) else {
-                let name = bag.archive.name_for_index(index).unwrap_or("?").to_string();
-                report
-                    .details
-                    .push(format!("{name}: entry header unreadable"));
-                report.modified.push(name);
-                continue;
-            };
-            let name = entry.name().to_string();
-            let is_dir = entry.is_dir();
-            let is_symlink = entry.is_symlink();
-            let size = entry.size();
-            drop(entry);
+        // Second pass: index the bag's files; report what is never opened.
+        let mut findings: Vec<(Finding, String, Option<String>)> = Vec::new();
+        let mut note = |finding, name: String, why: Option<String>| {
+            if findings.len() < 4 * MAX_LISTED {
+                findings.push((finding, name, why));
+            }
+        };
+        let prefix = bag.prefix.clone();
+        let index = &mut bag.index;
+        let second = bag.zip.for_each(|record| {
+            let name = String::from_utf8_lossy(record.name).into_owned();
             if let Some(why) = unsafe_path_reason(name.trim_end_matches('/')) {
-                report.details.push(format!("{name:?}: {why}"));
-                report.unsafe_paths.push(name);
-                continue;
+                note(
+                    Finding::Unsafe,
+                    name.clone(),
+                    Some(format!("{name:?}: {why}")),
+                );
+                return Ok(());
             }
-            if duplicated.contains(&name) {
-                report
-                    .details
-                    .push(format!("{name}: several zip entries have this name"));
-                report.unsafe_paths.push(name);
-                continue;
+            if record.is_symlink {
+                note(
+                    Finding::Unsafe,
+                    name.clone(),
+                    Some(format!("{name}: a symlink entry")),
+                );
+                return Ok(());
             }
-            if is_symlink {
-                report.details.push(format!("{name}: a symlink entry"));
-                report.unsafe_paths.push(name);
-                continue;
-            }
-            let Some(rel) = name.strip_prefix(&bag.prefix) else {
-                if !is_dir {
-                    report.extra.push(name);
+            let Some(rel) = name.strip_prefix(&prefix) else {
+                if !record.is_dir {
+                    note(Finding::Extra, name, None);
                 }
-                continue;
+                return Ok(());
             };
-            if is_dir {
-                continue;
+            if record.is_dir {
+                return Ok(());
             }
-            bag.index.insert(rel.to_string(), index);
-            bag.files.insert(rel.to_string(), size);
+            match index.entry(path_key(rel)) {
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(Indexed {
+                        entry: record.entry,
+                        duplicated: false,
+                    });
+                }
+                std::collections::hash_map::Entry::Occupied(mut slot) => {
+                    slot.get_mut().duplicated = true;
+                    let why = format!("{name}: several zip entries have this name");
+                    note(Finding::Unsafe, name, Some(why));
+                }
+            }
+            Ok(())
+        });
+        for (finding, name, why) in findings {
+            if let Some(why) = why {
+                report.detail(why);
+            }
+            report.add(finding, name);
+        }
+        if let Err(e) = second {
+            report.problem(format!("the zip's central directory is damaged: {e}"));
+            return Ok(None);
         }
         Ok(Some(bag))
     }
 }
 
-/// Names of every central directory record, duplicates included.
-fn central_directory_names(mut reader: SharedFile, start: u64) -> io::Result<Vec<String>> {
-    reader.seek(SeekFrom::Start(start))?;
-    let mut reader = io::BufReader::new(reader);
-    let mut names = Vec::new();
-    let mut fixed = [0u8; 46];
-    loop {
-        let got = tee::read_up_to(&mut reader, &mut fixed[..4])?;
-        if got < 4 || fixed[..4] != [0x50, 0x4b, 0x01, 0x02] {
-            break;
-        }
-        reader.read_exact(&mut fixed[4..])?;
-        let le16 = |at: usize| usize::from(u16::from_le_bytes([fixed[at], fixed[at + 1]]));
-        let (name_len, extra_len, comment_len) = (le16(28), le16(30), le16(32));
-        let mut name = vec![0u8; name_len];
-        reader.read_exact(&mut name)?;
-        let mut skip = vec![0u8; extra_len + comment_len];
-        reader.read_exact(&mut skip)?;
-        names.push(String::from_utf8_lossy(&name).into_owned());
-    }
-    Ok(names)
-}
-
 impl BagSource for ZipBag {
-    fn files(&self) -> &BTreeMap<String, u64> {
-        &self.files
+    fn walk(&self, visit: &mut dyn FnMut(Found)) -> Result<(), String> {
+        let mut reported: HashSet<u128, KeyBuild> = HashSet::default();
+        self.zip
+            .for_each(|record| {
+                let name = String::from_utf8_lossy(record.name);
+                let Some(rel) = name.strip_prefix(&self.prefix) else {
+                    return Ok(());
+                };
+                if record.is_dir || record.is_symlink || unsafe_path_reason(rel).is_some() {
+                    return Ok(()); // reported when the zip was opened
+                }
+                let key = path_key(rel);
+                match self.index.get(&key) {
+                    Some(indexed) if indexed.duplicated => {
+                        // Reported when the zip was opened; once here is enough.
+                        if reported.insert(key) {
+                            visit(Found::Unsafe(
+                                format!("{}{rel}", self.prefix),
+                                "several zip entries have this name".into(),
+                            ));
+                        }
+                    }
+                    Some(_) => visit(Found::File(rel, record.entry.size)),
+                    None => {}
+                }
+                Ok(())
+            })
+            .map_err(|e| e.to_string())
     }
 
-    fn read_tag(&self, rel: &str) -> Result<Option<Vec<u8>>, String> {
-        let Some(&index) = self.index.get(rel) else {
-            return Ok(None);
-        };
-        let mut archive = self.archive.clone();
-        let mut entry = archive.by_index(index).map_err(|e| e.to_string())?;
-        let mut bytes = Vec::new();
-        // Tag files are small; cap the read so a forged size cannot exhaust memory.
-        (&mut entry)
-            .take(64 << 20)
-            .read_to_end(&mut bytes)
-            .map_err(|e| e.to_string())?;
-        Ok(Some(bytes))
+    fn open(&self, rel: &str) -> Result<Option<Box<dyn Read + Send + '_>>, String> {
+        match self.index.get(&path_key(rel)) {
+            None => Ok(None),
+            Some(indexed) if indexed.duplicated => {
+                Err("several zip entries have this name".to_string())
+            }
+            Some(indexed) => self
+                .zip
+                .open_entry(&indexed.entry)
+                .map(Some)
+                .map_err(|e| e.to_string()),
+        }
     }
 
     fn hash(&self, rel: &str) -> Hashed {
-        let Some(&index) = self.index.get(rel) else {
+        let Some(indexed) = self.index.get(&path_key(rel)) else {
             return Hashed::Missing;
         };
-        let mut archive = self.archive.clone();
-        let mut entry = match archive.by_index(index) {
+        if indexed.duplicated {
+            return Hashed::Unsafe("several zip entries have this name");
+        }
+        let mut entry = match self.zip.open_entry(&indexed.entry) {
             Ok(entry) => entry,
-            Err(e) => return Hashed::Unreadable(e.to_string()),
+            Err(e) => return Hashed::Unreadable(format!("{}{rel} ({e})", self.prefix)),
         };
-        // Reading to the end makes the zip crate check the CRC; a damaged deflate
-        // stream or CRC mismatch surfaces here as an error, not a panic.
+        // Reading to the end checks the size and CRC; a damaged deflate stream or a
+        // CRC mismatch surfaces here as an error, not a panic.
         match tee::with_buffer(|buf| tee::hash_reader(&mut entry, buf, None)) {
             Ok((digest, _)) => Hashed::Digest(digest),
-            Err(e) => Hashed::Unreadable(format!("{} ({e})", self.prefix.clone() + rel)),
+            Err(e) => Hashed::Unreadable(format!("{}{rel} ({e})", self.prefix)),
         }
     }
 }
@@ -1005,6 +1151,10 @@ impl BagSource for ZipBag {
 mod tests {
     use std::fs;
     use std::io::Write;
+
+    use std::fs::File;
+
+    use zip::ZipArchive;
 
     use super::super::testkit::{options, write_sample};
     use super::*;
@@ -1042,7 +1192,7 @@ mod tests {
             )
             .unwrap();
             assert!(report.ok(), "{}", report.render());
-            assert_eq!(report.matched.len(), 8 + 4, "{}", report.render());
+            assert_eq!(report.totals.matched, 8 + 4, "{}", report.render());
             let sources = report.source.as_ref().unwrap();
             assert_eq!(sources.matched.len(), 2);
             assert_eq!(sources.unchecked.len(), 1);
