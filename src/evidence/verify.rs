@@ -1327,6 +1327,44 @@ mod tests {
     }
 
     #[test]
+    fn a_huge_manifest_line_and_many_findings_stay_bounded() {
+        let (_tmp, bundle, _source) = sample(false);
+        let manifest = bundle.join(MANIFEST_TXT);
+        let mut text = fs::read_to_string(&manifest).unwrap();
+        // One line of 1 MiB, then more missing files than any list keeps.
+        text.push_str(&format!(
+            "{}  data/{}\n",
+            "0".repeat(64),
+            "x".repeat(1 << 20)
+        ));
+        for i in 0..(MAX_LISTED + 500) {
+            text.push_str(&format!("{}  data/gone/{i}.txt\n", "0".repeat(64)));
+        }
+        fs::write(&manifest, text).unwrap();
+        let report = check(&bundle);
+        assert!(!report.ok());
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.contains("longer than 65536 bytes")),
+            "{:?}",
+            report.problems
+        );
+        assert_eq!(report.totals.missing, (MAX_LISTED + 500) as u64);
+        assert_eq!(report.missing.len(), MAX_LISTED);
+        assert_eq!(
+            report.totals.matched,
+            8 + 4 - 1,
+            "the manifest itself no longer matches"
+        );
+        assert_eq!(report.totals.modified, 1);
+        let json = report.to_json();
+        assert_eq!(json["counts"]["missing"], (MAX_LISTED + 500) as u64);
+        assert!(report.render().contains("at most 10000 paths"));
+    }
+
+    #[test]
     fn zip_with_escaping_entries_is_refused() {
         let (tmp, zip, _) = sample(true);
         let evil = tmp.path().join("evil.zip");

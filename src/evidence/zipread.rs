@@ -301,3 +301,130 @@ fn apply_zip64(entry: &mut Entry, mut extra: &[u8]) {
         extra = &extra[4 + len..];
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn zip_of(entries: &[(&str, &[u8], zip::CompressionMethod)]) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let mut writer = zip::ZipWriter::new(file.reopen().unwrap());
+        for (name, bytes, method) in entries {
+            let options = zip::write::SimpleFileOptions::default().compression_method(*method);
+            writer.start_file(*name, options).unwrap();
+            writer.write_all(bytes).unwrap();
+        }
+        writer.finish().unwrap();
+        file
+    }
+
+    fn read_all(zip: &ZipReader) -> Vec<(String, Result<Vec<u8>, String>)> {
+        let mut entries = Vec::new();
+        zip.for_each(|r| {
+            entries.push((String::from_utf8_lossy(r.name).into_owned(), r.entry));
+            Ok(())
+        })
+        .unwrap();
+        entries
+            .into_iter()
+            .map(|(name, entry)| {
+                let mut out = Vec::new();
+                let read = zip
+                    .open_entry(&entry)
+                    .and_then(|mut r| r.read_to_end(&mut out))
+                    .map(|_| out)
+                    .map_err(|e| e.to_string());
+                (name, read)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn entries_read_back_exactly_stored_and_deflated() {
+        let big: Vec<u8> = (0..300_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
+        let file = zip_of(&[
+            ("a/stored.bin", &big, zip::CompressionMethod::Stored),
+            (
+                "a/deflated.txt",
+                b"hello hello hello",
+                zip::CompressionMethod::Deflated,
+            ),
+            ("a/empty", b"", zip::CompressionMethod::Deflated),
+        ]);
+        let zip = ZipReader::open(file.reopen().unwrap()).unwrap();
+        let read = read_all(&zip);
+        assert_eq!(read[0], ("a/stored.bin".into(), Ok(big)));
+        assert_eq!(read[1].1.as_deref(), Ok(&b"hello hello hello"[..]));
+        assert_eq!(read[2].1.as_deref(), Ok(&b""[..]));
+    }
+
+    #[test]
+    fn a_lying_entry_is_an_error_not_a_flood() {
+        let zeros = vec![0u8; 4 << 20];
+        let file = zip_of(&[("z", &zeros, zip::CompressionMethod::Deflated)]);
+        let zip = ZipReader::open(file.reopen().unwrap()).unwrap();
+        let mut record = None;
+        zip.for_each(|r| {
+            record = Some(r.entry);
+            Ok(())
+        })
+        .unwrap();
+        let real = record.unwrap();
+        // Declared smaller than it inflates to, declared as a bomb, a wrong CRC,
+        // encrypted, an offset past the end.
+        for (entry, expected) in [
+            (Entry { size: 1000, ..real }, "more bytes than declared"),
+            (
+                Entry {
+                    size: real.compressed * 5000,
+                    ..real
+                },
+                "zip bomb",
+            ),
+            (
+                Entry {
+                    crc32: real.crc32 ^ 1,
+                    ..real
+                },
+                "CRC",
+            ),
+            (Entry { flags: 1, ..real }, "encrypted"),
+            (
+                Entry {
+                    local_offset: 1 << 40,
+                    ..real
+                },
+                "",
+            ),
+            (Entry { method: 12, ..real }, "method 12"),
+        ] {
+            let mut sink = Vec::new();
+            let error = zip
+                .open_entry(&entry)
+                .and_then(|mut r| r.read_to_end(&mut sink))
+                .expect_err(expected);
+            assert!(error.to_string().contains(expected), "{error}");
+            assert!(
+                sink.len() <= 1000 || expected == "CRC",
+                "{expected}: read {}",
+                sink.len()
+            );
+        }
+    }
+
+    #[test]
+    fn damaged_central_directories_are_errors() {
+        let file = zip_of(&[("a", b"x", zip::CompressionMethod::Stored)]);
+        let bytes = std::fs::read(file.path()).unwrap();
+        for cut in [0, 10, bytes.len() - 10] {
+            let damaged = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(damaged.path(), &bytes[..cut]).unwrap();
+            let opened = ZipReader::open(damaged.reopen().unwrap());
+            assert!(opened.is_err() || opened.unwrap().for_each(|_| Ok(())).is_err());
+        }
+    }
+}
