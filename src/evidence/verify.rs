@@ -1096,15 +1096,14 @@ impl BagSource for ZipBag {
                 }
                 let key = path_key(rel);
                 match self.index.get(&key) {
-                    Some(indexed) if indexed.duplicated => {
-                        // Reported when the zip was opened; once here is enough.
-                        if reported.insert(key) {
-                            visit(Found::Unsafe(
-                                format!("{}{rel}", self.prefix),
-                                "several zip entries have this name".into(),
-                            ));
-                        }
+                    // Reported when the zip was opened; once here is enough.
+                    Some(indexed) if indexed.duplicated && reported.insert(key) => {
+                        visit(Found::Unsafe(
+                            format!("{}{rel}", self.prefix),
+                            "several zip entries have this name".into(),
+                        ));
                     }
+                    Some(indexed) if indexed.duplicated => {}
                     Some(_) => visit(Found::File(rel, record.entry.size)),
                     None => {}
                 }
