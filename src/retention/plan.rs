@@ -47,7 +47,7 @@ impl FileStamp {
 
 // Out-of-range times map to the epoch; both planning and re-checking go
 // through this function, so a comparison is still exact.
-fn unix_time(seconds: i64, nanos: i64) -> DateTime<Utc> {
+pub(crate) fn unix_time(seconds: i64, nanos: i64) -> DateTime<Utc> {
     u32::try_from(nanos)
         .ok()
         .and_then(|n| DateTime::from_timestamp(seconds, n))
