@@ -750,7 +750,9 @@ fn retention_code(error: &RetentionError) -> u8 {
         | E::PlatformMismatch { .. }
         | E::PlanUnsafe { .. }
         | E::PlanParse { .. } => code::PLAN_REFUSED,
-        E::QuarantineInsideRoot { .. } | E::RootNotConfirmed { .. } | E::InvalidArgument { .. } => 2,
+        E::QuarantineInsideRoot { .. } | E::RootNotConfirmed { .. } | E::InvalidArgument { .. } => {
+            2
+        }
         E::Locked(chatvault::lockfile::LockError::Held { .. }) => code::LOCKED,
         _ => code::INTERNAL,
     }

@@ -17,7 +17,15 @@ fn source(dir: &Path) -> PathBuf {
         dir,
         "wx",
         &[
-            "--groups", "3", "--messages", "1500", "--days", "30", "--seed", "5", "--wal",
+            "--groups",
+            "3",
+            "--messages",
+            "1500",
+            "--days",
+            "30",
+            "--seed",
+            "5",
+            "--wal",
         ],
     )
 }
@@ -100,7 +108,12 @@ fn a_second_run_fails_fast_with_exit_12_naming_the_holder() {
         assert_eq!(exit_code(&out), 12, "{stderr}");
         assert!(stderr.contains(&pid), "{stderr}");
         let out = run(&["undo", s(&journal)]);
-        assert_eq!(exit_code(&out), 12, "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            exit_code(&out),
+            12,
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(String::from_utf8_lossy(&out.stderr).contains(&pid));
     }
     // The plan's lock: a run of the same plan with another journal refuses too.
@@ -108,7 +121,12 @@ fn a_second_run_fails_fast_with_exit_12_naming_the_holder() {
         let _held = chatvault::lockfile::acquire(&plan_path).unwrap();
         let other_journal = dir.path().join("other.journal");
         let out = apply(&plan_path, &root, &["--journal", s(&other_journal)]);
-        assert_eq!(exit_code(&out), 12, "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            exit_code(&out),
+            12,
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(!other_journal.exists());
     }
     assert_eq!(tree(&root), before, "a refused run touched files");
@@ -116,7 +134,14 @@ fn a_second_run_fails_fast_with_exit_12_naming_the_holder() {
     // Two real runs at once: each succeeds or fails fast with 12; every file once.
     let spawn = || {
         std::process::Command::new(assert_cmd::cargo::cargo_bin("chatvault"))
-            .args(["clean", s(&plan_path), "--apply", "--yes", "--root", s(&root)])
+            .args([
+                "clean",
+                s(&plan_path),
+                "--apply",
+                "--yes",
+                "--root",
+                s(&root),
+            ])
             .output()
     };
     let (a, b) = std::thread::scope(|scope| {
@@ -126,13 +151,21 @@ fn a_second_run_fails_fast_with_exit_12_naming_the_holder() {
     });
     for out in [&a, &b] {
         let code = exit_code(out);
-        assert!(code == 0 || code == 12, "{code}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            code == 0 || code == 12,
+            "{code}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         if code == 12 {
             assert!(String::from_utf8_lossy(&out.stderr).contains("PID"));
         }
     }
     let after = tree(&root);
-    let gone: BTreeSet<String> = before.keys().filter(|p| !after.contains_key(*p)).cloned().collect();
+    let gone: BTreeSet<String> = before
+        .keys()
+        .filter(|p| !after.contains_key(*p))
+        .cloned()
+        .collect();
     assert_eq!(gone, deletes(&planned));
     let text = std::fs::read_to_string(&journal).unwrap();
     let mut done = Vec::new();
@@ -260,7 +293,8 @@ fn an_edited_plan_with_a_recomputed_sidecar_cannot_reach_databases_or_outside() 
         .find(|e| e["action"] == "delete")
         .unwrap()
         .clone();
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(&str, Edit)> = vec![
         (
             "EnMicroMsg.db",
             Box::new(|p: &mut serde_json::Value| {
@@ -335,11 +369,23 @@ fn an_edited_plan_with_a_recomputed_sidecar_cannot_reach_databases_or_outside() 
     let path = dir.path().join("moved.json");
     write_with_sidecar(&path, &moved);
     let out = apply(&path, &root, &[]);
-    assert_eq!(exit_code(&out), 10, "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to clean a different directory"));
+    assert_eq!(
+        exit_code(&out),
+        10,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("refusing to clean a different directory")
+    );
     // Even confirmed, it does not hold the platform planned.
     let out = apply(&path, &other, &[]);
-    assert_eq!(exit_code(&out), 10, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        exit_code(&out),
+        10,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(other.join("keep.me").exists());
     // The same root with a changed inode recorded.
     let mut replaced = planned.clone();
@@ -362,7 +408,12 @@ fn an_edited_journal_cannot_move_files_from_or_to_outside() {
     let before = tree(&root);
     let quarantine = dir.path().join("q");
     let out = apply(&plan_path, &root, &["--quarantine", s(&quarantine)]);
-    assert_eq!(exit_code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        exit_code(&out),
+        0,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // An outside file with the very content of a quarantined one.
     let victims: Vec<&String> = wanted.iter().take(2).collect();
@@ -391,8 +442,14 @@ fn an_edited_journal_cannot_move_files_from_or_to_outside() {
     let out = run(&["undo", s(&journal)]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(exit_code(&out), 11, "{stdout}");
-    assert!(stdout.contains(&format!("SKIPPED   {}: refused", victims[0])), "{stdout}");
-    assert!(stdout.contains("refused: restore target outside the root"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("SKIPPED   {}: refused", victims[0])),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("refused: restore target outside the root"),
+        "{stdout}"
+    );
     assert!(decoy.exists(), "the outside decoy was moved");
     assert_eq!(
         std::fs::read_dir(&outside).unwrap().count(),
@@ -425,7 +482,9 @@ fn a_wrong_root_or_a_quarantine_inside_the_root_is_refused() {
     std::fs::create_dir(&other).unwrap();
     let out = apply(&plan_path, &other, &[]);
     assert_eq!(exit_code(&out), 10);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to clean a different directory"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("refusing to clean a different directory")
+    );
 
     let link_into_root = dir.path().join("link-to-root");
     std::os::unix::fs::symlink(&root, &link_into_root).unwrap();

@@ -120,19 +120,19 @@ impl Case {
             &dir,
             "wx",
             &[
-                "--groups", "3", "--messages", "500", "--days", "30", "--seed", "5", "--wal",
+                "--groups",
+                "3",
+                "--messages",
+                "500",
+                "--days",
+                "30",
+                "--seed",
+                "5",
+                "--wal",
             ],
         );
         let plan = dir.join("plan.json");
-        run_ok(&[
-            "plan",
-            s(&root),
-            "--out",
-            s(&plan),
-            "--now",
-            NOW,
-            "--hash",
-        ]);
+        run_ok(&["plan", s(&root), "--out", s(&plan), "--now", NOW, "--hash"]);
         let planned: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&plan).unwrap()).unwrap();
         let deletes: BTreeSet<String> = planned["entries"]
@@ -183,7 +183,10 @@ impl Case {
         for (path, sha) in &self.before {
             match now.get(path) {
                 None => {
-                    assert!(self.deletes.contains(path), "{point}: {path} removed, not planned");
+                    assert!(
+                        self.deletes.contains(path),
+                        "{point}: {path} removed, not planned"
+                    );
                     gone.insert(path.clone());
                 }
                 Some(now_sha) => assert_eq!(now_sha, sha, "{point}: {path} changed"),
@@ -228,7 +231,10 @@ fn targets(points: &[String]) -> Vec<String> {
 fn assert_planted(points: &[String], planted: &[&str]) {
     assert!(!points.is_empty(), "no crash point reached");
     for name in planted {
-        assert!(points.iter().any(|p| p == name), "{name} not reached: {points:?}");
+        assert!(
+            points.iter().any(|p| p == name),
+            "{name} not reached: {points:?}"
+        );
     }
 }
 
@@ -304,7 +310,11 @@ fn clean_quarantine_mode_then_undo_restores_everything_after_a_crash_at_every_po
         if case.journal.exists() && tree(&case.root) != case.before {
             assert_eq!(exit_code(&undo), 0, "{point}: {stdout}");
         }
-        assert_eq!(tree(&case.root), case.before, "{point}: not everything is back: {stdout}");
+        assert_eq!(
+            tree(&case.root),
+            case.before,
+            "{point}: not everything is back: {stdout}"
+        );
         case.journal_completions_unique(&point);
 
         // Or: finish the clean first, then undo (at each point's first hit).
@@ -315,7 +325,12 @@ fn clean_quarantine_mode_then_undo_restores_everything_after_a_crash_at_every_po
         let args = case.clean_args(true);
         crash(&as_strs(&args), &point);
         let rerun = run(&as_strs(&args));
-        assert_eq!(exit_code(&rerun), 0, "{point}: {}", String::from_utf8_lossy(&rerun.stdout));
+        assert_eq!(
+            exit_code(&rerun),
+            0,
+            "{point}: {}",
+            String::from_utf8_lossy(&rerun.stdout)
+        );
         assert_eq!(case.only_planned_gone(&point), case.deletes, "{point}");
         for path in &case.deletes {
             assert_eq!(
@@ -325,7 +340,12 @@ fn clean_quarantine_mode_then_undo_restores_everything_after_a_crash_at_every_po
             );
         }
         let undo = run(&["undo", s(&case.journal)]);
-        assert_eq!(exit_code(&undo), 0, "{point}: {}", String::from_utf8_lossy(&undo.stdout));
+        assert_eq!(
+            exit_code(&undo),
+            0,
+            "{point}: {}",
+            String::from_utf8_lossy(&undo.stdout)
+        );
         assert_eq!(tree(&case.root), case.before, "{point}");
         case.journal_completions_unique(&point);
     }
@@ -376,7 +396,11 @@ fn undo_survives_a_crash_at_every_point() {
 /// verifies (the sidecar matches, it parses whole); a mismatch is refused with exit 10.
 fn check_plan_after_crash(case: &Case, point: &str, old: Option<&[u8]>) {
     case.databases_unchanged(point);
-    assert_eq!(tree(&case.root), case.before, "{point}: plan changed the source");
+    assert_eq!(
+        tree(&case.root),
+        case.before,
+        "{point}: plan changed the source"
+    );
     if !case.plan.exists() {
         assert!(old.is_none(), "{point}: the old plan is gone");
         return;
@@ -402,7 +426,10 @@ fn check_plan_after_crash(case: &Case, point: &str, old: Option<&[u8]>) {
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(stderr.contains("sidecar"), "{point}: {stderr}");
         }
-        code => panic!("{point}: exit {code}: {}", String::from_utf8_lossy(&out.stderr)),
+        code => panic!(
+            "{point}: exit {code}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
     }
 }
 
@@ -410,10 +437,18 @@ fn check_plan_after_crash(case: &Case, point: &str, old: Option<&[u8]>) {
 fn plan_writing_survives_a_crash_at_every_point() {
     let probe = Case::new();
     let plan_args = |case: &Case, now: &str| -> Vec<String> {
-        ["plan", s(&case.root), "--out", s(&case.plan), "--now", now, "--hash"]
-            .iter()
-            .map(|a| a.to_string())
-            .collect()
+        [
+            "plan",
+            s(&case.root),
+            "--out",
+            s(&case.plan),
+            "--now",
+            now,
+            "--hash",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect()
     };
     let fresh = probe.dir.join("fresh.json");
     let mut args = plan_args(&probe, NOW);

@@ -282,7 +282,10 @@ fn journal_line(
 
 /// Opens the root the plan names, checks it is the directory planned and the one the user
 /// confirmed.
-fn open_root(plan: &Plan, expected_root: Option<&Path>) -> Result<(PathBuf, OwnedFd), RetentionError> {
+fn open_root(
+    plan: &Plan,
+    expected_root: Option<&Path>,
+) -> Result<(PathBuf, OwnedFd), RetentionError> {
     let root = PathBuf::from(&plan.header.source_root);
     if !root.is_absolute() {
         return Err(RetentionError::RootMissing {
@@ -370,8 +373,7 @@ fn resolve_quarantine(
     root_id: (u64, u64),
     apply: bool,
 ) -> Result<(PathBuf, Option<OwnedFd>), RetentionError> {
-    let absolute =
-        std::path::absolute(dir).map_err(|e| RetentionError::io("resolve", dir, e))?;
+    let absolute = std::path::absolute(dir).map_err(|e| RetentionError::io("resolve", dir, e))?;
     let components: Vec<Component> = absolute.components().collect();
     // The longest part of the path that exists.
     let mut existing_len = components.len();
@@ -519,8 +521,7 @@ fn verify_entry(root: &OwnedFd, entry: &PlanEntry, need_hash: bool) -> Result<Ve
         sha256 = Some(digest);
         head
     } else {
-        handles::head_of(&mut file)
-            .map_err(|e| Refusal::Changed(format!("cannot read: {e}")))?
+        handles::head_of(&mut file).map_err(|e| Refusal::Changed(format!("cannot read: {e}")))?
     };
     if handles::looks_like_database(&head) {
         return Err(Refusal::Changed(
@@ -595,7 +596,11 @@ pub fn clean(
     };
 
     let journal = load_journal(&opts.journal, opts.apply)?.unwrap_or_default();
-    if let Some(foreign) = journal.headers.iter().find(|h| h.plan_sha256 != plan_sha256) {
+    if let Some(foreign) = journal
+        .headers
+        .iter()
+        .find(|h| h.plan_sha256 != plan_sha256)
+    {
         return Err(RetentionError::JournalForeign {
             journal: opts.journal.clone(),
             journal_plan_sha256: foreign.plan_sha256.clone(),
@@ -708,7 +713,11 @@ impl Run<'_> {
                 self.report.deleted.push(path.clone());
             }
         }
-        let action = if to.is_some() { "quarantined" } else { "deleted" };
+        let action = if to.is_some() {
+            "quarantined"
+        } else {
+            "deleted"
+        };
         failpoint::hit("clean.done.before");
         self.append(journal_line(
             &path,
@@ -906,9 +915,7 @@ impl Run<'_> {
                     return self.skip(entry, why);
                 }
             }
-            Err(e) => {
-                return self.skip(entry, format!("cannot move to {}: {e}", dest.display()))
-            }
+            Err(e) => return self.skip(entry, format!("cannot move to {}: {e}", dest.display())),
         }
         self.completed(entry, Some(dest), &entry.reason, Some(sha256))
     }
@@ -984,8 +991,14 @@ impl Run<'_> {
         let mut file = handles::open_file_at(&qparent, name).ok()?;
         let (sha256, size, _) = handles::hash_open(&mut file).ok()?;
         let same_file = (stamp.dev, stamp.ino) == (entry.dev, entry.ino);
-        let same_content = entry.sha256.as_ref().is_some_and(|s| s.eq_ignore_ascii_case(&sha256));
-        let planned_content = entry.sha256.as_ref().is_none_or(|s| s.eq_ignore_ascii_case(&sha256));
+        let same_content = entry
+            .sha256
+            .as_ref()
+            .is_some_and(|s| s.eq_ignore_ascii_case(&sha256));
+        let planned_content = entry
+            .sha256
+            .as_ref()
+            .is_none_or(|s| s.eq_ignore_ascii_case(&sha256));
         (size == entry.size && planned_content && (same_file || same_content)).then_some(sha256)
     }
 }
@@ -1064,14 +1077,21 @@ pub fn undo(journal: &Path) -> Result<UndoReport, RetentionError> {
             _ => continue,
         }
         if let Err(why) = handles::relative_components(&line.path) {
-            report
-                .skipped
-                .push((line.path.clone(), format!("refused: restore target outside the root: {why}")));
+            report.skipped.push((
+                line.path.clone(),
+                format!("refused: restore target outside the root: {why}"),
+            ));
             continue;
         }
         let Some(qdir) = quarantines.iter().find(|q| {
             line.quarantine_path.as_deref()
-                == Some(Path::new(q.as_str()).join(&line.path).display().to_string().as_str())
+                == Some(
+                    Path::new(q.as_str())
+                        .join(&line.path)
+                        .display()
+                        .to_string()
+                        .as_str(),
+                )
         }) else {
             report.skipped.push((
                 line.path.clone(),
@@ -1083,12 +1103,10 @@ pub fn undo(journal: &Path) -> Result<UndoReport, RetentionError> {
             ));
             continue;
         };
-        let qfd = handles_by_dir
-            .entry(qdir.clone())
-            .or_insert_with(|| {
-                handles::open_dir_path(Path::new(qdir))
-                    .map_err(|e| format!("quarantine directory {qdir}: {e}"))
-            });
+        let qfd = handles_by_dir.entry(qdir.clone()).or_insert_with(|| {
+            handles::open_dir_path(Path::new(qdir))
+                .map_err(|e| format!("quarantine directory {qdir}: {e}"))
+        });
         let qfd = match qfd {
             Ok(fd) => &*fd,
             Err(why) => {
@@ -1159,7 +1177,9 @@ fn restore_one(
                 let mut file = handles::open_file_at(&qparent, name)
                     .map_err(|e| format!("cannot open {shown}: {e}"))?;
                 if !matches(&mut file)? {
-                    return Err(format!("{shown} no longer matches the journal (size or SHA-256)").into());
+                    return Err(
+                        format!("{shown} no longer matches the journal (size or SHA-256)").into(),
+                    );
                 }
                 Some((qparent, handles::stamp_of(&st)))
             }
@@ -1668,12 +1688,14 @@ mod tests {
         );
         assert!(!fx.root().join("image2/2025/a.jpg").exists());
         let lines = journal_lines(&opts.journal);
-        assert!(lines[1..]
-            .iter()
-            .all(|l| (l["action"] == "quarantined" || l["action"] == "intent")
-                && l["sha256"].is_string()));
+        assert!(lines[1..].iter().all(|l| (l["action"] == "quarantined"
+            || l["action"] == "intent")
+            && l["sha256"].is_string()));
         assert_eq!(
-            lines.iter().filter(|l| l["action"] == "quarantined").count(),
+            lines
+                .iter()
+                .filter(|l| l["action"] == "quarantined")
+                .count(),
             4
         );
 

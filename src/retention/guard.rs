@@ -39,9 +39,11 @@ pub fn never_delete(platform: Platform, rel: &str) -> Option<String> {
 /// `*.db`, `*.sqlite`, `*.db-wal`, `*-shm`, `*-journal` and the like, in any case.
 pub fn is_database_name(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
-    [".db", ".sqlite", ".sqlite3", ".db3", "-wal", "-shm", "-journal"]
-        .iter()
-        .any(|suffix| lower.ends_with(suffix))
+    [
+        ".db", ".sqlite", ".sqlite3", ".db3", "-wal", "-shm", "-journal",
+    ]
+    .iter()
+    .any(|suffix| lower.ends_with(suffix))
         || lower.contains(".db-")
         || lower.contains(".sqlite-")
 }

@@ -361,8 +361,7 @@ pub(crate) fn is_within(dir: impl AsFd, ancestor: (u64, u64)) -> std::io::Result
         if here == ancestor {
             return Ok(true);
         }
-        let parent =
-            rfs::openat(&current, "..", DIR_FLAGS, Mode::empty()).map_err(io_error)?;
+        let parent = rfs::openat(&current, "..", DIR_FLAGS, Mode::empty()).map_err(io_error)?;
         if dev_ino(&stat_fd(&parent)?) == here {
             return Ok(false);
         }
