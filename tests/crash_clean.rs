@@ -481,3 +481,65 @@ fn plan_writing_survives_a_crash_at_every_point() {
         check_plan_after_crash(&case, point, None);
     }
 }
+
+/// The same with the quarantine on another device (`/dev/shm`, where it is one): files are
+/// copied through handles, synced, verified, and only then unlinked; undo copies back.
+#[test]
+fn quarantine_across_devices_survives_a_crash_at_every_point() {
+    use std::os::unix::fs::MetadataExt;
+    let shm = Path::new("/dev/shm");
+    let probe = Case::new();
+    let other_device = std::fs::metadata(shm)
+        .map(|m| m.dev() != std::fs::metadata(&probe.root).unwrap().dev())
+        .unwrap_or(false);
+    if !other_device {
+        eprintln!("skipped: /dev/shm is not on another device here");
+        return;
+    }
+    let across = |case: &mut Case| {
+        let q = tempfile::tempdir_in(shm).unwrap();
+        case.quarantine = q.path().join("q");
+        q
+    };
+    let mut probe = probe;
+    let _q = across(&mut probe);
+    let points = trace(&as_strs(&probe.clean_args(true)), &probe.dir);
+    assert_planted(&points, &["clean.copy.synced", "clean.copy.renamed"]);
+    let undo_points = trace(&["undo", s(&probe.journal)], &probe.dir);
+    assert_planted(&undo_points, &["undo.copy.synced", "undo.copy.renamed"]);
+    assert_eq!(tree(&probe.root), probe.before);
+    eprintln!(
+        "across devices: clean {} points, undo {} points",
+        points.len(),
+        undo_points.len()
+    );
+    for point in &points {
+        let mut case = Case::new();
+        let _q = across(&mut case);
+        crash(&as_strs(&case.clean_args(true)), point);
+        case.databases_unchanged(point);
+        case.only_planned_gone(point);
+        let _ = run(&["undo", s(&case.journal)]);
+        assert_eq!(
+            tree(&case.root),
+            case.before,
+            "{point}: not everything is back"
+        );
+    }
+    for point in &undo_points {
+        let mut case = Case::new();
+        let _q = across(&mut case);
+        run_ok(&as_strs(&case.clean_args(true)));
+        crash(&["undo", s(&case.journal)], point);
+        case.only_planned_gone(point);
+        let again = run(&["undo", s(&case.journal)]);
+        assert_eq!(
+            exit_code(&again),
+            0,
+            "{point}: {}",
+            String::from_utf8_lossy(&again.stdout)
+        );
+        assert_eq!(tree(&case.root), case.before, "{point}");
+        case.journal_completions_unique(point);
+    }
+}
