@@ -505,7 +505,18 @@ fn plan_entry(
         in_required_bundle: bundle_hashes
             .map(|set| sha256.as_ref().is_some_and(|sha| set.contains(sha))),
     };
-    let decision = decide(&facts_for_decision, &opts.policy, opts.now);
+    let mut decision = decide(&facts_for_decision, &opts.policy, opts.now);
+    // What `clean` would refuse is never planned as a deletion (see retention::guard).
+    if decision.action == Action::Delete {
+        if let Some(why) = retention::guard::never_delete(source.platform(), &file.rel) {
+            decision = Decision {
+                action: Action::Review,
+                rule: "guard.never_delete".into(),
+                deletable_from: decision.deletable_from,
+                reason: format!("{why} (otherwise: {})", decision.reason),
+            };
+        }
+    }
     Ok(PlanEntry::new(
         &file.rel,
         stamp,

@@ -141,7 +141,7 @@ enum Command {
     Plan(PlanArgs),
     /// Carry out a plan: a dry run unless --apply; every action re-checked and journaled.
     #[command(
-        after_help = "Examples:\n  chatvault clean /tmp/plan.json                       # dry run\n  chatvault clean /tmp/plan.json --apply --quarantine /tmp/q\n  chatvault clean /tmp/plan.json --apply --yes         # scripts: no confirmation"
+        after_help = "Examples:\n  chatvault clean /tmp/plan.json                       # dry run\n  chatvault clean /tmp/plan.json --apply --quarantine /tmp/q\n  chatvault clean /tmp/plan.json --apply --yes --root /tmp/wx   # scripts: no confirmation, the root given"
     )]
     Clean {
         /// The plan (PLAN.json, with its PLAN.json.sha256 beside it).
@@ -155,9 +155,13 @@ enum Command {
         /// The journal (JSON lines); default PLAN.json.journal.
         #[arg(long, value_name = "FILE")]
         journal: Option<PathBuf>,
-        /// Do not ask for the group names before acting.
+        /// Do not ask for the group names before acting (then --root is required).
         #[arg(long)]
         yes: bool,
+        /// The directory you mean to clean; the plan's root must be this very directory.
+        /// Required with --apply --yes: a plan is a request, not an authority.
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
     },
     /// Move quarantined files back, as recorded in a clean journal.
     #[command(after_help = "Example:\n  chatvault undo /tmp/plan.json.journal")]
@@ -481,7 +485,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             quarantine,
             journal,
             yes,
-        } => run_clean(plan, apply, quarantine, journal, yes),
+            root,
+        } => run_clean(plan, apply, quarantine, journal, yes, root),
         Command::Undo { journal } => {
             let report = retention::undo(&journal)?;
             for path in &report.restored {
@@ -491,10 +496,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 println!("SKIPPED   {path}: {why}");
             }
             println!(
-                "restored {} file(s), {} skipped, {} restored earlier",
+                "restored {} file(s), {} skipped, {} restored earlier, {} never moved by an interrupted clean",
                 report.restored.len(),
                 report.skipped.len(),
-                report.already_restored
+                report.already_restored,
+                report.never_moved
             );
             Ok(if report.skipped.is_empty() {
                 0
@@ -556,7 +562,7 @@ fn confirm_groups(plan: &Plan) -> anyhow::Result<()> {
         return Ok(());
     }
     if !std::io::stdin().is_terminal() {
-        anyhow::bail!("--apply deletes files of {} group(s); confirm with --yes when not running interactively", names.len());
+        anyhow::bail!("--apply deletes files of {} group(s); confirm with --yes --root DIR when not running interactively", names.len());
     }
     let stdin = std::io::stdin();
     for name in &names {
@@ -571,18 +577,47 @@ fn confirm_groups(plan: &Plan) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Asks for the root's name, since a plan names the directory it cleans and anyone can edit it.
+fn confirm_root(plan: &Plan) -> anyhow::Result<PathBuf> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let root = PathBuf::from(&plan.header.source_root);
+    if !std::io::stdin().is_terminal() {
+        return Err(RetentionError::RootNotConfirmed { plan_root: root }.into());
+    }
+    let name = root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| root.display().to_string());
+    eprint!(
+        "The plan cleans {}. Type its directory name \"{name}\" to confirm: ",
+        root.display()
+    );
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    if line.trim_end_matches(['\r', '\n']) != name {
+        anyhow::bail!("confirmation did not match \"{name}\": nothing was touched");
+    }
+    Ok(root)
+}
+
 fn run_clean(
     plan_path: PathBuf,
     apply: bool,
     quarantine: Option<PathBuf>,
     journal: Option<PathBuf>,
     yes: bool,
+    root: Option<PathBuf>,
 ) -> anyhow::Result<u8> {
     let plan = Plan::read_verified(&plan_path)?;
+    let mut opts = CleanOptions::for_plan(&plan_path);
+    opts.expected_root = root;
     if apply && !yes {
         confirm_groups(&plan)?;
+        if opts.expected_root.is_none() {
+            opts.expected_root = Some(confirm_root(&plan)?);
+        }
     }
-    let mut opts = CleanOptions::for_plan(&plan_path);
     opts.apply = apply;
     opts.quarantine = quarantine;
     if let Some(journal) = journal {
@@ -736,7 +771,13 @@ fn retention_code(error: &RetentionError) -> u8 {
         | E::RootMissing { .. }
         | E::RootReplaced { .. }
         | E::RootMismatch { .. }
+        | E::PlatformMismatch { .. }
+        | E::PlanUnsafe { .. }
         | E::PlanParse { .. } => code::PLAN_REFUSED,
+        E::QuarantineInsideRoot { .. } | E::RootNotConfirmed { .. } | E::InvalidArgument { .. } => {
+            2
+        }
+        E::Locked(chatvault::lockfile::LockError::Held { .. }) => code::LOCKED,
         _ => code::INTERNAL,
     }
 }

@@ -242,6 +242,8 @@ fn retention_plans_clean_exactly_what_they_say_on_every_platform() {
             dir.path().join("plan.json").to_str().unwrap(),
             "--apply",
             "--yes",
+            "--root",
+            root.to_str().unwrap(),
         ]);
         let after = snapshot(&root);
         for (path, state) in &before {

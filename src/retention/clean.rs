@@ -1,23 +1,41 @@
 //! Executing a plan (`chatvault clean`) and undoing a quarantine.
 //!
-//! Safety rests on re-checking every `delete` entry right before acting
-//! (path shape, no symlink on the way, same identity and content) and on a
-//! JSON-lines journal, synced per entry, that makes runs resumable.
-//! The checks are path-based, so a process racing between check and unlink
-//! is not excluded (that would need `openat`/`unlinkat`).
+//! A plan is a request, not an authority: the root must be confirmed by the caller
+//! (`expected_root`), it must still be the directory planned (device and inode) holding
+//! the platform planned, and every `delete` entry is re-decided against the invariants of
+//! [`guard`](super::guard) before anything is touched.
+//!
+//! Every action goes through directory handles ([`handles`](super::handles)): the root is
+//! opened once, each parent reached with `openat(O_NOFOLLOW | O_DIRECTORY)`, the file
+//! re-checked with `fstatat` on that handle (size, mtime, ctime, device, inode, and the
+//! SHA-256 and content type from the opened file) and removed with `unlinkat` or moved with
+//! `renameat(RENAME_NOREPLACE)`. One writer at a time: `clean --apply` locks the plan
+//! (`PLAN.json.lock`) and the journal (`JOURNAL.lock`), `undo` the journal.
+//!
+//! The journal (JSON lines, each synced) records an `intent` before each removal or move and
+//! the completion (`deleted`, `quarantined`) after it, so a run killed at any instant is
+//! finished by the next run and undone by `undo`.
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
 
 use chrono::Utc;
+use rustix::fs::{AtFlags, FileType};
+use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
 
 use super::decide::Action;
+use super::guard;
+use super::handles::{self, Refusal};
 use super::plan::{FileStamp, Plan, PlanEntry};
-use super::{format_time, sha256_reader, RetentionError};
+use super::{format_time, RetentionError};
+use crate::failpoint;
+use crate::lockfile::{self, LockGuard};
+use crate::records::Platform;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CleanOptions {
@@ -27,8 +45,12 @@ pub struct CleanOptions {
     pub quarantine: Option<PathBuf>,
     /// JSON-lines journal; `PLAN.json.journal` by default.
     pub journal: PathBuf,
-    /// When given, the plan's root must be this very directory.
+    /// The root the user confirmed (`--root`, or the interactive confirmation): the plan's
+    /// root must be this very directory. Required with `apply`.
     pub expected_root: Option<PathBuf>,
+    /// The plan file, locked (`PLAN.json.lock`) while applying so that two runs of one plan
+    /// exclude each other whatever their journals.
+    pub plan_path: Option<PathBuf>,
 }
 
 impl CleanOptions {
@@ -39,6 +61,7 @@ impl CleanOptions {
             quarantine: None,
             journal: default_journal_path(plan_path),
             expected_root: None,
+            plan_path: Some(plan_path.to_path_buf()),
         }
     }
 }
@@ -105,6 +128,8 @@ pub struct UndoReport {
     pub skipped: Vec<(String, String)>,
     /// Restored by an earlier undo according to the journal.
     pub already_restored: usize,
+    /// Journaled intents of an interrupted clean whose file was never moved: nothing to do.
+    pub never_moved: usize,
 }
 
 const JOURNAL_KIND_HEADER: &str = "header";
@@ -127,7 +152,8 @@ struct JournalHeader {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct JournalLine {
     path: String,
-    /// `deleted`, `quarantined`, `skipped` or (by undo) `restored`.
+    /// `intent` (before a removal or move), `deleted`, `quarantined`, `skipped`; by undo
+    /// `restoring` (before a move back) and `restored`.
     action: String,
     reason: String,
     sha256: Option<String>,
@@ -145,7 +171,7 @@ impl JournalLine {
 #[derive(Debug, Default)]
 struct JournalState {
     headers: Vec<JournalHeader>,
-    /// The last deleted / quarantined / restored line per path.
+    /// The last line other than `skipped` per path.
     last_action: HashMap<String, JournalLine>,
 }
 
@@ -254,32 +280,41 @@ fn journal_line(
     }
 }
 
-/// Checks the plan root is still the directory the plan recorded.
-fn verify_root(plan: &Plan, expected_root: Option<&Path>) -> Result<PathBuf, RetentionError> {
+/// Opens the root the plan names, checks it is the directory planned and the one the user
+/// confirmed.
+fn open_root(
+    plan: &Plan,
+    expected_root: Option<&Path>,
+) -> Result<(PathBuf, OwnedFd), RetentionError> {
     let root = PathBuf::from(&plan.header.source_root);
-    let meta = fs::metadata(&root).map_err(|e| RetentionError::RootMissing {
+    if !root.is_absolute() {
+        return Err(RetentionError::RootMissing {
+            root,
+            message: "the plan's root is not an absolute path".to_string(),
+        });
+    }
+    let fd = handles::open_dir_path(&root).map_err(|e| RetentionError::RootMissing {
         root: root.clone(),
         message: e.to_string(),
     })?;
-    if !meta.is_dir() {
-        return Err(RetentionError::RootMissing {
-            root,
-            message: "not a directory".to_string(),
-        });
-    }
-    if (meta.dev(), meta.ino()) != (plan.header.root_dev, plan.header.root_ino) {
+    let stat = handles::stat_fd(&fd).map_err(|e| RetentionError::RootMissing {
+        root: root.clone(),
+        message: e.to_string(),
+    })?;
+    let found = handles::dev_ino(&stat);
+    if found != (plan.header.root_dev, plan.header.root_ino) {
         return Err(RetentionError::RootReplaced {
             root,
             expected_dev: plan.header.root_dev,
             expected_ino: plan.header.root_ino,
-            found_dev: meta.dev(),
-            found_ino: meta.ino(),
+            found_dev: found.0,
+            found_ino: found.1,
         });
     }
     if let Some(expected) = expected_root {
-        let same = fs::metadata(expected)
-            .map(|m| (m.dev(), m.ino()) == (meta.dev(), meta.ino()))
-            .unwrap_or(false);
+        let same = handles::open_dir_path_following(expected)
+            .and_then(handles::stat_fd)
+            .is_ok_and(|st| handles::dev_ino(&st) == found);
         if !same {
             return Err(RetentionError::RootMismatch {
                 plan_root: root,
@@ -287,107 +322,131 @@ fn verify_root(plan: &Plan, expected_root: Option<&Path>) -> Result<PathBuf, Ret
             });
         }
     }
-    Ok(root)
+    Ok((root, fd))
 }
 
-/// The path's components, refusing absolute paths, `..` and `.`.
-fn relative_components(rel: &str) -> Result<Vec<&std::ffi::OsStr>, String> {
-    let mut parts = Vec::new();
-    for component in Path::new(rel).components() {
+/// The plan's platform, which the root must still hold.
+fn check_platform(plan: &Plan, root: &Path) -> Result<Platform, RetentionError> {
+    let planned =
+        Platform::parse(&plan.header.platform).ok_or_else(|| RetentionError::PlatformMismatch {
+            root: root.to_path_buf(),
+            plan_platform: plan.header.platform.clone(),
+            found: "a platform this tool does not know".to_string(),
+        })?;
+    match crate::source::detect(root) {
+        Ok(found) if found == planned => Ok(planned),
+        Ok(found) => Err(RetentionError::PlatformMismatch {
+            root: root.to_path_buf(),
+            plan_platform: plan.header.platform.clone(),
+            found: found.as_str().to_string(),
+        }),
+        Err(e) => Err(RetentionError::PlatformMismatch {
+            root: root.to_path_buf(),
+            plan_platform: plan.header.platform.clone(),
+            found: e.to_string(),
+        }),
+    }
+}
+
+/// Refuses a plan any of whose `delete` entries breaks an invariant of [`guard`].
+fn check_entries(plan: &Plan, platform: Platform) -> Result<(), RetentionError> {
+    let refused: Vec<(String, String)> = plan
+        .entries
+        .iter()
+        .filter(|e| e.action == Action::Delete)
+        .filter_map(|e| guard::never_delete(platform, &e.path).map(|why| (e.path.clone(), why)))
+        .collect();
+    if refused.is_empty() {
+        return Ok(());
+    }
+    Err(RetentionError::PlanUnsafe {
+        count: refused.len(),
+        entries: refused,
+    })
+}
+
+/// The quarantine directory: resolved (symlinks and `..` included) and refused when it is
+/// the root or inside it; with `apply`, created through handles and opened.
+fn resolve_quarantine(
+    dir: &Path,
+    root: &Path,
+    root_id: (u64, u64),
+    apply: bool,
+) -> Result<(PathBuf, Option<OwnedFd>), RetentionError> {
+    let absolute = std::path::absolute(dir).map_err(|e| RetentionError::io("resolve", dir, e))?;
+    let components: Vec<Component> = absolute.components().collect();
+    // The longest part of the path that exists.
+    let mut existing_len = components.len();
+    while existing_len > 1 {
+        let prefix: PathBuf = components[..existing_len].iter().collect();
+        if fs::metadata(&prefix).is_ok() {
+            break;
+        }
+        existing_len -= 1;
+    }
+    let existing: PathBuf = components[..existing_len].iter().collect();
+    let mut tail = Vec::new();
+    for component in &components[existing_len..] {
         match component {
-            Component::Normal(part) => parts.push(part),
+            Component::Normal(part) => tail.push(*part),
             _ => {
-                return Err(format!(
-                    "path {rel:?} is not a plain relative path (absolute, `..` or `.`)"
-                ))
+                return Err(RetentionError::InvalidArgument {
+                    what: "quarantine directory",
+                    value: dir.display().to_string(),
+                    hint: "give a path without `..` in its part that does not exist yet"
+                        .to_string(),
+                })
             }
         }
     }
-    if parts.is_empty() {
-        return Err("empty path".to_string());
+    let fd = handles::open_dir_path_following(&existing)
+        .map_err(|e| RetentionError::io("open quarantine directory", &existing, e))?;
+    let canonical = existing
+        .canonicalize()
+        .map_err(|e| RetentionError::io("resolve", &existing, e))?;
+    let resolved: PathBuf = canonical.join(tail.iter().collect::<PathBuf>());
+    let inside = handles::is_within(&fd, root_id)
+        .map_err(|e| RetentionError::io("inspect quarantine directory", &existing, e))?;
+    if inside || resolved.starts_with(root) {
+        return Err(RetentionError::QuarantineInsideRoot {
+            quarantine: resolved,
+            root: root.to_path_buf(),
+        });
     }
-    Ok(parts)
-}
-
-/// Why a `delete` entry cannot be acted on.
-enum Refusal {
-    Missing,
-    Changed(String),
-}
-
-/// Walks from `root` to the parent of `rel`, refusing symlinks and non-directories;
-/// with `create`, missing directories are made (for undo).
-fn safe_parent(root: &Path, rel: &str, create: bool) -> Result<PathBuf, Refusal> {
-    let parts = relative_components(rel).map_err(Refusal::Changed)?;
-    let mut current = root.to_path_buf();
-    let mut shown = PathBuf::new();
-    for part in &parts[..parts.len() - 1] {
-        current.push(part);
-        shown.push(part);
-        match fs::symlink_metadata(&current) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                return Err(Refusal::Changed(format!(
-                    "directory {} was replaced by a symlink",
-                    shown.display()
-                )))
-            }
-            Ok(meta) if !meta.is_dir() => {
-                return Err(Refusal::Changed(format!(
-                    "{} is no longer a directory",
-                    shown.display()
-                )))
-            }
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound && create => {
-                fs::create_dir(&current).map_err(|e| {
-                    Refusal::Changed(format!("cannot create {}: {e}", current.display()))
-                })?;
-            }
-            Err(e) if e.kind() == ErrorKind::NotFound => return Err(Refusal::Missing),
-            Err(e) => {
-                return Err(Refusal::Changed(format!(
-                    "cannot inspect {}: {e}",
-                    shown.display()
-                )))
-            }
-        }
+    if !apply {
+        return Ok((resolved, None));
     }
-    Ok(current)
+    let fd = handles::walk_dirs(&fd, &tail, true).map_err(|r| {
+        let why = match r {
+            Refusal::Missing => "a directory vanished while it was created".to_string(),
+            Refusal::Changed(why) => why,
+        };
+        RetentionError::io(
+            "create quarantine directory",
+            &resolved,
+            std::io::Error::other(why),
+        )
+    })?;
+    Ok((resolved, Some(fd)))
 }
 
-fn hash_file(path: &Path) -> std::io::Result<(String, u64, FileStamp)> {
-    let mut file = File::open(path)?;
-    let stamp = FileStamp::from_metadata(&file.metadata()?);
-    let (sha256, size) = sha256_reader(&mut file)?;
-    Ok((sha256, size, stamp))
-}
-
-/// A `delete` entry that passed every re-check.
+/// A `delete` entry that passed every re-check: its parent's handle, and the SHA-256 of
+/// the file opened (when hashed).
 struct Verified {
-    full_path: PathBuf,
+    parent: OwnedFd,
     sha256: Option<String>,
 }
 
-/// Re-checks an entry against the file system right before acting on it.
-fn verify_entry(root: &Path, entry: &PlanEntry, need_hash: bool) -> Result<Verified, Refusal> {
-    let parent = safe_parent(root, &entry.path, false)?;
-    let name = Path::new(&entry.path)
-        .file_name()
-        .ok_or_else(|| Refusal::Changed("path has no file name".to_string()))?;
-    let full_path = parent.join(name);
-    let meta = match fs::symlink_metadata(&full_path) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Err(Refusal::Missing),
-        Err(e) => return Err(Refusal::Changed(format!("cannot inspect: {e}"))),
-    };
-    if meta.file_type().is_symlink() {
-        return Err(Refusal::Changed("replaced by a symlink".to_string()));
-    }
-    if !meta.is_file() {
-        return Err(Refusal::Changed("no longer a regular file".to_string()));
-    }
-    let now = FileStamp::from_metadata(&meta);
-    let planned = entry.stamp();
+fn split_parts(rel: &str) -> Result<(Vec<&OsStr>, &OsStr), Refusal> {
+    let mut parts = handles::relative_components(rel).map_err(Refusal::Changed)?;
+    let name = parts
+        .pop()
+        .ok_or_else(|| Refusal::Changed("empty path".to_string()))?;
+    Ok((parts, name))
+}
+
+/// Compares what is there now with the plan's record of it.
+fn compare_stamp(now: FileStamp, planned: FileStamp) -> Result<(), Refusal> {
     if now.size != planned.size {
         return Err(Refusal::Changed(format!(
             "size changed ({} → {} bytes)",
@@ -413,12 +472,43 @@ fn verify_entry(root: &Path, entry: &PlanEntry, need_hash: bool) -> Result<Verif
             format_time(&now.ctime)
         )));
     }
+    Ok(())
+}
+
+/// `fstatat` of `name` under `parent`, required to be a regular file.
+fn stat_regular(parent: &OwnedFd, name: &OsStr) -> Result<FileStamp, Refusal> {
+    let st = match handles::stat_at(parent, name) {
+        Ok(st) => st,
+        Err(Errno::NOENT) => return Err(Refusal::Missing),
+        Err(e) => return Err(Refusal::Changed(format!("cannot inspect: {e}"))),
+    };
+    match handles::file_type(&st) {
+        FileType::RegularFile => Ok(handles::stamp_of(&st)),
+        FileType::Symlink => Err(Refusal::Changed("replaced by a symlink".to_string())),
+        _ => Err(Refusal::Changed("no longer a regular file".to_string())),
+    }
+}
+
+/// Re-checks an entry through handles right before acting on it.
+fn verify_entry(root: &OwnedFd, entry: &PlanEntry, need_hash: bool) -> Result<Verified, Refusal> {
+    let (parents, name) = split_parts(&entry.path)?;
+    let parent = handles::walk_dirs(root, &parents, false)?;
+    let planned = entry.stamp();
+    compare_stamp(stat_regular(&parent, name)?, planned)?;
+    let mut file = handles::open_file_at(&parent, name)
+        .map_err(|e| Refusal::Changed(format!("cannot open to check it: {e}")))?;
+    let opened = handles::stat_fd(&file)
+        .map(|st| handles::stamp_of(&st))
+        .map_err(|e| Refusal::Changed(format!("cannot inspect: {e}")))?;
+    // The file opened must be the file checked.
+    if (opened.dev, opened.ino, opened.size) != (planned.dev, planned.ino, planned.size) {
+        return Err(Refusal::Changed("changed while being checked".to_string()));
+    }
     let mut sha256 = None;
-    if need_hash || entry.sha256.is_some() {
-        let (digest, size, opened) = hash_file(&full_path)
+    let head = if need_hash || entry.sha256.is_some() {
+        let (digest, size, head) = handles::hash_open(&mut file)
             .map_err(|e| Refusal::Changed(format!("cannot read to hash: {e}")))?;
-        // The file opened must be the file checked.
-        if (opened.dev, opened.ino, size) != (planned.dev, planned.ino, planned.size) {
+        if size != planned.size {
             return Err(Refusal::Changed("changed while being checked".to_string()));
         }
         if let Some(expected) = &entry.sha256 {
@@ -429,61 +519,43 @@ fn verify_entry(root: &Path, entry: &PlanEntry, need_hash: bool) -> Result<Verif
             }
         }
         sha256 = Some(digest);
+        head
+    } else {
+        handles::head_of(&mut file).map_err(|e| Refusal::Changed(format!("cannot read: {e}")))?
+    };
+    if handles::looks_like_database(&head) {
+        return Err(Refusal::Changed(
+            "refused: the file is an SQLite database or write-ahead log; databases are never deleted"
+                .to_string(),
+        ));
     }
-    Ok(Verified { full_path, sha256 })
+    Ok(Verified { parent, sha256 })
 }
 
-fn sync_dir(dir: &Path) {
-    // Best effort: durability of a rename; failure does not undo the rename.
-    if let Ok(handle) = File::open(dir) {
-        let _ = handle.sync_all();
+/// Takes the locks of an applying run: the plan's, then the journal's.
+fn lock_run(opts: &CleanOptions) -> Result<Vec<LockGuard>, RetentionError> {
+    let mut guards = Vec::new();
+    if let Some(plan_path) = &opts.plan_path {
+        guards.push(lockfile::acquire(plan_path)?);
     }
+    guards.push(lockfile::acquire(&opts.journal)?);
+    Ok(guards)
 }
 
-/// Moves `from` to `to` (which must not exist): a rename, or across devices a
-/// copy that is synced and verified against `sha256` before `from` is removed.
-fn move_verified(from: &Path, to: &Path, sha256: &str, stamp: FileStamp) -> Result<(), String> {
-    let to_dir = to
-        .parent()
-        .ok_or_else(|| format!("{} has no parent directory", to.display()))?;
-    match fs::rename(from, to) {
-        Ok(()) => {
-            sync_dir(to_dir);
-            return Ok(());
-        }
-        Err(e) if e.kind() == ErrorKind::CrossesDevices => {}
-        Err(e) => return Err(format!("cannot move to {}: {e}", to.display())),
-    }
-    let temp = tempfile::NamedTempFile::new_in(to_dir).map_err(|e| {
-        format!(
-            "cannot create a temporary file in {}: {e}",
-            to_dir.display()
-        )
-    })?;
-    fs::copy(from, temp.path()).map_err(|e| format!("cannot copy to {}: {e}", to.display()))?;
-    let copied = File::options().write(true).open(temp.path()).and_then(|f| {
-        f.set_modified(stamp.mtime.into())?;
-        f.sync_all()
-    });
-    copied.map_err(|e| format!("cannot sync the copy {}: {e}", temp.path().display()))?;
-    let (copy_sha256, copy_size, _) =
-        hash_file(temp.path()).map_err(|e| format!("cannot verify the copy: {e}"))?;
-    if copy_sha256 != sha256 || copy_size != stamp.size {
-        return Err("the copy does not match the original; original left in place".to_string());
-    }
-    temp.persist_noclobber(to)
-        .map_err(|e| format!("cannot move the copy to {}: {}", to.display(), e.error))?;
-    sync_dir(to_dir);
-    fs::remove_file(from).map_err(|e| {
-        format!(
-            "copied to {} but cannot remove the original: {e}",
-            to.display()
-        )
-    })
+struct Quarantine {
+    path: PathBuf,
+    fd: Option<OwnedFd>,
 }
 
-fn absolute(path: &Path) -> Result<PathBuf, RetentionError> {
-    std::path::absolute(path).map_err(|e| RetentionError::io("resolve", path, e))
+/// What one run works with.
+struct Run<'a> {
+    root: OwnedFd,
+    quarantine: Option<Quarantine>,
+    apply: bool,
+    journal: JournalState,
+    writer: Option<JournalWriter>,
+    report: CleanReport,
+    progress: &'a mut dyn FnMut(&CleanEvent),
 }
 
 /// Executes a plan's `delete` entries (or, without `apply`, reports what would happen).
@@ -492,32 +564,39 @@ pub fn clean(
     opts: &CleanOptions,
     progress: &mut dyn FnMut(&CleanEvent),
 ) -> Result<CleanReport, RetentionError> {
-    let root = verify_root(plan, opts.expected_root.as_deref())?;
+    if opts.apply && opts.expected_root.is_none() {
+        return Err(RetentionError::RootNotConfirmed {
+            plan_root: PathBuf::from(&plan.header.source_root),
+        });
+    }
+    let (root_path, root) = open_root(plan, opts.expected_root.as_deref())?;
+    let platform = check_platform(plan, &root_path)?;
+    check_entries(plan, platform)?;
     let plan_sha256 = plan.sha256()?;
 
     let quarantine = match &opts.quarantine {
         None => None,
         Some(dir) => {
-            if opts.apply {
-                fs::create_dir_all(dir)
-                    .map_err(|e| RetentionError::io("create quarantine directory", dir, e))?;
-            }
-            let resolved = match dir.canonicalize() {
-                Ok(canonical) => canonical,
-                Err(_) => absolute(dir)?,
-            };
-            if resolved.starts_with(&root) {
-                return Err(RetentionError::QuarantineInsideRoot {
-                    quarantine: resolved,
-                    root,
-                });
-            }
-            Some(resolved)
+            let (path, fd) = resolve_quarantine(
+                dir,
+                &root_path,
+                (plan.header.root_dev, plan.header.root_ino),
+                opts.apply,
+            )?;
+            Some(Quarantine { path, fd })
         }
     };
 
-    let mut journal_state = load_journal(&opts.journal, opts.apply)?.unwrap_or_default();
-    if let Some(foreign) = journal_state
+    let _locks = if opts.apply {
+        let locks = lock_run(opts)?;
+        failpoint::hit("clean.locked");
+        locks
+    } else {
+        Vec::new()
+    };
+
+    let journal = load_journal(&opts.journal, opts.apply)?.unwrap_or_default();
+    if let Some(foreign) = journal
         .headers
         .iter()
         .find(|h| h.plan_sha256 != plan_sha256)
@@ -529,8 +608,9 @@ pub fn clean(
         });
     }
 
-    let mut writer = if opts.apply {
+    let writer = if opts.apply {
         let mut writer = JournalWriter::open(&opts.journal)?;
+        failpoint::hit("clean.header.before");
         writer.append(&JournalHeader {
             kind: JOURNAL_KIND_HEADER.to_string(),
             plan_sha256: plan_sha256.clone(),
@@ -543,252 +623,397 @@ pub fn clean(
                 "delete"
             }
             .to_string(),
-            quarantine: quarantine.as_ref().map(|q| q.display().to_string()),
+            quarantine: quarantine.as_ref().map(|q| q.path.display().to_string()),
             tool_version: plan.header.tool_version.clone(),
             time: format_time(&Utc::now()),
         })?;
+        failpoint::hit("clean.header.after");
         Some(writer)
     } else {
         None
     };
 
-    let mut report = CleanReport {
-        dry_run: !opts.apply,
-        ..CleanReport::default()
+    let mut run = Run {
+        root,
+        quarantine,
+        apply: opts.apply,
+        journal,
+        writer,
+        report: CleanReport {
+            dry_run: !opts.apply,
+            ..CleanReport::default()
+        },
+        progress,
     };
     for entry in &plan.entries {
         match entry.action {
-            Action::Keep => report.kept += 1,
-            Action::Review => report.reviewed += 1,
-            Action::Delete => {
-                let line = clean_entry(
-                    &root,
-                    entry,
-                    quarantine.as_deref(),
-                    opts.apply,
-                    &journal_state,
-                    &mut report,
-                    progress,
-                );
-                if let (Some(writer), Some(line)) = (writer.as_mut(), line) {
-                    writer.append(&line)?;
-                    journal_state.record(line);
-                }
-            }
+            Action::Keep => run.report.kept += 1,
+            Action::Review => run.report.reviewed += 1,
+            Action::Delete => run.entry(entry)?,
         }
     }
-    Ok(report)
+    Ok(run.report)
 }
 
-/// Handles one `delete` entry; returns the journal line to append, if any.
-fn clean_entry(
-    root: &Path,
-    entry: &PlanEntry,
-    quarantine: Option<&Path>,
-    apply: bool,
-    journal: &JournalState,
-    report: &mut CleanReport,
-    progress: &mut dyn FnMut(&CleanEvent),
-) -> Option<JournalLine> {
-    let path = entry.path.as_str();
-    let skip = |report: &mut CleanReport,
-                progress: &mut dyn FnMut(&CleanEvent),
-                reason: String,
-                sha256: Option<String>| {
-        progress(&CleanEvent::Skipped {
-            path: path.to_string(),
+impl Run<'_> {
+    fn append(&mut self, line: JournalLine) -> Result<(), RetentionError> {
+        if let Some(writer) = self.writer.as_mut() {
+            writer.append(&line)?;
+        }
+        self.journal.record(line);
+        Ok(())
+    }
+
+    fn skip(&mut self, entry: &PlanEntry, reason: String) -> Result<(), RetentionError> {
+        (self.progress)(&CleanEvent::Skipped {
+            path: entry.path.clone(),
             reason: reason.clone(),
         });
-        let line = journal_line(path, "skipped", &reason, sha256, entry.size, None);
-        report.skipped_changed.push((path.to_string(), reason));
-        Some(line)
-    };
-    let destination = quarantine.map(|q| q.join(path));
-
-    let verified = match verify_entry(root, entry, quarantine.is_some()) {
-        // Only a hand-edited journal gets here; acting again would log a second removal.
-        Ok(_) if journal.done(path) => {
-            return skip(
-                report,
-                progress,
-                "the journal records it as done, yet the file is still there".to_string(),
+        self.report
+            .skipped_changed
+            .push((entry.path.clone(), reason.clone()));
+        if self.apply {
+            self.append(journal_line(
+                &entry.path,
+                "skipped",
+                &reason,
                 None,
-            );
+                entry.size,
+                None,
+            ))?;
         }
-        Ok(verified) => verified,
-        Err(Refusal::Missing) if journal.done(path) => {
-            progress(&CleanEvent::AlreadyDone {
-                path: path.to_string(),
-            });
-            report.already_done.push(path.to_string());
-            return None;
-        }
-        Err(Refusal::Missing) => {
-            // A quarantine interrupted between rename and journal line: the
-            // file is at its destination with the planned identity.
-            if let Some(dest) = &destination {
-                let moved_here = fs::symlink_metadata(dest).is_ok_and(|m| {
-                    m.is_file()
-                        && (m.dev(), m.ino(), m.size()) == (entry.dev, entry.ino, entry.size)
-                });
-                if apply && moved_here {
-                    let sha256 = hash_file(dest).ok().map(|(sha, _, _)| sha);
-                    if entry.sha256.is_none() || entry.sha256 == sha256 {
-                        report
-                            .quarantined
-                            .push((path.to_string(), dest.display().to_string()));
-                        report.bytes += entry.size;
-                        progress(&CleanEvent::Quarantined {
-                            path: path.to_string(),
-                            to: dest.clone(),
-                            size: entry.size,
-                        });
-                        return Some(journal_line(
-                            path,
-                            "quarantined",
-                            "found at its quarantine destination after an interrupted run",
-                            sha256,
-                            entry.size,
-                            Some(dest),
-                        ));
-                    }
-                }
-            }
-            return skip(report, progress, "missing".to_string(), None);
-        }
-        Err(Refusal::Changed(reason)) => {
-            let reason = if journal.done(path) {
-                format!("a file reappeared after it was removed by an earlier run: {reason}")
-            } else {
-                reason
-            };
-            return skip(report, progress, reason, None);
-        }
-    };
+        Ok(())
+    }
 
-    match (&destination, apply) {
-        (None, false) => {
-            progress(&CleanEvent::WouldDelete {
-                path: path.to_string(),
-                size: entry.size,
-            });
-            report.deleted.push(path.to_string());
-            report.bytes += entry.size;
-            None
+    fn completed(
+        &mut self,
+        entry: &PlanEntry,
+        to: Option<PathBuf>,
+        reason: &str,
+        sha256: Option<String>,
+    ) -> Result<(), RetentionError> {
+        let path = entry.path.clone();
+        self.report.bytes += entry.size;
+        match &to {
+            Some(dest) => {
+                (self.progress)(&CleanEvent::Quarantined {
+                    path: path.clone(),
+                    to: dest.clone(),
+                    size: entry.size,
+                });
+                self.report
+                    .quarantined
+                    .push((path.clone(), dest.display().to_string()));
+            }
+            None => {
+                (self.progress)(&CleanEvent::Deleted {
+                    path: path.clone(),
+                    size: entry.size,
+                });
+                self.report.deleted.push(path.clone());
+            }
         }
-        (Some(dest), false) => {
-            progress(&CleanEvent::WouldQuarantine {
-                path: path.to_string(),
-                to: dest.clone(),
-                size: entry.size,
-            });
-            report
-                .quarantined
-                .push((path.to_string(), dest.display().to_string()));
-            report.bytes += entry.size;
-            None
-        }
-        (None, true) => match fs::remove_file(&verified.full_path) {
-            Ok(()) => {
-                progress(&CleanEvent::Deleted {
+        let action = if to.is_some() {
+            "quarantined"
+        } else {
+            "deleted"
+        };
+        failpoint::hit("clean.done.before");
+        self.append(journal_line(
+            &path,
+            action,
+            reason,
+            sha256,
+            entry.size,
+            to.as_deref(),
+        ))?;
+        failpoint::hit("clean.done.after");
+        Ok(())
+    }
+
+    fn entry(&mut self, entry: &PlanEntry) -> Result<(), RetentionError> {
+        let path = entry.path.as_str();
+        let destination = self.quarantine.as_ref().map(|q| q.path.join(path));
+        let last = self.journal.last_action.get(path).cloned();
+        let verified = match verify_entry(&self.root, entry, self.quarantine.is_some()) {
+            // Only a hand-edited journal gets here; acting again would log a second removal.
+            Ok(_) if self.journal.done(path) => {
+                return self.skip(
+                    entry,
+                    "the journal records it as done, yet the file is still there".to_string(),
+                );
+            }
+            Ok(verified) => verified,
+            Err(Refusal::Missing) => return self.missing(entry, last, destination),
+            Err(Refusal::Changed(reason)) => {
+                let reason = if self.journal.done(path) {
+                    format!("a file reappeared after it was removed by an earlier run: {reason}")
+                } else {
+                    reason
+                };
+                return self.skip(entry, reason);
+            }
+        };
+
+        match (destination, self.apply) {
+            (None, false) => {
+                (self.progress)(&CleanEvent::WouldDelete {
                     path: path.to_string(),
                     size: entry.size,
                 });
-                report.deleted.push(path.to_string());
-                report.bytes += entry.size;
-                Some(journal_line(
-                    path,
-                    "deleted",
-                    &entry.reason,
-                    verified.sha256.or_else(|| entry.sha256.clone()),
-                    entry.size,
-                    None,
-                ))
+                self.report.deleted.push(path.to_string());
+                self.report.bytes += entry.size;
+                Ok(())
             }
-            Err(e) => skip(
-                report,
-                progress,
-                format!("cannot delete: {e}"),
-                verified.sha256,
-            ),
-        },
-        (Some(dest), true) => {
-            let Some(sha256) = verified.sha256.clone() else {
-                return skip(
-                    report,
-                    progress,
-                    "no SHA-256 to verify the move".to_string(),
-                    None,
-                );
+            (Some(dest), false) => {
+                (self.progress)(&CleanEvent::WouldQuarantine {
+                    path: path.to_string(),
+                    to: dest.clone(),
+                    size: entry.size,
+                });
+                self.report
+                    .quarantined
+                    .push((path.to_string(), dest.display().to_string()));
+                self.report.bytes += entry.size;
+                Ok(())
+            }
+            (None, true) => self.delete(entry, verified),
+            (Some(dest), true) => self.move_to_quarantine(entry, verified, dest),
+        }
+    }
+
+    /// Journals the intent (synced) before the file is touched.
+    fn intent(
+        &mut self,
+        entry: &PlanEntry,
+        sha256: Option<String>,
+        to: Option<&Path>,
+    ) -> Result<(), RetentionError> {
+        failpoint::hit("clean.intent.before");
+        self.append(journal_line(
+            &entry.path,
+            "intent",
+            &entry.reason,
+            sha256,
+            entry.size,
+            to,
+        ))?;
+        failpoint::hit("clean.intent.after");
+        Ok(())
+    }
+
+    fn delete(&mut self, entry: &PlanEntry, verified: Verified) -> Result<(), RetentionError> {
+        let Ok((_, name)) = split_parts(&entry.path) else {
+            return self.skip(entry, "not a plain relative path".to_string());
+        };
+        let sha256 = verified.sha256.clone().or_else(|| entry.sha256.clone());
+        self.intent(entry, sha256.clone(), None)?;
+        // The last look, on the same handle, right before the unlink.
+        if let Err(r) =
+            stat_regular(&verified.parent, name).and_then(|now| compare_stamp(now, entry.stamp()))
+        {
+            let why = match r {
+                Refusal::Missing => "vanished while being removed".to_string(),
+                Refusal::Changed(why) => format!("changed while being removed: {why}"),
             };
-            if let Err(reason) = quarantine_file(quarantine, entry, &verified, dest, &sha256) {
-                return skip(report, progress, reason, Some(sha256));
+            return self.skip(entry, why);
+        }
+        failpoint::hit("clean.unlink.before");
+        if let Err(e) = rustix::fs::unlinkat(&verified.parent, name, AtFlags::empty()) {
+            return self.skip(entry, format!("cannot delete: {e}"));
+        }
+        failpoint::hit("clean.unlink.after");
+        let _ = handles::sync_dir(&verified.parent);
+        failpoint::hit("clean.unlink.synced");
+        self.completed(entry, None, &entry.reason, sha256)
+    }
+
+    fn move_to_quarantine(
+        &mut self,
+        entry: &PlanEntry,
+        verified: Verified,
+        dest: PathBuf,
+    ) -> Result<(), RetentionError> {
+        let Some(sha256) = verified.sha256.clone() else {
+            return self.skip(entry, "no SHA-256 to verify the move".to_string());
+        };
+        let Ok((parents, name)) = split_parts(&entry.path) else {
+            return self.skip(entry, "not a plain relative path".to_string());
+        };
+        let Some(qfd) = self.quarantine.as_ref().and_then(|q| q.fd.as_ref()) else {
+            return self.skip(entry, "no quarantine directory".to_string());
+        };
+        let qparent = match handles::walk_dirs(qfd, &parents, true) {
+            Ok(fd) => fd,
+            Err(Refusal::Missing) => {
+                return self.skip(entry, "quarantine directory missing".to_string())
             }
-            progress(&CleanEvent::Quarantined {
+            Err(Refusal::Changed(why)) => return self.skip(entry, format!("quarantine: {why}")),
+        };
+        match handles::stat_at(&qparent, name) {
+            Err(Errno::NOENT) => {}
+            Ok(st) if handles::file_type(&st) == FileType::RegularFile => {
+                // A copy across devices interrupted before the original was removed:
+                // finish it if the copy is whole, never overwrite.
+                let whole = handles::open_file_at(&qparent, name)
+                    .ok()
+                    .and_then(|mut f| handles::hash_open(&mut f).ok())
+                    .is_some_and(|(sha, size, _)| sha == sha256 && size == entry.size);
+                if !whole {
+                    return self.skip(
+                        entry,
+                        format!("quarantine destination {} already exists", dest.display()),
+                    );
+                }
+                self.intent(entry, Some(sha256.clone()), Some(&dest))?;
+                failpoint::hit("clean.unlink.before");
+                if let Err(e) = rustix::fs::unlinkat(&verified.parent, name, AtFlags::empty()) {
+                    return self.skip(entry, format!("cannot remove the original: {e}"));
+                }
+                failpoint::hit("clean.unlink.after");
+                let _ = handles::sync_dir(&verified.parent);
+                return self.completed(entry, Some(dest), &entry.reason, Some(sha256));
+            }
+            Ok(_) => {
+                return self.skip(
+                    entry,
+                    format!(
+                        "quarantine destination {} exists and is not a regular file",
+                        dest.display()
+                    ),
+                )
+            }
+            Err(e) => return self.skip(entry, format!("cannot inspect {}: {e}", dest.display())),
+        }
+        self.intent(entry, Some(sha256.clone()), Some(&dest))?;
+        if let Err(r) =
+            stat_regular(&verified.parent, name).and_then(|now| compare_stamp(now, entry.stamp()))
+        {
+            let why = match r {
+                Refusal::Missing => "vanished while being moved".to_string(),
+                Refusal::Changed(why) => format!("changed while being moved: {why}"),
+            };
+            return self.skip(entry, why);
+        }
+        failpoint::hit("clean.rename.before");
+        match handles::rename_noreplace(&verified.parent, &qparent, name) {
+            Ok(()) => {
+                failpoint::hit("clean.rename.after");
+                let _ = handles::sync_dir(&qparent);
+                let _ = handles::sync_dir(&verified.parent);
+                failpoint::hit("clean.rename.synced");
+            }
+            Err(Errno::XDEV) => {
+                if let Err(why) = handles::copy_across(
+                    &verified.parent,
+                    &qparent,
+                    name,
+                    &sha256,
+                    entry.stamp(),
+                    "clean",
+                ) {
+                    return self.skip(entry, why);
+                }
+            }
+            Err(e) => return self.skip(entry, format!("cannot move to {}: {e}", dest.display())),
+        }
+        self.completed(entry, Some(dest), &entry.reason, Some(sha256))
+    }
+
+    /// A `delete` entry whose file is not there: done by an earlier run (journaled, or
+    /// interrupted after its intent), or gone for another reason.
+    fn missing(
+        &mut self,
+        entry: &PlanEntry,
+        last: Option<JournalLine>,
+        destination: Option<PathBuf>,
+    ) -> Result<(), RetentionError> {
+        let path = entry.path.as_str();
+        if self.journal.done(path) {
+            (self.progress)(&CleanEvent::AlreadyDone {
                 path: path.to_string(),
-                to: dest.clone(),
-                size: entry.size,
             });
-            report
-                .quarantined
-                .push((path.to_string(), dest.display().to_string()));
-            report.bytes += entry.size;
-            Some(journal_line(
-                path,
-                "quarantined",
-                &entry.reason,
-                Some(sha256),
-                entry.size,
-                Some(dest),
-            ))
+            self.report.already_done.push(path.to_string());
+            return Ok(());
         }
-    }
-}
-
-fn quarantine_file(
-    quarantine: Option<&Path>,
-    entry: &PlanEntry,
-    verified: &Verified,
-    dest: &Path,
-    sha256: &str,
-) -> Result<(), String> {
-    let quarantine = quarantine.ok_or_else(|| "no quarantine directory".to_string())?;
-    let dest_dir = safe_parent(quarantine, &entry.path, true).map_err(|r| match r {
-        Refusal::Missing => "quarantine directory missing".to_string(),
-        Refusal::Changed(why) => format!("quarantine: {why}"),
-    })?;
-    let dest = dest_dir.join(dest.file_name().unwrap_or_default());
-    let dest = dest.as_path();
-    match fs::symlink_metadata(dest) {
-        Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Ok(meta) if meta.is_file() => {
-            // A copy across devices interrupted before the original was
-            // removed: finish it if the copy is whole, never overwrite.
-            let whole =
-                hash_file(dest).is_ok_and(|(sha, size, _)| sha == sha256 && size == entry.size);
-            if !whole {
-                return Err(format!(
-                    "quarantine destination {} already exists",
-                    dest.display()
-                ));
+        let intent = last.filter(|l| l.action == "intent");
+        // Delete mode: an interrupted run unlinked it after journaling its intent.
+        if let Some(line) = intent.as_ref().filter(|l| l.quarantine_path.is_none()) {
+            if !self.apply {
+                (self.progress)(&CleanEvent::AlreadyDone {
+                    path: path.to_string(),
+                });
+                self.report.already_done.push(path.to_string());
+                return Ok(());
             }
-            return fs::remove_file(&verified.full_path)
-                .map_err(|e| format!("cannot remove the original: {e}"));
+            return self.completed(
+                entry,
+                None,
+                "removed by an interrupted run after its intent was journaled",
+                line.sha256.clone(),
+            );
         }
-        Ok(_) => {
-            return Err(format!(
-                "quarantine destination {} exists and is not a regular file",
-                dest.display()
-            ))
+        // Quarantine: is it at its destination, with the planned identity?
+        let moved_to = intent
+            .as_ref()
+            .and_then(|l| l.quarantine_path.clone())
+            .map(PathBuf::from)
+            .or(destination.clone());
+        if let (Some(dest), true) = (moved_to, self.apply) {
+            if destination.as_ref() != Some(&dest) {
+                return self.skip(
+                    entry,
+                    format!(
+                        "an interrupted run moved it to {}, another quarantine directory; run `chatvault undo` on the journal, or clean again with that --quarantine",
+                        dest.display()
+                    ),
+                );
+            }
+            if let Some(sha256) = self.found_in_quarantine(entry) {
+                return self.completed(
+                    entry,
+                    Some(dest),
+                    "found at its quarantine destination after an interrupted run",
+                    Some(sha256),
+                );
+            }
         }
-        Err(e) => return Err(format!("cannot inspect {}: {e}", dest.display())),
+        self.skip(entry, "missing".to_string())
     }
-    move_verified(&verified.full_path, dest, sha256, entry.stamp())
+
+    /// The SHA-256 of the entry's file at its quarantine destination, when it is there
+    /// with the planned device, inode, size (and SHA-256 if planned).
+    fn found_in_quarantine(&self, entry: &PlanEntry) -> Option<String> {
+        let qfd = self.quarantine.as_ref()?.fd.as_ref()?;
+        let (parents, name) = split_parts(&entry.path).ok()?;
+        let qparent = handles::walk_dirs(qfd, &parents, false).ok()?;
+        let stamp = stat_regular(&qparent, name).ok()?;
+        let mut file = handles::open_file_at(&qparent, name).ok()?;
+        let (sha256, size, _) = handles::hash_open(&mut file).ok()?;
+        let same_file = (stamp.dev, stamp.ino) == (entry.dev, entry.ino);
+        let same_content = entry
+            .sha256
+            .as_ref()
+            .is_some_and(|s| s.eq_ignore_ascii_case(&sha256));
+        let planned_content = entry
+            .sha256
+            .as_ref()
+            .is_none_or(|s| s.eq_ignore_ascii_case(&sha256));
+        (size == entry.size && planned_content && (same_file || same_content)).then_some(sha256)
+    }
 }
 
-/// Moves every quarantined file of a journal back to its place, verifying
-/// size and SHA-256, never overwriting; records `restored` lines in the journal.
+/// Moves every quarantined file of a journal back to its place, verifying size and
+/// SHA-256, never overwriting; records `restoring` and `restored` lines in the journal.
+///
+/// Only quarantine paths inside a quarantine directory recorded in the journal's headers
+/// are accepted (exactly that directory joined with the file's relative path), and files
+/// are restored only under the recorded root (by handles, never through a symlink). An
+/// `intent` of an interrupted clean is reconciled: its file is restored if it reached the
+/// quarantine, and nothing is to be done if it is still in place.
 pub fn undo(journal: &Path) -> Result<UndoReport, RetentionError> {
+    let _lock = lockfile::acquire(journal)?;
+    failpoint::hit("undo.locked");
     let state = load_journal(journal, true)?.ok_or_else(|| RetentionError::Io {
         action: "read journal",
         path: journal.to_path_buf(),
@@ -811,22 +1036,34 @@ pub fn undo(journal: &Path) -> Result<UndoReport, RetentionError> {
         return Err(corrupt("header lines name different roots".to_string()));
     }
     let root = PathBuf::from(&header.source_root);
-    let meta = fs::metadata(&root).map_err(|e| RetentionError::RootMissing {
+    let root_fd = handles::open_dir_path(&root).map_err(|e| RetentionError::RootMissing {
         root: root.clone(),
         message: e.to_string(),
     })?;
-    if (meta.dev(), meta.ino()) != (header.root_dev, header.root_ino) {
+    let found = handles::stat_fd(&root_fd)
+        .map(|st| handles::dev_ino(&st))
+        .map_err(|e| RetentionError::RootMissing {
+            root: root.clone(),
+            message: e.to_string(),
+        })?;
+    if found != (header.root_dev, header.root_ino) {
         return Err(RetentionError::RootReplaced {
             root,
             expected_dev: header.root_dev,
             expected_ino: header.root_ino,
-            found_dev: meta.dev(),
-            found_ino: meta.ino(),
+            found_dev: found.0,
+            found_ino: found.1,
         });
     }
+    let quarantines: Vec<String> = state
+        .headers
+        .iter()
+        .filter_map(|h| h.quarantine.clone())
+        .collect();
 
     let mut report = UndoReport::default();
     let mut writer = JournalWriter::open(journal)?;
+    let mut handles_by_dir: HashMap<String, Result<OwnedFd, String>> = HashMap::new();
     let mut lines: Vec<&JournalLine> = state.last_action.values().collect();
     lines.sort_by(|a, b| a.path.cmp(&b.path));
     for line in lines {
@@ -835,67 +1072,193 @@ pub fn undo(journal: &Path) -> Result<UndoReport, RetentionError> {
                 report.already_restored += 1;
                 continue;
             }
-            "quarantined" => {}
+            "quarantined" | "restoring" => {}
+            "intent" if line.quarantine_path.is_some() => {}
             _ => continue,
         }
-        match restore_one(&root, line) {
-            Ok(()) => {
+        if let Err(why) = handles::relative_components(&line.path) {
+            report.skipped.push((
+                line.path.clone(),
+                format!("refused: restore target outside the root: {why}"),
+            ));
+            continue;
+        }
+        let Some(qdir) = quarantines.iter().find(|q| {
+            line.quarantine_path.as_deref()
+                == Some(
+                    Path::new(q.as_str())
+                        .join(&line.path)
+                        .display()
+                        .to_string()
+                        .as_str(),
+                )
+        }) else {
+            report.skipped.push((
+                line.path.clone(),
+                format!(
+                    "refused: quarantine path {} is not the file's place inside the recorded quarantine directory ({})",
+                    line.quarantine_path.as_deref().unwrap_or("(none)"),
+                    if quarantines.is_empty() { "none recorded".to_string() } else { quarantines.join(", ") }
+                ),
+            ));
+            continue;
+        };
+        let qfd = handles_by_dir.entry(qdir.clone()).or_insert_with(|| {
+            handles::open_dir_path(Path::new(qdir))
+                .map_err(|e| format!("quarantine directory {qdir}: {e}"))
+        });
+        let qfd = match qfd {
+            Ok(fd) => &*fd,
+            Err(why) => {
+                report.skipped.push((line.path.clone(), why.clone()));
+                continue;
+            }
+        };
+        match restore_one(&root_fd, qfd, line, &mut writer) {
+            Ok(Restore::Restored) => {
+                failpoint::hit("undo.done.before");
                 writer.append(&JournalLine {
                     action: "restored".to_string(),
                     reason: "undo".to_string(),
                     time: format_time(&Utc::now()),
                     ..line.clone()
                 })?;
+                failpoint::hit("undo.done.after");
                 report.restored.push(line.path.clone());
             }
-            Err(why) => report.skipped.push((line.path.clone(), why)),
+            Ok(Restore::NeverMoved) => report.never_moved += 1,
+            Err(RestoreError::Skip(why)) => report.skipped.push((line.path.clone(), why)),
+            Err(RestoreError::Journal(e)) => return Err(e),
         }
     }
     Ok(report)
 }
 
-fn restore_one(root: &Path, line: &JournalLine) -> Result<(), String> {
-    let from = line
-        .quarantine_path
-        .as_ref()
-        .map(PathBuf::from)
-        .ok_or_else(|| "the journal line has no quarantine_path".to_string())?;
+enum Restore {
+    Restored,
+    NeverMoved,
+}
+
+enum RestoreError {
+    Skip(String),
+    Journal(RetentionError),
+}
+
+impl From<String> for RestoreError {
+    fn from(why: String) -> Self {
+        RestoreError::Skip(why)
+    }
+}
+
+fn restore_one(
+    root: &OwnedFd,
+    quarantine: &OwnedFd,
+    line: &JournalLine,
+    writer: &mut JournalWriter,
+) -> Result<Restore, RestoreError> {
+    let shown = line.quarantine_path.clone().unwrap_or_default();
     let expected_sha256 = line
         .sha256
         .as_ref()
         .ok_or_else(|| "the journal line has no sha256 to verify".to_string())?;
-    let meta = fs::symlink_metadata(&from)
-        .map_err(|e| format!("quarantined file {}: {e}", from.display()))?;
-    if !meta.is_file() {
-        return Err(format!("{} is not a regular file", from.display()));
-    }
-    let (sha256, size, stamp) =
-        hash_file(&from).map_err(|e| format!("cannot read {}: {e}", from.display()))?;
-    if size != line.size || !sha256.eq_ignore_ascii_case(expected_sha256) {
-        return Err(format!(
-            "{} no longer matches the journal (size {size}, SHA-256 {sha256})",
-            from.display()
-        ));
-    }
-    let parent = safe_parent(root, &line.path, true).map_err(|r| match r {
-        Refusal::Missing => "a parent directory is missing".to_string(),
+    let (parents, name) = split_parts(&line.path).map_err(|r| match r {
+        Refusal::Missing => "empty path".to_string(),
         Refusal::Changed(why) => why,
     })?;
-    let name = Path::new(&line.path)
-        .file_name()
-        .ok_or_else(|| "path has no file name".to_string())?;
-    let to = parent.join(name);
-    if fs::symlink_metadata(&to).is_ok() {
-        return Err(format!("{} exists again; not overwriting it", to.display()));
+    let matches = |file: &mut File| -> Result<bool, String> {
+        let (sha256, size, _) =
+            handles::hash_open(file).map_err(|e| format!("cannot read: {e}"))?;
+        Ok(size == line.size && sha256.eq_ignore_ascii_case(expected_sha256))
+    };
+    // The quarantined file, walked to from the quarantine directory's handle.
+    let in_quarantine = match handles::walk_dirs(quarantine, &parents, false) {
+        Ok(qparent) => match handles::stat_at(&qparent, name) {
+            Ok(st) if handles::file_type(&st) == FileType::RegularFile => {
+                let mut file = handles::open_file_at(&qparent, name)
+                    .map_err(|e| format!("cannot open {shown}: {e}"))?;
+                if !matches(&mut file)? {
+                    return Err(
+                        format!("{shown} no longer matches the journal (size or SHA-256)").into(),
+                    );
+                }
+                Some((qparent, handles::stamp_of(&st)))
+            }
+            Ok(_) => return Err(format!("{shown} is not a regular file").into()),
+            Err(Errno::NOENT) => None,
+            Err(e) => return Err(format!("cannot inspect {shown}: {e}").into()),
+        },
+        Err(Refusal::Missing) => None,
+        Err(Refusal::Changed(why)) => return Err(format!("quarantine: {why}").into()),
+    };
+    let rparent = match handles::walk_dirs(root, &parents, in_quarantine.is_some()) {
+        Ok(fd) => Some(fd),
+        Err(Refusal::Missing) => None,
+        Err(Refusal::Changed(why)) => return Err(why.into()),
+    };
+    // What is at the original place now.
+    let in_place = match &rparent {
+        None => None,
+        Some(rparent) => match handles::stat_at(rparent, name) {
+            Err(Errno::NOENT) => None,
+            Ok(st) if handles::file_type(&st) == FileType::RegularFile => {
+                let mut file = handles::open_file_at(rparent, name)
+                    .map_err(|e| format!("cannot open {}: {e}", line.path))?;
+                Some(matches(&mut file)?)
+            }
+            Ok(_) => Some(false),
+            Err(e) => return Err(format!("cannot inspect {}: {e}", line.path).into()),
+        },
+    };
+    match (in_quarantine, in_place) {
+        // Never moved: the clean was interrupted between its intent and the move.
+        (None, Some(true)) if line.action == "intent" => Ok(Restore::NeverMoved),
+        // Moved back by an interrupted undo.
+        (None, Some(true)) => Ok(Restore::Restored),
+        (None, _) => Err(format!("quarantined file {shown} is missing").into()),
+        (Some(_), Some(false)) => {
+            Err(format!("{} exists again; not overwriting it", line.path).into())
+        }
+        (Some((qparent, _)), Some(true)) => {
+            // Both copies whole (an interrupted copy across devices): drop the quarantined one.
+            rustix::fs::unlinkat(&qparent, name, AtFlags::empty())
+                .map_err(|e| format!("restored, but cannot remove {shown}: {e}"))?;
+            Ok(Restore::Restored)
+        }
+        (Some((qparent, stamp)), None) => {
+            let rparent = rparent.ok_or_else(|| "a parent directory is missing".to_string())?;
+            failpoint::hit("undo.intent.before");
+            writer
+                .append(&JournalLine {
+                    action: "restoring".to_string(),
+                    reason: "undo".to_string(),
+                    time: format_time(&Utc::now()),
+                    ..line.clone()
+                })
+                .map_err(RestoreError::Journal)?;
+            failpoint::hit("undo.intent.after");
+            failpoint::hit("undo.rename.before");
+            match handles::rename_noreplace(&qparent, &rparent, name) {
+                Ok(()) => {
+                    failpoint::hit("undo.rename.after");
+                    let _ = handles::sync_dir(&rparent);
+                    let _ = handles::sync_dir(&qparent);
+                    failpoint::hit("undo.rename.synced");
+                }
+                Err(Errno::XDEV) => {
+                    handles::copy_across(&qparent, &rparent, name, expected_sha256, stamp, "undo")?
+                }
+                Err(e) => return Err(format!("cannot move back: {e}").into()),
+            }
+            Ok(Restore::Restored)
+        }
     }
-    move_verified(&from, &to, &sha256, stamp)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::retention::plan::tests::{build, entry_for};
-    use std::os::unix::fs::symlink;
+    use std::os::unix::fs::{symlink, MetadataExt};
 
     struct Fixture {
         cache: tempfile::TempDir,
@@ -905,6 +1268,10 @@ mod tests {
     impl Fixture {
         fn new(files: &[(&str, &[u8])]) -> Fixture {
             let cache = tempfile::tempdir().unwrap();
+            // What makes the root a WeChat source, which clean checks.
+            let mut db = b"SQLite format 3\0".to_vec();
+            db.resize(4096, 0);
+            fs::write(cache.path().join("EnMicroMsg.db"), db).unwrap();
             for (rel, content) in files {
                 let path = cache.path().join(rel);
                 fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -935,7 +1302,8 @@ mod tests {
                 apply,
                 quarantine: None,
                 journal: self.out.path().join("PLAN.json.journal"),
-                expected_root: None,
+                expected_root: Some(self.root().to_path_buf()),
+                plan_path: None,
             }
         }
 
@@ -974,10 +1342,10 @@ mod tests {
     }
 
     const FILES: &[(&str, &[u8])] = &[
-        ("Image/2025/a.jpg", b"image a"),
-        ("Image/2025/b.jpg", b"image b"),
+        ("image2/2025/a.jpg", b"image a"),
+        ("image2/2025/b.jpg", b"image b"),
         ("Download/report.pdf", b"%PDF report"),
-        ("Video/v.mp4", b"video bytes"),
+        ("video/v.mp4", b"video bytes"),
         ("keep.txt", b"kept"),
         ("orphan.dat", b"orphan"),
     ];
@@ -985,10 +1353,10 @@ mod tests {
     fn standard_plan(fx: &Fixture, hash: bool) -> Plan {
         fx.plan(
             &[
-                ("Image/2025/a.jpg", Action::Delete),
-                ("Image/2025/b.jpg", Action::Delete),
+                ("image2/2025/a.jpg", Action::Delete),
+                ("image2/2025/b.jpg", Action::Delete),
                 ("Download/report.pdf", Action::Delete),
-                ("Video/v.mp4", Action::Delete),
+                ("video/v.mp4", Action::Delete),
                 ("keep.txt", Action::Keep),
                 ("orphan.dat", Action::Review),
             ],
@@ -1024,9 +1392,9 @@ mod tests {
             deleted,
             vec![
                 "Download/report.pdf",
-                "Image/2025/a.jpg",
-                "Image/2025/b.jpg",
-                "Video/v.mp4"
+                "image2/2025/a.jpg",
+                "image2/2025/b.jpg",
+                "video/v.mp4"
             ]
         );
         assert!(
@@ -1043,8 +1411,13 @@ mod tests {
         let lines = journal_lines(&fx.opts(true).journal);
         assert_eq!(lines[0]["kind"], "header");
         assert_eq!(lines[0]["plan_sha256"], plan.sha256().unwrap());
-        assert_eq!(lines.len(), 5);
-        assert!(lines[1..].iter().all(|l| l["action"] == "deleted"));
+        // An intent (synced) before each unlink, the completion after it.
+        assert_eq!(lines.len(), 9);
+        for pair in lines[1..].chunks(2) {
+            assert_eq!(pair[0]["action"], "intent");
+            assert_eq!(pair[1]["action"], "deleted");
+            assert_eq!(pair[0]["path"], pair[1]["path"]);
+        }
 
         // A second run finds everything done and writes no second "deleted".
         let again = run(&plan, &fx.opts(true));
@@ -1064,7 +1437,7 @@ mod tests {
         let plan = standard_plan(&fx, true);
 
         // Same size and mtime, new content: only the recorded SHA-256 notices.
-        let a = fx.root().join("Image/2025/a.jpg");
+        let a = fx.root().join("image2/2025/a.jpg");
         let a_meta = fs::metadata(&a).unwrap();
         fs::OpenOptions::new()
             .write(true)
@@ -1081,12 +1454,12 @@ mod tests {
         )
         .unwrap();
         // Replaced by a symlink to a file outside the root.
-        let v = fx.root().join("Video/v.mp4");
+        let v = fx.root().join("video/v.mp4");
         fs::remove_file(&v).unwrap();
         symlink(outside.path().join("precious"), &v).unwrap();
         // A parent directory swapped for a symlink to outside.
-        let image_dir = fx.root().join("Image");
-        fs::rename(&image_dir, fx.root().join("Image.old")).unwrap();
+        let image_dir = fx.root().join("image2");
+        fs::rename(&image_dir, fx.root().join("image2.old")).unwrap();
         fs::create_dir(&image_dir).unwrap();
         symlink(outside.path().join("2025"), image_dir.join("2025")).unwrap();
 
@@ -1095,9 +1468,9 @@ mod tests {
         let reasons: HashMap<String, String> = report.skipped_changed.into_iter().collect();
         assert_eq!(reasons.len(), 4, "{reasons:?}");
         assert!(reasons["Download/report.pdf"].contains("size changed"));
-        assert!(reasons["Video/v.mp4"].contains("symlink"));
-        assert!(reasons["Image/2025/b.jpg"].contains("Image/2025 was replaced by a symlink"));
-        assert!(reasons["Image/2025/a.jpg"].contains("symlink"));
+        assert!(reasons["video/v.mp4"].contains("symlink"));
+        assert!(reasons["image2/2025/b.jpg"].contains("image2/2025 was replaced by a symlink"));
+        assert!(reasons["image2/2025/a.jpg"].contains("symlink"));
         assert_eq!(
             fs::read(outside.path().join("precious")).unwrap(),
             b"outside the root"
@@ -1112,7 +1485,7 @@ mod tests {
     fn same_size_mtime_and_ctime_but_new_content_is_caught_by_sha256() {
         let fx = Fixture::new(FILES);
         let mut plan = standard_plan(&fx, true);
-        let a = fx.root().join("Image/2025/a.jpg");
+        let a = fx.root().join("image2/2025/a.jpg");
         let original = fs::metadata(&a).unwrap();
         fs::OpenOptions::new()
             .write(true)
@@ -1127,7 +1500,7 @@ mod tests {
         let index = plan
             .entries
             .iter()
-            .position(|e| e.path == "Image/2025/a.jpg")
+            .position(|e| e.path == "image2/2025/a.jpg")
             .unwrap();
         let now = FileStamp::from_metadata(&fs::metadata(&a).unwrap());
         assert_eq!(
@@ -1138,7 +1511,7 @@ mod tests {
         let report = run(&plan, &fx.opts(true));
         let reasons: HashMap<String, String> = report.skipped_changed.into_iter().collect();
         assert!(
-            reasons["Image/2025/a.jpg"].contains("content changed"),
+            reasons["image2/2025/a.jpg"].contains("content changed"),
             "{reasons:?}"
         );
         assert_eq!(fs::read(&a).unwrap(), b"IMAGE A");
@@ -1151,12 +1524,20 @@ mod tests {
         let mut plan = standard_plan(&fx, false);
         plan.entries[0].path = "../escape.txt".to_string();
         plan.entries[1].path = "/etc/passwd".to_string();
-        let report = run(&plan, &fx.opts(false));
-        assert_eq!(report.skipped_changed.len(), 2);
-        assert!(report
-            .skipped_changed
-            .iter()
-            .all(|(_, why)| why.contains("not a plain relative path")));
+        let before = fx.tree();
+        for apply in [false, true] {
+            match clean(&plan, &fx.opts(apply), &mut |_| {}) {
+                Err(RetentionError::PlanUnsafe { count, entries }) => {
+                    assert_eq!(count, 2);
+                    assert!(entries
+                        .iter()
+                        .all(|(_, why)| why.contains("not a plain relative path")));
+                }
+                other => panic!("expected PlanUnsafe, got {other:?}"),
+            }
+        }
+        assert_eq!(fx.tree(), before);
+        assert!(!fx.opts(true).journal.exists());
     }
 
     #[test]
@@ -1211,7 +1592,7 @@ mod tests {
         let plan = standard_plan(&fx, true);
         let opts = fx.opts(true);
         // A run killed after two of four deletions, mid-way through a third line.
-        let done = ["Download/report.pdf", "Image/2025/a.jpg"];
+        let done = ["Download/report.pdf", "image2/2025/a.jpg"];
         let mut journal = serde_json::json!({
             "kind": "header", "plan_sha256": plan.sha256().unwrap(),
             "source_root": plan.header.source_root, "root_dev": plan.header.root_dev,
@@ -1226,7 +1607,7 @@ mod tests {
             journal.push_str(&serde_json::to_string(&line).unwrap());
             journal.push('\n');
         }
-        journal.push_str("{\"path\":\"Image/2025/b.j");
+        journal.push_str("{\"path\":\"image2/2025/b.j");
         fs::write(&opts.journal, journal).unwrap();
 
         let report = run(&plan, &opts);
@@ -1235,7 +1616,7 @@ mod tests {
         assert_eq!(already, done);
         let mut deleted = report.deleted.clone();
         deleted.sort();
-        assert_eq!(deleted, ["Image/2025/b.jpg", "Video/v.mp4"]);
+        assert_eq!(deleted, ["image2/2025/b.jpg", "video/v.mp4"]);
         assert!(
             report.skipped_changed.is_empty(),
             "{:?}",
@@ -1254,9 +1635,9 @@ mod tests {
             deleted,
             [
                 "Download/report.pdf",
-                "Image/2025/a.jpg",
-                "Image/2025/b.jpg",
-                "Video/v.mp4"
+                "image2/2025/a.jpg",
+                "image2/2025/b.jpg",
+                "video/v.mp4"
             ]
         );
         assert_eq!(lines.iter().filter(|l| l["kind"] == "header").count(), 2);
@@ -1266,11 +1647,11 @@ mod tests {
     fn missing_file_without_journal_line_is_reported() {
         let fx = Fixture::new(FILES);
         let plan = standard_plan(&fx, false);
-        fs::remove_file(fx.root().join("Video/v.mp4")).unwrap();
+        fs::remove_file(fx.root().join("video/v.mp4")).unwrap();
         let report = run(&plan, &fx.opts(true));
         assert_eq!(
             report.skipped_changed,
-            vec![("Video/v.mp4".to_string(), "missing".to_string())]
+            vec![("video/v.mp4".to_string(), "missing".to_string())]
         );
         assert_eq!(report.deleted.len(), 3);
     }
@@ -1282,8 +1663,10 @@ mod tests {
         run(&plan, &fx.opts(true));
         let fx2 = Fixture::new(FILES);
         let other = standard_plan(&fx2, false);
+        let mut opts = fx.opts(true);
+        opts.expected_root = Some(fx2.root().to_path_buf());
         assert!(matches!(
-            clean(&other, &fx.opts(true), &mut |_| {}),
+            clean(&other, &opts, &mut |_| {}),
             Err(RetentionError::JournalForeign { .. })
         ));
     }
@@ -1300,17 +1683,24 @@ mod tests {
         assert_eq!(report.quarantined.len(), 4);
         assert!(report.deleted.is_empty());
         assert_eq!(
-            fs::read(quarantine.path().join("q/Image/2025/a.jpg")).unwrap(),
+            fs::read(quarantine.path().join("q/image2/2025/a.jpg")).unwrap(),
             b"image a"
         );
-        assert!(!fx.root().join("Image/2025/a.jpg").exists());
+        assert!(!fx.root().join("image2/2025/a.jpg").exists());
         let lines = journal_lines(&opts.journal);
-        assert!(lines[1..]
-            .iter()
-            .all(|l| l["action"] == "quarantined" && l["sha256"].is_string()));
+        assert!(lines[1..].iter().all(|l| (l["action"] == "quarantined"
+            || l["action"] == "intent")
+            && l["sha256"].is_string()));
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|l| l["action"] == "quarantined")
+                .count(),
+            4
+        );
 
         // Remove a now-empty directory to check undo recreates it.
-        fs::remove_dir(fx.root().join("Video")).unwrap();
+        fs::remove_dir(fx.root().join("video")).unwrap();
         let undone = undo(&opts.journal).unwrap();
         assert_eq!(undone.restored.len(), 4, "{:?}", undone.skipped);
         assert_eq!(fx.tree(), before);
@@ -1336,12 +1726,12 @@ mod tests {
         opts.quarantine = Some(quarantine.path().to_path_buf());
         let report = run(&plan, &opts);
         assert_eq!(report.quarantined.len(), 4, "{:?}", report.skipped_changed);
-        let moved = quarantine.path().join("Video/v.mp4");
+        let moved = quarantine.path().join("video/v.mp4");
         assert_eq!(fs::read(&moved).unwrap(), b"video bytes");
         let planned = plan
             .entries
             .iter()
-            .find(|e| e.path == "Video/v.mp4")
+            .find(|e| e.path == "video/v.mp4")
             .unwrap();
         assert_eq!(
             FileStamp::from_metadata(&fs::metadata(&moved).unwrap()).mtime,
@@ -1360,11 +1750,11 @@ mod tests {
         let mut opts = fx.opts(true);
         opts.quarantine = Some(quarantine.path().to_path_buf());
         run(&plan, &opts);
-        fs::write(quarantine.path().join("Video/v.mp4"), b"video BYTES").unwrap();
+        fs::write(quarantine.path().join("video/v.mp4"), b"video BYTES").unwrap();
         let undone = undo(&opts.journal).unwrap();
         assert_eq!(undone.restored.len(), 3);
         assert_eq!(undone.skipped.len(), 1);
-        assert!(!fx.root().join("Video/v.mp4").exists());
+        assert!(!fx.root().join("video/v.mp4").exists());
     }
 
     #[test]

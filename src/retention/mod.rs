@@ -6,6 +6,8 @@
 
 pub mod clean;
 pub mod decide;
+pub mod guard;
+pub(crate) mod handles;
 pub mod plan;
 pub mod policy;
 
@@ -92,6 +94,21 @@ pub enum RetentionError {
     },
     #[error("quarantine directory {} is inside the plan root {}; choose a directory outside the cache being cleaned", quarantine.display(), root.display())]
     QuarantineInsideRoot { quarantine: PathBuf, root: PathBuf },
+    #[error("the plan names its root {} but nobody confirmed it: give --root DIR (the directory you mean to clean) with --apply --yes, or run interactively and confirm; a plan is a request, not an authority", plan_root.display())]
+    RootNotConfirmed { plan_root: PathBuf },
+    #[error("plan root {} was planned as a {plan_platform} source but now holds {found}; refusing to clean it (make a new plan)", root.display())]
+    PlatformMismatch {
+        root: PathBuf,
+        plan_platform: String,
+        found: String,
+    },
+    #[error("plan asks to delete {count} file(s) that are never deleted whatever a plan says; refusing the whole plan, nothing was touched (it was edited, or not written by `chatvault plan`): {}", entries.iter().take(10).map(|(p, why)| format!("{p:?}: {why}")).collect::<Vec<_>>().join("; "))]
+    PlanUnsafe {
+        count: usize,
+        entries: Vec<(String, String)>,
+    },
+    #[error(transparent)]
+    Locked(#[from] crate::lockfile::LockError),
     #[error("invalid {what} {value:?}: {hint}")]
     InvalidArgument {
         what: &'static str,

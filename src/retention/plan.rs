@@ -16,6 +16,7 @@ use super::policy::Policy;
 use super::{
     format_time, human_time, serde_opt_time, serde_time, sha256_hex, sha256_reader, RetentionError,
 };
+use crate::failpoint;
 use crate::sink::csv::CsvSink;
 pub use crate::sink::csv::CsvStyle;
 
@@ -47,7 +48,7 @@ impl FileStamp {
 
 // Out-of-range times map to the epoch; both planning and re-checking go
 // through this function, so a comparison is still exact.
-fn unix_time(seconds: i64, nanos: i64) -> DateTime<Utc> {
+pub(crate) fn unix_time(seconds: i64, nanos: i64) -> DateTime<Utc> {
     u32::try_from(nanos)
         .ok()
         .and_then(|n| DateTime::from_timestamp(seconds, n))
@@ -440,11 +441,15 @@ pub fn csv_path(json_path: &Path) -> PathBuf {
 
 /// Writes `bytes` to `path` through a temporary file in the same directory,
 /// synced before the rename, so readers see the old file or the whole new one.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), RetentionError> {
+pub(crate) fn write_atomically(
+    path: &Path,
+    bytes: &[u8],
+    points: [&'static str; 2],
+) -> Result<(), RetentionError> {
     let mut temp = temp_beside(path)?;
     temp.write_all(bytes)
         .map_err(|e| RetentionError::io("write", path, e))?;
-    persist_synced(temp, path)
+    persist_synced(temp, path, points)
 }
 
 /// A temporary file in `path`'s directory, to be renamed over it by [`persist_synced`].
@@ -462,13 +467,19 @@ fn parent_dir(path: &Path) -> PathBuf {
 }
 
 /// Syncs a temporary file and renames it to `path`, then syncs the directory so the rename
-/// itself is durable.
-fn persist_synced(temp: tempfile::NamedTempFile, path: &Path) -> Result<(), RetentionError> {
+/// itself is durable. `points` name the crash points after the sync and after the rename.
+fn persist_synced(
+    temp: tempfile::NamedTempFile,
+    path: &Path,
+    points: [&'static str; 2],
+) -> Result<(), RetentionError> {
     temp.as_file()
         .sync_all()
         .map_err(|e| RetentionError::io("write", temp.path(), e))?;
+    failpoint::hit(points[0]);
     temp.persist(path)
         .map_err(|e| RetentionError::io("rename into place", path, e.error))?;
+    failpoint::hit(points[1]);
     if let Ok(dir_handle) = fs::File::open(parent_dir(path)) {
         let _ = dir_handle.sync_all();
     }
@@ -657,6 +668,20 @@ impl PlanWriter {
         json.as_file()
             .write_all_at(&json_start, 0)
             .map_err(io_json)?;
+        failpoint::hit("plan.json.written");
+        // The old sidecar goes before the new plan takes the old one's place: a crash in
+        // between leaves a plan without a sidecar (refused), never one that seems to match.
+        let sidecar = sidecar_path(&self.json_path);
+        match fs::remove_file(&sidecar) {
+            Ok(()) => {
+                if let Ok(dir_handle) = fs::File::open(parent_dir(&sidecar)) {
+                    let _ = dir_handle.sync_all();
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(RetentionError::io("remove the old sidecar", &sidecar, e)),
+        }
+        failpoint::hit("plan.sidecar.removed");
         let csv_path = self.csv_path.clone();
         let csv = self
             .csv
@@ -670,17 +695,17 @@ impl PlanWriter {
                 reader.seek(std::io::SeekFrom::Start(0)).map_err(io_json)?;
                 let (sha256, _) = sha256_reader(&mut reader)
                     .map_err(|e| RetentionError::io("read back", &json_path, e))?;
-                persist_synced(json, &json_path)?;
+                persist_synced(json, &json_path, ["plan.json.synced", "plan.json.renamed"])?;
                 Ok(sha256)
             },
-            || persist_synced(csv, &csv_path),
+            || persist_synced(csv, &csv_path, ["plan.csv.synced", "plan.csv.renamed"]),
         );
         let sha256 = sha256?;
         csv_done?;
-        let sidecar = sidecar_path(&self.json_path);
         write_atomically(
             &sidecar,
             format!("{sha256}  {}\n", self.file_name).as_bytes(),
+            ["plan.sidecar.synced", "plan.sidecar.renamed"],
         )?;
         let files = PlanFiles {
             json: self.json_path,
