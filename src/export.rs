@@ -547,8 +547,11 @@ fn write_payload(
         }
         for message in stream {
             let message = message?;
-            if since_ms.is_some_and(|s| message.time_ms < s)
-                || until_ms.is_some_and(|u| message.time_ms > u)
+            // A message with no time is kept (the source warned): it cannot be placed
+            // outside the range.
+            if message
+                .time_ms
+                .is_some_and(|t| since_ms.is_some_and(|s| t < s) || until_ms.is_some_and(|u| t > u))
             {
                 continue;
             }
@@ -559,8 +562,16 @@ fn write_payload(
                 );
             }
             let sender_name = sender_name(source, &message, &mut names);
-            timefmt::write_utc_millis(message.time_ms, &mut time_utc);
-            timefmt::write_local_millis(message.time_ms, opts.tz, &mut time_local);
+            match message.time_ms {
+                Some(t) => {
+                    timefmt::write_utc_millis(t, &mut time_utc);
+                    timefmt::write_local_millis(t, opts.tz, &mut time_local);
+                }
+                None => {
+                    time_utc.clear();
+                    time_local.clear();
+                }
+            }
             let (media_path, media_sha) = write_media(
                 bag,
                 source,
@@ -593,16 +604,10 @@ fn write_payload(
                 ])
                 .map_err(io_err("messages.csv"))?;
             group_stats.messages += 1;
-            group_stats.first_ms = Some(
-                group_stats
-                    .first_ms
-                    .map_or(message.time_ms, |f| f.min(message.time_ms)),
-            );
-            group_stats.last_ms = Some(
-                group_stats
-                    .last_ms
-                    .map_or(message.time_ms, |l| l.max(message.time_ms)),
-            );
+            if let Some(t) = message.time_ms {
+                group_stats.first_ms = Some(group_stats.first_ms.map_or(t, |f| f.min(t)));
+                group_stats.last_ms = Some(group_stats.last_ms.map_or(t, |l| l.max(t)));
+            }
             progress.inc(1);
         }
         stats.push(group_stats);

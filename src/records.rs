@@ -216,8 +216,9 @@ pub struct Message {
     pub group_id: String,
     /// The platform's unique id (falls back to the local row id).
     pub message_id: String,
-    /// UTC instant, milliseconds since the Unix epoch.
-    pub time_ms: i64,
+    /// UTC instant, milliseconds since the Unix epoch; `None` when the source gives no time
+    /// or one the outputs cannot write (see [`representable_ms`]); the importer then warns.
+    pub time_ms: Option<i64>,
     /// `None` for system messages.
     pub sender_id: Option<String>,
     /// A name the source stores with the message itself (QQ's card/nickname); the pipeline
@@ -232,6 +233,27 @@ pub struct Message {
     pub media: Vec<MediaRef>,
     /// Set when the row could not be fully parsed; the message is still exported.
     pub warning: Option<String>,
+}
+
+/// The first and last instants the outputs can write: RFC 3339 years 0000 to 9999, in
+/// milliseconds since the Unix epoch.
+pub const MIN_TIME_MS: i64 = -62_167_219_200_000;
+pub const MAX_TIME_MS: i64 = 253_402_300_799_999;
+
+/// `ms` if it is an instant the outputs can write, else `None` (the importer warns and the
+/// time is exported empty, never as a made-up date).
+pub fn representable_ms(ms: i64) -> Option<i64> {
+    (MIN_TIME_MS..=MAX_TIME_MS).contains(&ms).then_some(ms)
+}
+
+/// `seconds` × 1000 if that is an instant the outputs can write.
+pub fn representable_seconds(seconds: i64) -> Option<i64> {
+    seconds.checked_mul(1000).and_then(representable_ms)
+}
+
+/// The warning for a time column that holds no writable instant.
+pub fn unrepresentable_time(column: &str, value: impl fmt::Display) -> String {
+    format!("{column} {value} is not a representable time (years 0000-9999): time left empty")
 }
 
 /// A problem the importer met that does not stop the export, with where it was met.

@@ -1181,7 +1181,7 @@ mod tests {
         for id in &group_ids {
             let members = source.members(id).unwrap();
             assert!(members.iter().any(|m| m.member_id == "123456"));
-            let mut last = i64::MIN;
+            let mut last = None;
             for message in source.messages(id).unwrap() {
                 let message = message.unwrap();
                 assert!(message.time_ms >= last, "out of order in {id}");

@@ -398,7 +398,7 @@ mod tests {
         assert!(messages
             .iter()
             .all(|m| m.text == "hi" && m.kind == Kind::Text));
-        assert_eq!(messages[0].time_ms, 100_000);
+        assert_eq!(messages[0].time_ms, Some(100_000));
         // No msgId: the row id stands in, with a warning.
         let other = read_all(source.as_ref(), "456");
         assert_eq!(other[0].message_id, "rowid:4");

@@ -188,7 +188,7 @@ fn a_simulated_archive_reads_back_like_the_json_lines() {
         assert_eq!(got.len(), want.len(), "message count of {group}");
         for (g, w) in got.iter().zip(want) {
             assert_eq!(g.message_id, w.message_id, "{group}");
-            assert_eq!(g.time_ms, w.time_ms, "{}", w.message_id);
+            assert_eq!(g.time_ms, Some(w.time_ms), "{}", w.message_id);
             assert_eq!(g.sender_id, w.sender_id, "{}", w.message_id);
             assert_eq!(g.direction, Direction::Received);
             assert_eq!(g.group_id, *group);
