@@ -205,6 +205,7 @@ fn build_anonymizer(
     let mut add = |m: crate::records::Member| {
         let mut names = vec![m.display_name, m.group_nickname];
         names.extend(m.alias);
+        names.extend(m.other_names);
         identities.push(Identity {
             member_id: m.member_id,
             names,
@@ -804,8 +805,15 @@ fn write_media<W: Write>(
                     "missing"
                 }
                 Resolved::Inside { path, rel } => {
-                    let mut name =
-                        media::bundle_path(group_dir, &message.message_id, index, media_ref, true);
+                    // Anonymized: the message id and extension only (a file's own name
+                    // can carry a person's, `张伟的简历.pdf`).
+                    let mut name = media::bundle_path(
+                        group_dir,
+                        &message.message_id,
+                        index,
+                        media_ref,
+                        names_allowed,
+                    );
                     let mut n = 1;
                     while used_names.contains(&name) {
                         name = media::bundle_path(
@@ -813,7 +821,7 @@ fn write_media<W: Write>(
                             &format!("{}-{n}", message.message_id),
                             index,
                             media_ref,
-                            true,
+                            names_allowed,
                         );
                         n += 1;
                     }

@@ -75,6 +75,10 @@ pub struct Member {
     pub alias: Option<String>,
     pub display_name: String,
     pub group_nickname: String,
+    /// Every other name the source holds for this member (DingTalk `realName` behind a
+    /// `nick`, WeChat `nickname` behind a remark): never shown, but in anonymized exports
+    /// replaced wherever it occurs, like the names above.
+    pub other_names: Vec<String>,
     pub role: Role,
     pub joined_ms: Option<i64>,
     pub left: bool,

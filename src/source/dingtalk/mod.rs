@@ -226,6 +226,11 @@ impl Source for DingtalkSource {
         self.profiles.display_name(member_id).map(str::to_string)
     }
 
+    /// Everyone in `tbuser_profile_v2`: senders who left and one-to-one partners included.
+    fn people(&self) -> Vec<Member> {
+        self.profiles.people()
+    }
+
     fn classify(&self, rel_path: &str) -> CacheClass {
         classify(rel_path)
     }

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::types::ValueRef;
 
-use crate::records::{CacheClass, Group, MediaKind, Member, Platform, Warning};
+use crate::records::{CacheClass, Group, MediaKind, Member, Platform, Role, Warning};
 use crate::source::sqlite::{self, Database};
 use crate::source::stream::{self, MessageStream};
 use crate::source::{Source, SourceError, SourceFile};
@@ -287,6 +287,24 @@ impl Source for QqSource {
 
     fn display_name(&self, member_id: &str) -> Option<String> {
         self.info.nicknames.get(member_id).cloned()
+    }
+
+    /// Everyone in `group_member3`, with every nickname and group card they have.
+    fn people(&self) -> Vec<Member> {
+        self.info
+            .names
+            .iter()
+            .map(|(uid, (uin, names))| Member {
+                member_id: uid.clone(),
+                alias: uin.clone(),
+                display_name: String::new(),
+                group_nickname: String::new(),
+                other_names: names.iter().cloned().collect(),
+                role: Role::Member,
+                joined_ms: None,
+                left: false,
+            })
+            .collect()
     }
 
     fn classify(&self, rel_path: &str) -> CacheClass {
