@@ -82,7 +82,7 @@ impl DingtalkSource {
                 detail: format!("no table `{CONVERSATION_TABLE}` in {DATABASE}"),
             });
         }
-        let mut warnings = Vec::new();
+        let mut warnings: Vec<Warning> = db.wal_warning(root).into_iter().collect();
         let conversations = Conversations::load(&conn, &path, &mut warnings)?;
         let profiles = if has(PROFILE_TABLE) {
             Profiles::load(&conn, &path)?

@@ -137,10 +137,11 @@ impl QqSource {
         };
         drop(conn);
 
-        let mut warnings = Vec::new();
+        let mut warnings: Vec<Warning> = messages_db.wal_warning(root).into_iter().collect();
         let info_path = root.join(INFO_DB);
         let (info_db, info) = if info_path.is_file() {
             let db = Database::open(&info_path)?;
+            warnings.extend(db.wal_warning(root));
             let conn = db.connect()?;
             let info = group::GroupInfo::load(&conn, &mut warnings)?;
             drop(conn);
