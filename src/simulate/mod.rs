@@ -124,6 +124,10 @@ pub struct SimReport {
     pub members: usize,
     /// Group messages written (system rows and red-packet claims included).
     pub messages: usize,
+    /// Of `messages`, the hard rows written after the ordinary ones (with edge cases on:
+    /// empty system rows, times no output can write, names behind names); each
+    /// platform's module says which.
+    pub hard_rows: usize,
     /// Files written outside the database (media, avatars, orphans, symlinks).
     pub media_files: usize,
     /// Wall-clock time the simulation took.

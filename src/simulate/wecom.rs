@@ -583,6 +583,7 @@ pub fn simulate_wecom(opts: &SimOptions) -> Result<SimReport, SimError> {
         private_chats: private_pairs.len(),
         members: total_members,
         messages: group_messages,
+        hard_rows: 0,
         media_files: media_writer.written,
         elapsed: started.elapsed(),
     })

@@ -166,6 +166,63 @@ impl QqSource {
         })
     }
 
+    /// Adds each sender's uid, QQ number, cards and nicknames as the messages give them.
+    fn message_names(
+        &self,
+        names: &mut std::collections::BTreeMap<
+            String,
+            (Option<String>, std::collections::BTreeSet<String>),
+        >,
+    ) -> Result<(), SourceError> {
+        let column = |c: &str| {
+            if self.columns.iter().any(|have| have == c) {
+                format!("\"{c}\"")
+            } else {
+                "NULL".to_string()
+            }
+        };
+        let sql = format!(
+            "SELECT DISTINCT {}, {}, {}, {} FROM {}",
+            column("40020"),
+            column("40033"),
+            column("40090"),
+            column("40093"),
+            message::TABLE
+        );
+        let path = Path::new(MSG_DB);
+        let conn = self.messages_db.connect()?;
+        let mut stmt = conn
+            .prepare(&sql)
+            .map_err(|e| crate::source::sqlite::map_sqlite_error(path, e))?;
+        let mut rows = stmt
+            .query([])
+            .map_err(|e| crate::source::sqlite::map_sqlite_error(path, e))?;
+        let text = |value: ValueRef| match value {
+            ValueRef::Text(t) | ValueRef::Blob(t) => {
+                Some(String::from_utf8_lossy(t).into_owned()).filter(|s| !s.is_empty())
+            }
+            ValueRef::Integer(i) if i != 0 => Some(i.to_string()),
+            _ => None,
+        };
+        while let Some(row) = rows
+            .next()
+            .map_err(|e| crate::source::sqlite::map_sqlite_error(path, e))?
+        {
+            let get = |i: usize| row.get_ref(i).unwrap_or(ValueRef::Null);
+            let uin = text(get(1));
+            let Some(uid) = text(get(0)).or(uin.clone()) else {
+                continue;
+            };
+            let person = names.entry(uid).or_default();
+            if person.0.is_none() {
+                person.0 = uin;
+            }
+            person.1.extend(text(get(2)));
+            person.1.extend(text(get(3)));
+        }
+        Ok(())
+    }
+
     fn warn(&self, new: Vec<Warning>) {
         if let Ok(mut all) = self.warnings.lock() {
             for w in new {
@@ -290,10 +347,22 @@ impl Source for QqSource {
         self.info.nicknames.get(member_id).cloned()
     }
 
-    /// Everyone in `group_member3`, with every nickname and group card they have.
+    /// Everyone in `group_member3`, with every nickname and group card they have, and
+    /// every sender with the cards and nicknames their messages carry (`40090`, `40093`):
+    /// a sender in no member list is still named in grey tips. One scan of the message
+    /// table, bounded in memory by distinct names.
     fn people(&self) -> Vec<Member> {
-        self.info
-            .names
+        let mut names = self.info.names.clone();
+        if let Err(error) = self.message_names(&mut names) {
+            self.warn(vec![Warning {
+                location: MSG_DB.into(),
+                message: format!(
+                    "cannot read the senders' names from the messages ({error}): names only \
+                     the messages hold may be left in anonymized text"
+                ),
+            }]);
+        }
+        names
             .iter()
             .map(|(uid, (uin, names))| Member {
                 member_id: uid.clone(),
