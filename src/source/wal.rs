@@ -159,8 +159,8 @@ pub fn scan_reader(mut reader: impl Read, len: u64) -> io::Result<WalScan> {
             (
                 ignored,
                 Some(format!(
-                    "frame {} of {frames_present} {why}: SQLite replays the log only up to \
-                     there, so {ignored} frames (and the rows written in them) are ignored",
+                    "frame {} {why}; SQLite replays the log only up to the last transaction \
+                     committed before it",
                     index + 1
                 )),
             )
@@ -250,7 +250,7 @@ mod tests {
         wal[at..at + 100].fill(0xAB);
         let scan = run(&wal);
         assert_eq!((scan.frames_used, scan.frames_ignored), (3, 7));
-        assert!(scan.problem.unwrap().contains("frame 4 of 10"));
+        assert!(scan.problem.unwrap().contains("frame 4 fails"));
         // Overwriting a frame header (its salts) counts the same.
         let mut wal = log(false, &frames, *b"saltsalt");
         let at = HEADER + 5 * FRAME;
