@@ -282,3 +282,33 @@ impl Message {
         self.direction == Direction::System && self.text.contains("解散")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn representable_times_are_years_0000_to_9999() {
+        let (first, last) = utc_bounds();
+        assert_eq!(
+            (first.as_str(), last.as_str()),
+            ("0000-01-01T00:00:00.000Z", "9999-12-31T23:59:59.999Z")
+        );
+        assert_eq!(representable_ms(MIN_TIME_MS - 1), None);
+        assert_eq!(representable_ms(MAX_TIME_MS + 1), None);
+        assert_eq!(representable_ms(i64::MAX), None);
+        assert_eq!(representable_ms(0), Some(0));
+        assert_eq!(representable_seconds(i64::MAX), None);
+        assert_eq!(
+            representable_seconds(1_750_000_000),
+            Some(1_750_000_000_000)
+        );
+    }
+
+    fn utc_bounds() -> (String, String) {
+        (
+            crate::timefmt::utc_millis(MIN_TIME_MS),
+            crate::timefmt::utc_millis(MAX_TIME_MS),
+        )
+    }
+}

@@ -733,4 +733,26 @@ mod tests {
         assert_eq!(no_id.time_ms, Some(7));
         assert!(no_id.warning.is_some());
     }
+
+    #[test]
+    fn times_that_cannot_be_times_are_none_and_warned() {
+        for msgtime in [
+            json!(9223372036854775807i64),
+            json!(-9223372036854775807i64),
+            json!(1e300),
+            json!("昨天"),
+            json!(null),
+        ] {
+            let e = entry(
+                json!({"msgid":"m","from":"zs","roomid":"wr1","msgtime":msgtime,
+                "msgtype":"text","text":{"content":"x"}}),
+            );
+            assert_eq!(e.time_ms, None, "{msgtime}");
+            assert!(
+                e.warning.as_deref().is_some_and(|w| w.contains("msgtime")),
+                "{msgtime}: {:?}",
+                e.warning
+            );
+        }
+    }
 }
