@@ -194,7 +194,7 @@ fn read_references(
             let message = message?;
             progress.inc(1);
             if message.announces_dissolution() {
-                announced = Some(message.time_ms);
+                announced = message.time_ms.or(announced);
             }
             for media in &message.media {
                 let MediaLocation::Path(named) = &media.location else {
@@ -205,14 +205,15 @@ fn read_references(
                 };
                 let newer = references
                     .get(&rel)
-                    .is_none_or(|r| r.time_ms <= message.time_ms);
+                    .is_none_or(|r| Some(r.time_ms) <= message.time_ms);
                 if newer {
                     references.insert(
                         rel,
                         Reference {
                             group: index,
                             message_id: message.message_id.clone(),
-                            time_ms: message.time_ms,
+                            // No time: no instant, so no deadline from the message.
+                            time_ms: message.time_ms.unwrap_or(i64::MIN),
                         },
                     );
                 }

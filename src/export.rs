@@ -206,6 +206,7 @@ fn build_anonymizer(
     let mut add = |m: crate::records::Member| {
         let mut names = vec![m.display_name, m.group_nickname];
         names.extend(m.alias);
+        names.extend(m.other_names);
         identities.push(Identity {
             member_id: m.member_id,
             names,
@@ -601,8 +602,11 @@ fn write_payload(
         }
         for message in stream {
             let message = message?;
-            if since_ms.is_some_and(|s| message.time_ms < s)
-                || until_ms.is_some_and(|u| message.time_ms > u)
+            // A message with no time is kept (the source warned): it cannot be placed
+            // outside the range.
+            if message
+                .time_ms
+                .is_some_and(|t| since_ms.is_some_and(|s| t < s) || until_ms.is_some_and(|u| t > u))
             {
                 continue;
             }
@@ -613,8 +617,16 @@ fn write_payload(
                 );
             }
             let sender_name = sender_name(source, &message, &mut names);
-            timefmt::write_utc_millis(message.time_ms, &mut time_utc);
-            timefmt::write_local_millis(message.time_ms, opts.tz, &mut time_local);
+            match message.time_ms {
+                Some(t) => {
+                    timefmt::write_utc_millis(t, &mut time_utc);
+                    timefmt::write_local_millis(t, opts.tz, &mut time_local);
+                }
+                None => {
+                    time_utc.clear();
+                    time_local.clear();
+                }
+            }
             let (media_path, media_sha) = write_media(
                 bag,
                 source,
@@ -647,16 +659,10 @@ fn write_payload(
                 ])
                 .map_err(io_err("messages.csv"))?;
             group_stats.messages += 1;
-            group_stats.first_ms = Some(
-                group_stats
-                    .first_ms
-                    .map_or(message.time_ms, |f| f.min(message.time_ms)),
-            );
-            group_stats.last_ms = Some(
-                group_stats
-                    .last_ms
-                    .map_or(message.time_ms, |l| l.max(message.time_ms)),
-            );
+            if let Some(t) = message.time_ms {
+                group_stats.first_ms = Some(group_stats.first_ms.map_or(t, |f| f.min(t)));
+                group_stats.last_ms = Some(group_stats.last_ms.map_or(t, |l| l.max(t)));
+            }
             progress.inc(1);
         }
         stats.push(group_stats);
@@ -854,8 +860,15 @@ fn write_media<W: Write>(
                     "missing"
                 }
                 Resolved::Inside { path, rel } => {
-                    let mut name =
-                        media::bundle_path(group_dir, &message.message_id, index, media_ref, true);
+                    // Anonymized: the message id and extension only (a file's own name
+                    // can carry a person's, `张伟的简历.pdf`).
+                    let mut name = media::bundle_path(
+                        group_dir,
+                        &message.message_id,
+                        index,
+                        media_ref,
+                        names_allowed,
+                    );
                     let mut n = 1;
                     while used_names.contains(&name) {
                         name = media::bundle_path(
@@ -863,7 +876,7 @@ fn write_media<W: Write>(
                             &format!("{}-{n}", message.message_id),
                             index,
                             media_ref,
-                            true,
+                            names_allowed,
                         );
                         n += 1;
                     }

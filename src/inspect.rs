@@ -70,10 +70,12 @@ pub fn inspect(
         for message in source.messages(&group.id)? {
             let message = message?;
             report.messages += 1;
-            first = Some(first.map_or(message.time_ms, |f| f.min(message.time_ms)));
-            last = Some(last.map_or(message.time_ms, |l| l.max(message.time_ms)));
+            if let Some(t) = message.time_ms {
+                first = Some(first.map_or(t, |f| f.min(t)));
+                last = Some(last.map_or(t, |l| l.max(t)));
+            }
             if message.announces_dissolution() {
-                dissolved = Some(message.time_ms);
+                dissolved = message.time_ms.or(dissolved);
             }
             for media in &message.media {
                 report.media_referenced += 1;

@@ -75,6 +75,10 @@ pub struct Member {
     pub alias: Option<String>,
     pub display_name: String,
     pub group_nickname: String,
+    /// Every other name the source holds for this member (DingTalk `realName` behind a
+    /// `nick`, WeChat `nickname` behind a remark): never shown, but in anonymized exports
+    /// replaced wherever it occurs, like the names above.
+    pub other_names: Vec<String>,
     pub role: Role,
     pub joined_ms: Option<i64>,
     pub left: bool,
@@ -216,8 +220,9 @@ pub struct Message {
     pub group_id: String,
     /// The platform's unique id (falls back to the local row id).
     pub message_id: String,
-    /// UTC instant, milliseconds since the Unix epoch.
-    pub time_ms: i64,
+    /// UTC instant, milliseconds since the Unix epoch; `None` when the source gives no time
+    /// or one the outputs cannot write (see [`representable_ms`]); the importer then warns.
+    pub time_ms: Option<i64>,
     /// `None` for system messages.
     pub sender_id: Option<String>,
     /// A name the source stores with the message itself (QQ's card/nickname); the pipeline
@@ -232,6 +237,27 @@ pub struct Message {
     pub media: Vec<MediaRef>,
     /// Set when the row could not be fully parsed; the message is still exported.
     pub warning: Option<String>,
+}
+
+/// The first and last instants the outputs can write: RFC 3339 years 0000 to 9999, in
+/// milliseconds since the Unix epoch.
+pub const MIN_TIME_MS: i64 = -62_167_219_200_000;
+pub const MAX_TIME_MS: i64 = 253_402_300_799_999;
+
+/// `ms` if it is an instant the outputs can write, else `None` (the importer warns and the
+/// time is exported empty, never as a made-up date).
+pub fn representable_ms(ms: i64) -> Option<i64> {
+    (MIN_TIME_MS..=MAX_TIME_MS).contains(&ms).then_some(ms)
+}
+
+/// `seconds` × 1000 if that is an instant the outputs can write.
+pub fn representable_seconds(seconds: i64) -> Option<i64> {
+    seconds.checked_mul(1000).and_then(representable_ms)
+}
+
+/// The warning for a time column that holds no writable instant.
+pub fn unrepresentable_time(column: &str, value: impl fmt::Display) -> String {
+    format!("{column} {value} is not a representable time (years 0000-9999): time left empty")
 }
 
 /// A problem the importer met that does not stop the export, with where it was met.
@@ -254,5 +280,35 @@ impl Message {
     /// system text containing `解散`): the default dissolution time of retention.md.
     pub fn announces_dissolution(&self) -> bool {
         self.direction == Direction::System && self.text.contains("解散")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn representable_times_are_years_0000_to_9999() {
+        let (first, last) = utc_bounds();
+        assert_eq!(
+            (first.as_str(), last.as_str()),
+            ("0000-01-01T00:00:00.000Z", "9999-12-31T23:59:59.999Z")
+        );
+        assert_eq!(representable_ms(MIN_TIME_MS - 1), None);
+        assert_eq!(representable_ms(MAX_TIME_MS + 1), None);
+        assert_eq!(representable_ms(i64::MAX), None);
+        assert_eq!(representable_ms(0), Some(0));
+        assert_eq!(representable_seconds(i64::MAX), None);
+        assert_eq!(
+            representable_seconds(1_750_000_000),
+            Some(1_750_000_000_000)
+        );
+    }
+
+    fn utc_bounds() -> (String, String) {
+        (
+            crate::timefmt::utc_millis(MIN_TIME_MS),
+            crate::timefmt::utc_millis(MAX_TIME_MS),
+        )
     }
 }

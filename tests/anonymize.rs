@@ -64,6 +64,162 @@ fn originals(root: &Path) -> (BTreeSet<String>, BTreeSet<String>) {
     (names, planted_pii(&texts))
 }
 
+fn wechat_originals(root: &Path) -> Originals {
+    let (names, pii) = originals(root);
+    Originals { names, pii }
+}
+
+/// Every value of the given columns (any type, as text), skipping NULLs.
+fn column_values(conn: &rusqlite::Connection, sql: &str) -> Vec<String> {
+    use rusqlite::types::Value;
+    let mut stmt = conn.prepare(sql).unwrap();
+    let width = stmt.column_count();
+    let mut rows = stmt.query([]).unwrap();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().unwrap() {
+        for i in 0..width {
+            match row.get::<_, Value>(i).unwrap() {
+                Value::Text(t) => out.push(t),
+                Value::Integer(n) => out.push(n.to_string()),
+                Value::Blob(b) => out.push(String::from_utf8_lossy(&b).into_owned()),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// QQ: `group_member3` uids, QQ numbers, cards and nicknames; the senders' uids, numbers,
+/// cards and nicknames as `group_msg_table` stores them; group owners. PII: the message
+/// bodies' bytes, read as text.
+fn qq_originals(root: &Path) -> Originals {
+    let (_a, info) = ground_truth_db(root, "nt_db/group_info.db");
+    let mut strings = column_values(
+        &info,
+        r#"SELECT "1000", "1002", "64003", "20002" FROM group_member3"#,
+    );
+    strings.extend(column_values(
+        &info,
+        r#"SELECT "60002" FROM group_detail_info_ver1"#,
+    ));
+    let (_b, msg) = ground_truth_db(root, "nt_db/nt_msg.db");
+    strings.extend(column_values(
+        &msg,
+        r#"SELECT DISTINCT "40020", "40033", "40090", "40093" FROM group_msg_table"#,
+    ));
+    let bodies = column_values(&msg, r#"SELECT "40800" FROM group_msg_table"#);
+    Originals {
+        names: searchable(strings.into_iter().filter(|s| s != "0")),
+        pii: planted_pii(&bodies),
+    }
+}
+
+/// WeCom: `users.json` ids and names, `groups/*.json` creators and members, every
+/// archive line's `from` and `tolist`. PII: text contents.
+fn wecom_originals(root: &Path) -> Originals {
+    use serde_json::Value;
+    let mut strings = Vec::new();
+    let users: Value =
+        serde_json::from_slice(&std::fs::read(root.join("users.json")).unwrap()).unwrap();
+    for user in users.as_array().unwrap() {
+        for key in ["userid", "name"] {
+            strings.extend(user[key].as_str().map(str::to_string));
+        }
+    }
+    for entry in std::fs::read_dir(root.join("groups")).unwrap() {
+        let Ok(group) =
+            serde_json::from_slice::<Value>(&std::fs::read(entry.unwrap().path()).unwrap())
+        else {
+            continue;
+        };
+        strings.extend(group["creator"].as_str().map(str::to_string));
+        for member in group["members"].as_array().into_iter().flatten() {
+            strings.extend(member["memberid"].as_str().map(str::to_string));
+        }
+    }
+    let mut texts = Vec::new();
+    for entry in std::fs::read_dir(root.join("archive")).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        for line in bytes.split(|b| *b == b'\n') {
+            let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(line) else {
+                continue;
+            };
+            strings.extend(
+                object
+                    .get("from")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+            );
+            for to in object
+                .get("tolist")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                strings.extend(to.as_str().map(str::to_string));
+            }
+            if let Some(text) = object.get("text").and_then(|t| t["content"].as_str()) {
+                texts.push(text.to_string());
+            }
+        }
+    }
+    Originals {
+        names: searchable(strings),
+        pii: planted_pii(&texts),
+    }
+}
+
+/// DingTalk: every profile's uid, nick, realName, mobile and e-mail; member and owner
+/// uids; every shard's senders. PII: text and system contents.
+fn dingtalk_originals(root: &Path) -> Originals {
+    let (_dir, conn) = ground_truth_db(root, "DBFiles/dingtalk.db");
+    let mut strings = column_values(
+        &conn,
+        "SELECT uid, nick, realName, mobile, email FROM tbuser_profile_v2",
+    );
+    strings.extend(column_values(
+        &conn,
+        "SELECT uid FROM tbconversation_member",
+    ));
+    strings.extend(column_values(&conn, "SELECT ownerId FROM tbconversation"));
+    let shards = column_values(
+        &conn,
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'tbmsg%'",
+    );
+    let mut texts = Vec::new();
+    for shard in shards {
+        strings.extend(column_values(
+            &conn,
+            &format!("SELECT DISTINCT senderId FROM {shard}"),
+        ));
+        texts.extend(column_values(
+            &conn,
+            &format!("SELECT content FROM {shard} WHERE contentType IN (1, 102)"),
+        ));
+    }
+    Originals {
+        names: searchable(strings.into_iter().filter(|s| s != "0")),
+        pii: planted_pii(&texts),
+    }
+}
+
+/// The same leak test on every platform; only the ground-truth reader differs.
+macro_rules! leak_tests {
+    ($($test:ident: $platform:literal => $originals:expr;)*) => {$(
+        #[test]
+        fn $test() {
+            anonymized_exports_leak_nothing($platform, $originals);
+        }
+    )*};
+}
+
+leak_tests! {
+    wechat_anonymized_exports_leak_nothing: "wechat" => wechat_originals;
+    qq_anonymized_exports_leak_nothing: "qq" => qq_originals;
+    wecom_anonymized_exports_leak_nothing: "wecom" => wecom_originals;
+    dingtalk_anonymized_exports_leak_nothing: "dingtalk" => dingtalk_originals;
+}
+
 fn anonymized_export(root: &Path, out: &Path, key: &Path, extra: &[&str]) {
     let mut args = vec![
         "export",

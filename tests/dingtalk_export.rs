@@ -81,7 +81,15 @@ fn expected_kind(
             Some(t) => ("text", Some(t.to_string())),
             None => ("other", None),
         },
-        Some(102) => (if text.is_some() { "system" } else { "other" }, None),
+        // An empty system row (NULL, blank, or no `text`) is still a system row.
+        Some(102) => (
+            if body.is_none() || object.is_some() {
+                "system"
+            } else {
+                "other"
+            },
+            None,
+        ),
         Some(2) => (if media_body_ok { "image" } else { "other" }, None),
         Some(code @ (300 | 400 | 501)) => {
             if media_body_ok && attachments_ok(attachments) {
@@ -109,6 +117,31 @@ fn expected_kind(
     }
 }
 
+/// How SQLite orders a value: NULL, then numbers, then text.
+type SqlOrder = (u8, i64, String);
+
+fn sql_order(value: &Value) -> SqlOrder {
+    match value {
+        Value::Null => (0, 0, String::new()),
+        Value::Integer(i) => (1, *i, String::new()),
+        Value::Real(f) => (1, *f as i64, String::new()),
+        Value::Text(t) => (2, 0, t.clone()),
+        Value::Blob(_) => (3, 0, String::new()),
+    }
+}
+
+/// RFC 3339 with milliseconds for an integer time of years 0000-9999; empty for anything
+/// else (no time, text, an instant no output can write).
+fn time_utc(value: &Value) -> String {
+    match value {
+        Value::Integer(ms) if (-62_167_219_200_000..=253_402_300_799_999).contains(ms) => Utc
+            .timestamp_millis_opt(*ms)
+            .unwrap()
+            .to_rfc3339_opts(SecondsFormat::Millis, true),
+        _ => String::new(),
+    }
+}
+
 /// The shard tables of a database, with their numbers.
 fn shards(conn: &rusqlite::Connection) -> Vec<(u32, String)> {
     let mut stmt = conn
@@ -131,8 +164,9 @@ fn shards(conn: &rusqlite::Connection) -> Vec<(u32, String)> {
 /// the spec's rules, independently of the importer.
 fn expected_messages(root: &Path, owner: Option<&str>) -> BTreeMap<String, Vec<Expected>> {
     let (_dir, conn) = ground_truth_db(root, DB);
-    // (cid, createdAt, shard, rowid) orders rows; the rest is what the export must show.
-    let mut rows: Vec<((String, i64, u32, i64), Expected)> = Vec::new();
+    // (cid, createdAt as SQLite orders it, shard, rowid) orders rows; the rest is what the
+    // export must show.
+    let mut rows: Vec<((String, SqlOrder, u32, i64), Expected)> = Vec::new();
     for (number, table) in shards(&conn) {
         let mut stmt = conn
             .prepare(&format!(
@@ -147,7 +181,7 @@ fn expected_messages(root: &Path, owner: Option<&str>) -> BTreeMap<String, Vec<E
             let rowid: i64 = row.get(1).unwrap();
             let mid = as_text(&row.get::<_, Value>(2).unwrap()).unwrap_or_default();
             let sender = as_text(&row.get::<_, Value>(3).unwrap()).unwrap_or_default();
-            let ms: i64 = row.get(4).unwrap();
+            let created: Value = row.get(4).unwrap();
             let content_type: Option<i64> = row.get(5).unwrap();
             let content: Option<Vec<u8>> = row.get(6).unwrap();
             let content = content.map(|c| String::from_utf8(c).unwrap());
@@ -168,13 +202,10 @@ fn expected_messages(root: &Path, owner: Option<&str>) -> BTreeMap<String, Vec<E
                 recall.unwrap_or(0),
             );
             rows.push((
-                (cid, ms, number, rowid),
+                (cid, sql_order(&created), number, rowid),
                 Expected {
                     message_id: mid,
-                    time_utc: Utc
-                        .timestamp_millis_opt(ms)
-                        .unwrap()
-                        .to_rfc3339_opts(SecondsFormat::Millis, true),
+                    time_utc: time_utc(&created),
                     direction,
                     sender_id,
                     kind,

@@ -6,7 +6,6 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use chrono::{SecondsFormat, TimeZone, Utc};
 use common::*;
 
 struct Expected {
@@ -39,7 +38,7 @@ fn expected_messages(root: &Path) -> BTreeMap<String, Vec<Expected>> {
         let server: Option<i64> = row.get(2).unwrap();
         let kind: Option<i64> = row.get(3).unwrap();
         let is_send: Option<i64> = row.get(4).unwrap();
-        let ms: i64 = row.get(5).unwrap();
+        let created: rusqlite::types::Value = row.get(5).unwrap();
         let content: Option<Vec<u8>> = row.get(6).unwrap();
         let content = content.map(|c| String::from_utf8(c).unwrap());
         let (direction, sender_id, payload) = if kind == Some(10000) {
@@ -61,10 +60,7 @@ fn expected_messages(root: &Path) -> BTreeMap<String, Vec<Expected>> {
                 Some(s) if s != 0 => s.to_string(),
                 _ => local.to_string(),
             },
-            time_utc: Utc
-                .timestamp_millis_opt(ms)
-                .unwrap()
-                .to_rfc3339_opts(SecondsFormat::Millis, true),
+            time_utc: expected_time_utc(&created, 1),
             direction,
             sender_id,
             text: if kind == Some(1) { payload } else { None },

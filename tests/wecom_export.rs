@@ -74,11 +74,13 @@ fn expected_messages(root: &Path, include_private: bool) -> BTreeMap<String, Vec
             if !seen.insert(message_id.clone()) {
                 continue;
             }
-            let ms = match object.get("msgtime") {
-                Some(Value::Number(n)) => n.as_i64().unwrap(),
-                Some(Value::String(s)) => s.parse().unwrap(),
-                _ => 0,
-            };
+            // No time, or one no output can write: exported empty, sorted first.
+            let ms: Option<i64> = match object.get("msgtime") {
+                Some(Value::Number(n)) => n.as_i64(),
+                Some(Value::String(s)) => s.trim().parse().ok(),
+                _ => None,
+            }
+            .filter(|ms| (-62_167_219_200_000..=253_402_300_799_999).contains(ms));
             let text = (field("msgtype") == "text")
                 .then(|| {
                     object
@@ -89,13 +91,16 @@ fn expected_messages(root: &Path, include_private: bool) -> BTreeMap<String, Vec
                 })
                 .flatten();
             groups.entry(conversation).or_default().push((
-                ms,
+                ms.unwrap_or(i64::MIN),
                 Expected {
                     message_id,
-                    time_utc: Utc
-                        .timestamp_millis_opt(ms)
-                        .unwrap()
-                        .to_rfc3339_opts(SecondsFormat::Millis, true),
+                    time_utc: ms
+                        .map(|ms| {
+                            Utc.timestamp_millis_opt(ms)
+                                .unwrap()
+                                .to_rfc3339_opts(SecondsFormat::Millis, true)
+                        })
+                        .unwrap_or_default(),
                     sender_id: field("from").to_string(),
                     text,
                 },

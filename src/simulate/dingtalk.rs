@@ -13,7 +13,11 @@
 //!   `attachments` JSON; a NULL content; rows inserted out of time order; equal times;
 //! - media paths escaping the root ([`OUTSIDE_PATHS`]), a symbolic link in `ImageFiles/`
 //!   to [`SYMLINK_TARGET`], a missing file, a zero-byte file, orphans, a non-UTF-8 name;
-//! - with `wal`, the newest ~2% of group messages exist only in `DBFiles/dingtalk.db-wal`.
+//! - with `wal`, the newest ~2% of group messages exist only in `DBFiles/dingtalk.db-wal`;
+//! - written last, in group 0: system rows with NULL and empty content, a `createdAt` of
+//!   [`BAD_TIME_TEXT`] and one of `i64::MAX`, and (when group 0 has members whose `nick`
+//!   differs from their `realName`) a mention, a red-packet claim and a document title
+//!   naming members by `realName`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -42,6 +46,9 @@ pub const SYMLINK_TARGET: &str = "/etc/hostname";
 pub const OUTSIDE_PATHS: [&str; 2] = ["../../etc/passwd", "/etc/passwd"];
 /// Content types the spec does not list; importers keep them as kind `other`.
 pub const UNKNOWN_TYPES: [i64; 4] = [1200, 2900, 104, 1101];
+
+/// A `createdAt` planted as text that is no number (with edge cases on).
+pub const BAD_TIME_TEXT: &str = "昨天";
 
 pub const TYPE_TEXT: i64 = 1;
 pub const TYPE_IMAGE: i64 = 2;
@@ -133,6 +140,7 @@ pub fn simulate_dingtalk(opts: &SimOptions) -> Result<SimReport, SimError> {
     sim.write_extra_tables()?;
     sim.write_private_chats()?;
     sim.write_group_messages()?;
+    let hard_rows = sim.plant_hard_rows()?;
     sim.conn.execute_batch("COMMIT")?;
     if !sim.in_wal {
         sim.conn.execute_batch(&indexes())?;
@@ -175,6 +183,7 @@ pub fn simulate_dingtalk(opts: &SimOptions) -> Result<SimReport, SimError> {
         private_chats,
         members,
         messages: group_messages,
+        hard_rows,
         media_files,
         elapsed: started.elapsed(),
     })
@@ -682,6 +691,108 @@ impl<'a> Simulation<'a> {
         Ok(())
     }
 
+    /// Rows written last, in group 0, so that earlier rows stay as they were: empty
+    /// system rows (NULL and `""` content), times that are none ([`BAD_TIME_TEXT`]) or
+    /// cannot be written (`i64::MAX`), and a member known by a `nick` whose `realName`
+    /// appears in a mention, a red-packet claim and a document's title.
+    fn plant_hard_rows(&mut self) -> Result<usize, SimError> {
+        if !self.edges_on() || self.groups.is_empty() || self.opts.messages == 0 {
+            return Ok(0);
+        }
+        let (cid, shard) = (self.groups[0].cid.clone(), self.groups[0].shard);
+        let members = self.groups[0].members.clone();
+        let named: Vec<usize> = members
+            .iter()
+            .copied()
+            .filter(|&m| {
+                let p = &self.people[m];
+                !p.nick.is_empty() && p.nick != p.real_name
+            })
+            .collect();
+        let mut time = self.groups[0].last_time;
+        let next = |time: &mut i64| {
+            *time += SECOND_MS;
+            *time
+        };
+        let system = |content: Option<String>| Row {
+            content_type: TYPE_SYSTEM,
+            content,
+            attachments: None,
+            recall: 0,
+        };
+        let text = |text: &str| Row {
+            content_type: TYPE_TEXT,
+            content: Some(format!("{{\"text\":{}}}", json_string(text))),
+            attachments: None,
+            recall: 0,
+        };
+        let mut rows: Vec<(Option<String>, i64, Row)> = vec![
+            (None, next(&mut time), system(None)),
+            (None, next(&mut time), system(Some(String::new()))),
+        ];
+        if let (Some(&a), Some(&b)) = (named.first(), named.get(1).or(named.first())) {
+            let (a_uid, a_real) = (self.people[a].uid.clone(), self.people[a].real_name.clone());
+            let b_real = self.people[b].real_name.clone();
+            rows.push((
+                Some(self.owner_uid.clone()),
+                next(&mut time),
+                text(&format!("@{a_real} 请看一下{b_real}发的文件")),
+            ));
+            rows.push((
+                None,
+                next(&mut time),
+                system(Some(format!(
+                    "{{\"text\":{}}}",
+                    json_string(&format!("{a_real}领取了{b_real}的红包"))
+                ))),
+            ));
+            // A document whose title names a member.
+            let name = format!("{a_real}的简历.pdf");
+            let mid_hint = self.next_mid + 1;
+            let hash = md5_hex(format!("file-{mid_hint}").as_bytes());
+            let rel = format!("resource_cache/{}/{}/{name}", &hash[..2], &hash[2..10]);
+            let at = next(&mut time);
+            if self.opts.media_files {
+                let bytes = media::document(&mut self.media_rng(mid_hint, 0), "pdf", 640);
+                self.write_media(&rel, &bytes, at, Edge::None)?;
+            }
+            rows.push((
+                Some(a_uid),
+                at,
+                Row {
+                    content_type: TYPE_FILE,
+                    content: Some(format!("{{\"filename\":{}}}", json_string(&name))),
+                    attachments: Some(Self::attachment(&name, 640, &rel, false)),
+                    recall: 0,
+                },
+            ));
+        }
+        let last = next(&mut time);
+        for (sender, at, row) in &rows {
+            self.insert(&cid, shard, sender.as_deref(), *at, row)?;
+        }
+        self.groups[0].last_time = last;
+        // Times that are not times: a word, and an instant no output can write.
+        let sender = self.owner_uid.clone();
+        let mid = self.insert(&cid, shard, Some(&sender), last, &text("时间是一个词"))?;
+        self.conn.execute(
+            &format!(
+                "UPDATE {} SET createdAt = ?1 WHERE mid = ?2",
+                shard_table(shard)
+            ),
+            params![BAD_TIME_TEXT, mid],
+        )?;
+        self.insert(
+            &cid,
+            shard,
+            Some(&sender),
+            i64::MAX,
+            &text("来自很远的未来"),
+        )?;
+        self.group_messages += rows.len() + 2;
+        Ok(rows.len() + 2)
+    }
+
     fn switch_to_wal(&mut self) -> Result<(), SimError> {
         self.conn.execute_batch("COMMIT")?;
         self.conn.execute_batch(&indexes())?;
@@ -1181,11 +1292,13 @@ mod tests {
         for id in &group_ids {
             let members = source.members(id).unwrap();
             assert!(members.iter().any(|m| m.member_id == "123456"));
-            let mut last = i64::MIN;
+            let mut last = None;
             for message in source.messages(id).unwrap() {
                 let message = message.unwrap();
-                assert!(message.time_ms >= last, "out of order in {id}");
-                last = message.time_ms;
+                if message.time_ms.is_some() {
+                    assert!(message.time_ms >= last, "out of order in {id}");
+                    last = message.time_ms;
+                }
                 total += 1;
                 kinds.insert(message.kind);
                 warned += usize::from(message.warning.is_some());
@@ -1252,7 +1365,7 @@ mod tests {
                 ..options(out.clone())
             };
             let report = simulate_dingtalk(&opts).unwrap();
-            assert_eq!(report.messages, messages);
+            assert_eq!(report.messages - report.hard_rows, messages);
             let source = DingtalkSource::open(&out).unwrap();
             let n: usize = source
                 .groups()
@@ -1261,7 +1374,7 @@ mod tests {
                 .filter(|g| g.is_group)
                 .map(|g| source.messages(&g.id).unwrap().count())
                 .sum();
-            assert_eq!(n, messages);
+            assert_eq!(n, report.messages);
             fs::remove_dir_all(out.parent().unwrap()).unwrap();
         }
     }

@@ -124,6 +124,10 @@ pub struct SimReport {
     pub members: usize,
     /// Group messages written (system rows and red-packet claims included).
     pub messages: usize,
+    /// Of `messages`, the hard rows written after the ordinary ones (with edge cases on:
+    /// empty system rows, times no output can write, names behind names); each
+    /// platform's module says which.
+    pub hard_rows: usize,
     /// Files written outside the database (media, avatars, orphans, symlinks).
     pub media_files: usize,
     /// Wall-clock time the simulation took.
@@ -535,23 +539,7 @@ pub(crate) fn fix_wal_salts(wal_path: &Path, salt_source: u64) -> Result<(), Sim
     fs::write(wal_path, &wal).map_err(io_error(wal_path))
 }
 
-/// SQLite's WAL checksum over 32-bit word pairs, continuing from `start`.
-fn wal_checksum(big_endian_words: bool, bytes: &[u8], start: (u32, u32)) -> (u32, u32) {
-    let (mut first, mut second) = start;
-    for pair in bytes.chunks_exact(8) {
-        let word = |at: usize| {
-            let raw = [pair[at], pair[at + 1], pair[at + 2], pair[at + 3]];
-            if big_endian_words {
-                u32::from_be_bytes(raw)
-            } else {
-                u32::from_le_bytes(raw)
-            }
-        };
-        first = first.wrapping_add(word(0)).wrapping_add(second);
-        second = second.wrapping_add(word(4)).wrapping_add(first);
-    }
-    (first, second)
-}
+use crate::source::wal::checksum as wal_checksum;
 
 /// Helpers for the simulators' own tests.
 #[cfg(test)]

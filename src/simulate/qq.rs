@@ -532,7 +532,7 @@ fn write_messages(
     root: &Path,
     world: &mut World,
     opts: &SimOptions,
-) -> Result<(usize, usize), SimError> {
+) -> Result<(usize, usize, usize), SimError> {
     let path = root.join(MSG_DB);
     let mut conn = Connection::open(&path)?;
     conn.execute_batch(&format!(
@@ -937,6 +937,18 @@ fn write_messages(
         ])?;
         written += 1;
     }
+    let mut hard_rows = 0;
+    if opts.edge_rate > 0.0 && opts.messages > 0 {
+        hard_rows = plant_hard_rows(
+            opts,
+            world,
+            &mut rng,
+            &mut builder,
+            &mut media_writer,
+            &mut insert,
+        )?;
+        written += hard_rows;
+    }
     conn.execute_batch("COMMIT")?;
     drop(insert);
     if wal_start < opts.messages {
@@ -952,7 +964,149 @@ fn write_messages(
             }
         }
     }
-    Ok((written, media_writer.files))
+    Ok((written, media_writer.files, hard_rows))
+}
+
+/// A `40050` planted as text that is no number.
+pub const BAD_TIME_TEXT: &str = "昨天";
+
+/// Rows written last, in the first group not dissolved, so that earlier rows stay as they
+/// were: grey tips with a NULL and an empty body, a time of `i64::MAX` seconds and one of
+/// [`BAD_TIME_TEXT`], and (when the group has a member whose card differs from their
+/// nickname) a claim naming both and a file titled `<nickname>的简历.pdf`. Returns the
+/// number of rows.
+fn plant_hard_rows(
+    opts: &SimOptions,
+    world: &mut World,
+    rng: &mut SimRng,
+    builder: &mut BodyBuilder,
+    media_writer: &mut MediaWriter,
+    insert: &mut rusqlite::Statement,
+) -> Result<usize, SimError> {
+    let Some(g) = world.groups.iter().position(|g| g.dissolved_ms.is_none()) else {
+        return Ok(0);
+    };
+    let number = world.groups[g].number;
+    let base_s = opts.now_ms.div_euclid(1000) - 600;
+    let mut planted = 0usize;
+    let mut row = |world: &mut World,
+                   k: i64,
+                   msg_type: i64,
+                   sender: Option<usize>,
+                   time: rusqlite::types::Value,
+                   body: Option<Vec<u8>>|
+     -> Result<(), SimError> {
+        let group = &mut world.groups[g];
+        let seq = group.next_seq;
+        group.next_seq += 1;
+        let (uid, uin, nick) = match sender {
+            Some(p) => {
+                let person = &world.people[p];
+                (
+                    person.uid.clone(),
+                    person.uin as i64,
+                    person.nickname.clone(),
+                )
+            }
+            None => (String::new(), 0, String::new()),
+        };
+        let msg_id = ((base_s as u64) << 32) | (0xFFFF_0000 + k as u64);
+        insert.execute(params![
+            msg_id as i64,
+            k,
+            seq,
+            msg_type,
+            0,
+            0,
+            uid,
+            number.to_string(),
+            number as i64,
+            uin,
+            time,
+            base_s,
+            "",
+            nick,
+            body,
+        ])?;
+        planted += 1;
+        Ok(())
+    };
+    use rusqlite::types::Value;
+    row(world, 0, 5, None, Value::Integer(base_s), None)?;
+    row(
+        world,
+        1,
+        5,
+        None,
+        Value::Integer(base_s + 1),
+        Some(Vec::new()),
+    )?;
+    let named = world.groups[g]
+        .members
+        .iter()
+        .skip(1)
+        .find(|m| {
+            let nick = &world.people[m.person].nickname;
+            !m.card.is_empty() && !nick.is_empty() && m.card != *nick && !m.left
+        })
+        .map(|m| (m.person, m.card.clone()));
+    if let Some((person, card)) = named {
+        let nick = world.people[person].nickname.clone();
+        builder.body.clear();
+        let tip = grey_tip(builder, rng, &format!("{card}领取了{nick}的红包"), 1);
+        row(
+            world,
+            2,
+            tip.msg_type,
+            None,
+            Value::Integer(base_s + 2),
+            Some(builder.body.clone()),
+        )?;
+        let name = format!("{nick}的简历.pdf");
+        let rel = format!("nt_data/File/{name}");
+        let bytes = media::document(&mut seeded_rng(opts.seed, STREAM_MEDIA + 7), "pdf", 640);
+        if opts.media_files {
+            media_writer.write(&rel, &bytes, (base_s + 3) * 1000)?;
+        }
+        let placed = Placed {
+            device_path: Some(format!("{DEVICE_PREFIX}{rel}")),
+            md5: md5_hex(&bytes),
+            size: bytes.len() as u64,
+            name,
+        };
+        builder.body.clear();
+        builder.start(rng, el::FILE);
+        media_fields(&mut builder.element, &placed);
+        builder.finish();
+        row(
+            world,
+            3,
+            3,
+            Some(person),
+            Value::Integer(base_s + 3),
+            Some(builder.body.clone()),
+        )?;
+    }
+    builder.body.clear();
+    builder.text(rng, "来自很远的未来");
+    let owner = Some(OWNER);
+    row(
+        world,
+        4,
+        2,
+        owner,
+        Value::Integer(i64::MAX),
+        Some(builder.body.clone()),
+    )?;
+    row(
+        world,
+        5,
+        2,
+        owner,
+        Value::Text(BAD_TIME_TEXT.into()),
+        Some(builder.body.clone()),
+    )?;
+    Ok(planted)
 }
 
 /// Switches to WAL mode with checkpoints off, so the rows written next stay only in the log.
@@ -1117,7 +1271,7 @@ pub fn simulate_qq(opts: &SimOptions) -> Result<SimReport, SimError> {
     let mut rng = seeded_rng(opts.seed, STREAM_WORLD);
     let mut world = build_world(opts, &mut rng);
     write_group_info(&root, &world, opts)?;
-    let (messages, mut files) = write_messages(&root, &mut world, opts)?;
+    let (messages, mut files, hard_rows) = write_messages(&root, &mut world, opts)?;
     if opts.media_files {
         files += write_extra_files(&root, opts, &world)?;
     }
@@ -1132,6 +1286,7 @@ pub fn simulate_qq(opts: &SimOptions) -> Result<SimReport, SimError> {
         private_chats: 0,
         members: distinct.len(),
         messages,
+        hard_rows,
         media_files: files,
         elapsed: started.elapsed(),
     })
@@ -1213,19 +1368,22 @@ mod tests {
                 .map(Result::unwrap)
                 .collect();
             assert_eq!(messages.len() as i64, want, "group {}", group.id);
-            assert!(messages.windows(2).all(|w| w[0].time_ms <= w[1].time_ms));
+            // Rows with no time stay where SQLite orders them; the rest are in time order.
+            let times: Vec<i64> = messages.iter().filter_map(|m| m.time_ms).collect();
+            assert!(times.windows(2).all(|w| w[0] <= w[1]));
             for m in &messages {
                 total += 1;
                 *kinds.entry(m.kind.as_str()).or_default() += 1;
-                assert_eq!(m.time_ms % 1000, 0);
+                assert_eq!(m.time_ms.map_or(0, |t| t % 1000), 0);
                 assert_eq!(
                     m.direction == Direction::System,
                     m.sender_id.is_none(),
                     "{m:?}"
                 );
+                // A warned row is malformed (kind other) or has no time to show.
                 if m.warning.is_some() {
                     warned += 1;
-                    assert_eq!(m.kind, Kind::Other, "{m:?}");
+                    assert!(m.kind == Kind::Other || m.time_ms.is_none(), "{m:?}");
                 }
                 for media in &m.media {
                     if let MediaLocation::Path(p) = &media.location {
@@ -1390,7 +1548,8 @@ mod tests {
         opts.messages = 50;
         let report = simulate_qq(&opts).unwrap();
         let source = qq::open(&report.root).unwrap();
-        assert_eq!(all_messages(source.as_ref()).len(), 50);
+        assert_eq!(report.messages, 50 + report.hard_rows);
+        assert_eq!(all_messages(source.as_ref()).len(), report.messages);
     }
 
     /// `cargo test --release -- --ignored --nocapture million`: timings for the brief.

@@ -11,7 +11,11 @@
 //!   claims than its `totalnum`;
 //! - `appattach.fileFullPath` values escaping the root: [`OUTSIDE_PATHS`];
 //! - one full image in `image2/` is a symbolic link to [`SYMLINK_TARGET`];
-//! - `Download/` holds an orphan whose name is not UTF-8 (GBK bytes).
+//! - `Download/` holds an orphan whose name is not UTF-8 (GBK bytes);
+//! - written last, in group 0: empty system rows (NULL and `''` content), `createTime`s
+//!   of `i64::MAX`, `i64::MIN` and REAL 1e300, and (when group 0 has a member with a
+//!   remark and a different nickname) a mention of all their names and a document titled
+//!   `<nickname>的简历.pdf`.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs;
@@ -131,6 +135,7 @@ pub fn simulate_wechat(opts: &SimOptions) -> Result<SimReport, SimError> {
     sim.write_private_chats()?;
     sim.write_group_messages()?;
     sim.write_conversations()?;
+    let hard_rows = sim.plant_hard_rows()?;
     sim.conn.execute_batch("COMMIT")?;
     if !sim.indexes_created {
         sim.conn.execute_batch(INDEXES)?;
@@ -168,6 +173,7 @@ pub fn simulate_wechat(opts: &SimOptions) -> Result<SimReport, SimError> {
         private_chats,
         members: distinct_members,
         messages: group_messages,
+        hard_rows,
         media_files,
         elapsed: started.elapsed(),
     })
@@ -1217,6 +1223,121 @@ impl<'a> Simulation<'a> {
 
     /// Writes one media file unless media are off or the edge case says it is
     /// missing; an `EmptyFile` edge writes zero bytes instead.
+    /// Rows written last, in group 0 and outside `rconversation`'s summary, so that
+    /// earlier rows stay as they were: system rows (10000) with NULL and empty content,
+    /// `createTime`s of `i64::MAX`, `i64::MIN` and REAL 1e300 (in that msgId order), and
+    /// a member known by a remark whose nickname, alias and group nickname appear in a
+    /// mention and whose name is a received document's title (`Download/<name>的简历.pdf`).
+    fn plant_hard_rows(&mut self) -> Result<usize, SimError> {
+        if self.opts.edge_rate <= 0.0 || self.groups.is_empty() || self.opts.messages == 0 {
+            return Ok(0);
+        }
+        let talker = self.groups[0].id.clone();
+        let mut time = self
+            .chats
+            .get(&talker)
+            .map_or(self.last_time, |c| c.last_time);
+        let insert = "INSERT INTO message (msgId, msgSvrId, type, status, isSend, createTime, talker, content) \
+                      VALUES (?1, ?2, ?3, 3, ?4, ?5, ?6, ?7)";
+        let mut planted = 0;
+        for content in [None, Some(String::new())] {
+            let (msg_id, svr_id) = (self.alloc_msg_id(), self.alloc_svr_id());
+            time += SECOND_MS;
+            self.conn.execute(
+                insert,
+                params![msg_id, svr_id, TYPE_SYSTEM, 0, time, talker, content],
+            )?;
+            planted += 1;
+        }
+        // A member whose every name differs: remark, nickname, group nickname, alias.
+        let named = self.groups[0]
+            .members
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(position, &c)| (position, &self.contacts[c]))
+            .find(|(_, c)| {
+                c.remark.as_deref().is_some_and(|r| !r.is_empty())
+                    && c.nickname.as_deref().is_some_and(|n| !n.is_empty())
+                    && c.remark != c.nickname
+            })
+            .map(|(position, c)| {
+                (
+                    c.username.clone(),
+                    c.remark.clone().unwrap_or_default(),
+                    c.nickname.clone().unwrap_or_default(),
+                    c.alias.clone().unwrap_or_default(),
+                    self.groups[0]
+                        .nicknames
+                        .get(position)
+                        .cloned()
+                        .unwrap_or_default(),
+                )
+            });
+        if let Some((wxid, remark, nickname, alias, group_nickname)) = named {
+            let (msg_id, svr_id) = (self.alloc_msg_id(), self.alloc_svr_id());
+            time += SECOND_MS;
+            let text =
+                format!("@{nickname} 你的备注是{remark}，群昵称{group_nickname}，微信号{alias}");
+            self.conn.execute(
+                insert,
+                params![msg_id, svr_id, TYPE_TEXT, 1, time, talker, text],
+            )?;
+            let (msg_id, svr_id) = (self.alloc_msg_id(), self.alloc_svr_id());
+            time += SECOND_MS;
+            let name = format!("{nickname}的简历.pdf");
+            let bytes = media::document(&mut self.media_rng(msg_id, 3), "pdf", 700);
+            self.write_media(&format!("Download/{name}"), &bytes, time, Edge::None)?;
+            self.conn.execute(
+                "INSERT INTO appattach (appId, sdkVer, mediaSvrId, mediaId, clientAppDataId, type, totalLen, offset, status, isUpload, createTime, lastModifyTime, fileFullPath, msgInfoId, netTimes, isUseCdn, signature, fakeAeskey, fakeSignature) VALUES ('', 0, ?1, '', '', 6, ?2, ?2, 199, 0, ?3, ?3, ?4, ?5, 0, 1, '', '', '')",
+                params![svr_id.to_string(), bytes.len() as i64, time, format!("{DEVICE_ROOT}Download/{name}"), msg_id],
+            )?;
+            let body = format!(
+                "<msg><appmsg appid=\"\" sdkver=\"0\"><title>{}</title><type>6</type><appattach><totallen>{}</totallen><fileext>pdf</fileext></appattach></appmsg><fromusername>{wxid}</fromusername></msg>",
+                edge::xml_escape(&name),
+                bytes.len()
+            );
+            self.conn.execute(
+                insert,
+                params![
+                    msg_id,
+                    svr_id,
+                    TYPE_FILE,
+                    0,
+                    time,
+                    talker,
+                    format!("{wxid}:\n{body}")
+                ],
+            )?;
+            planted += 2;
+        }
+        // Times no output can write, in msgId order MAX, MIN, 1e300 (so that SQLite's order
+        // and the one-scan spool's, which reads 1e300 as i64::MAX, agree).
+        let owner_text = |t: &str| t.to_string();
+        for (value, text) in [
+            (rusqlite::types::Value::Integer(i64::MAX), "来自很远的未来"),
+            (rusqlite::types::Value::Integer(i64::MIN), "来自很远的过去"),
+            (rusqlite::types::Value::Real(1e300), "时间是一个太大的数"),
+        ] {
+            let (msg_id, svr_id) = (self.alloc_msg_id(), self.alloc_svr_id());
+            self.conn.execute(
+                insert,
+                params![
+                    msg_id,
+                    svr_id,
+                    TYPE_TEXT,
+                    1,
+                    value,
+                    talker,
+                    owner_text(text)
+                ],
+            )?;
+            planted += 1;
+        }
+        self.group_messages += planted;
+        Ok(planted)
+    }
+
     fn write_media(
         &mut self,
         rel: &str,
@@ -2213,7 +2334,7 @@ mod tests {
         let out = test_dir("wechat", "spec");
         let opts = options(out.clone());
         let report = simulate_wechat(&opts).unwrap();
-        assert_eq!(report.messages, 3000);
+        assert_eq!(report.messages - report.hard_rows, 3000);
         assert_eq!(report.groups, 5);
         assert_eq!(report.private_chats, PRIVATE_CHATS);
         let conn = Connection::open(out.join(DB_FILE)).unwrap();
@@ -2293,10 +2414,17 @@ mod tests {
         assert!(count("SELECT count(*) FROM message WHERE msgSvrId IS NULL") > 0);
         assert!(count("SELECT count(*) FROM (SELECT createTime FROM message GROUP BY talker, createTime HAVING count(*) > 1)") > 0);
         assert!(count("SELECT count(*) FROM message b WHERE EXISTS (SELECT 1 FROM message a WHERE a.talker = b.talker AND a.createTime > b.createTime AND a.msgId < b.msgId)") > 0);
-        let min_time = count("SELECT min(createTime) FROM message");
+        // Apart from the planted times no output can write.
+        let real_times = "FROM message WHERE typeof(createTime) = 'integer' \
+                          AND createTime BETWEEN 0 AND 253402300799999";
+        let min_time = count(&format!("SELECT min(createTime) {real_times}"));
+        assert_eq!(
+            count("SELECT count(*) FROM message WHERE createTime IN (9223372036854775807, -9223372036854775808) OR typeof(createTime) = 'real'"),
+            3
+        );
         assert!(
             min_time >= NOW - 30 * DAY_MS
-                && count("SELECT max(createTime) FROM message") < NOW + DAY_MS
+                && count(&format!("SELECT max(createTime) {real_times}")) < NOW + DAY_MS
         );
 
         // The dissolved group ends with the dissolution notice.
@@ -2419,7 +2547,7 @@ mod tests {
                 ..options(out.clone())
             };
             let report = simulate_wechat(&opts).unwrap();
-            assert_eq!(report.messages, messages, "{name}");
+            assert_eq!(report.messages - report.hard_rows, messages, "{name}");
             assert_eq!(report.groups, groups, "{name}");
             fs::remove_dir_all(out).unwrap();
         }

@@ -573,6 +573,12 @@ pub fn simulate_wecom(opts: &SimOptions) -> Result<SimReport, SimError> {
             truncated_tail = Some(cut.as_bytes()[..keep].to_vec());
         }
     }
+    let hard_rows = if edges.rate > 0.0 && opts.messages > 0 {
+        plant_hard_rows(opts, &rooms, &users, &mut archive)?
+    } else {
+        0
+    };
+    group_messages += hard_rows;
     archive.finish(truncated_tail.as_deref())?;
     media_writer.orphans(&mut edges)?;
 
@@ -583,9 +589,85 @@ pub fn simulate_wecom(opts: &SimOptions) -> Result<SimReport, SimError> {
         private_chats: private_pairs.len(),
         members: total_members,
         messages: group_messages,
+        hard_rows,
         media_files: media_writer.written,
         elapsed: started.elapsed(),
     })
+}
+
+/// A `msgtime` planted as a string that is no number.
+pub const BAD_TIME_TEXT: &str = "昨天";
+
+/// Lines pushed last, in the first room, so that earlier lines stay as they were: a
+/// `msgtime` of `i64::MAX`, one of [`BAD_TIME_TEXT`], and a file from a member listed in
+/// `users.json` titled `<name>的简历.pdf` (the file under `media/`). Returns the number of lines.
+fn plant_hard_rows(
+    opts: &SimOptions,
+    rooms: &[Room],
+    users: &[User],
+    archive: &mut Archive,
+) -> Result<usize, SimError> {
+    let Some(room) = rooms.first() else {
+        return Ok(0);
+    };
+    let Some(&member) = room.members.iter().find(|&&m| users[m].listed) else {
+        return Ok(0);
+    };
+    let from = &users[member];
+    let time = opts.now_ms - 60 * SECOND_MS;
+    let line = |msgid: &str, msgtime: &str, msgtype: &str, payload: &str| {
+        let mut out = String::new();
+        Obj::new(&mut out)
+            .str("msgid", msgid)
+            .str("action", "send")
+            .str("from", &from.id)
+            .raw("tolist", "[]")
+            .str("roomid", &room.id)
+            .raw("msgtime", msgtime)
+            .str("msgtype", msgtype)
+            .raw(msgtype, payload)
+            .end();
+        out.into_bytes()
+    };
+    let text = |t: &str| {
+        let mut payload = String::new();
+        Obj::new(&mut payload).str("content", t).end();
+        payload
+    };
+    let name = format!("{}的简历.pdf", from.name);
+    let bytes = media::document(&mut seeded_rng(opts.seed, 9), "pdf", 640);
+    let md5 = md5_hex(&bytes);
+    if opts.media_files {
+        write_file_at(
+            &opts.out.join("media").join(format!("{md5}.pdf")),
+            &bytes,
+            time,
+        )?;
+    }
+    let mut file = String::new();
+    Obj::new(&mut file)
+        .str("filename", &name)
+        .str("fileext", "pdf")
+        .str("md5sum", &md5)
+        .num("filesize", bytes.len() as i64)
+        .end();
+    let mut bad_text = String::new();
+    push_json_str(&mut bad_text, BAD_TIME_TEXT);
+    let lines = [
+        line(
+            "hard_time_max",
+            &i64::MAX.to_string(),
+            "text",
+            &text("来自很远的未来"),
+        ),
+        line("hard_time_text", &bad_text, "text", &text("时间是一个词")),
+        line("hard_named_file", &time.to_string(), "file", &file),
+    ];
+    let count = lines.len();
+    for l in lines {
+        archive.push(l, false)?;
+    }
+    Ok(count)
 }
 
 fn write_users(opts: &SimOptions, users: &[User]) -> Result<(), SimError> {

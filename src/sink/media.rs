@@ -60,7 +60,7 @@ pub fn bundle_path(
         let ext = name
             .rsplit_once('.')
             .map(|(_, e)| e)
-            .filter(|e| e.len() <= 8 && e.chars().all(|c| c.is_ascii_alphanumeric()))
+            .filter(|e| e.len() <= 5 && e.chars().all(|c| c.is_ascii_alphanumeric()))
             .map(|e| format!(".{}", e.to_ascii_lowercase()))
             .unwrap_or_default();
         format!("{id}_{index}{ext}")

@@ -5,6 +5,7 @@ pub mod dingtalk;
 pub mod qq;
 pub mod sqlite;
 pub mod stream;
+pub mod wal;
 pub mod wechat;
 pub mod wecom;
 

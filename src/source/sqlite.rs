@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::SourceError;
+use super::{wal, SourceError};
+use crate::records::Warning;
 
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
@@ -64,11 +65,44 @@ pub struct Database {
     pub files: Vec<PathBuf>,
     /// The source database, named in errors (never the private copy's temporary path).
     pub source_path: PathBuf,
+    /// What SQLite will not replay of the `-wal`, when there is one and it is damaged
+    /// (read from the source's log, once, before the copy is used).
+    pub wal_problem: Option<WalProblem>,
     /// Keeps the private copy alive as long as the database is in use.
     _private_copy: Option<tempfile::TempDir>,
 }
 
+/// A `-wal` of which SQLite will replay less than the file holds.
+#[derive(Debug, Clone)]
+pub struct WalProblem {
+    pub path: PathBuf,
+    pub frames_present: u64,
+    pub frames_ignored: u64,
+    pub problem: String,
+}
+
+impl WalProblem {
+    /// The warning, naming the log relative to the source root.
+    pub fn warning(&self, root: &Path) -> Warning {
+        let rel = self.path.strip_prefix(root).unwrap_or(&self.path);
+        Warning {
+            location: rel.to_string_lossy().into_owned(),
+            message: format!(
+                "damaged write-ahead log: {} of its {} frames ignored ({}); the export holds \
+                 only what SQLite can read, so copy the database and its -wal again from the \
+                 device if you can",
+                self.frames_ignored, self.frames_present, self.problem
+            ),
+        }
+    }
+}
+
 impl Database {
+    /// The warning about a damaged `-wal`, if any (see [`WalProblem::warning`]).
+    pub fn wal_warning(&self, root: &Path) -> Option<Warning> {
+        self.wal_problem.as_ref().map(|w| w.warning(root))
+    }
+
     pub fn open(path: &Path) -> Result<Database, SourceError> {
         let companion = |suffix: &str| {
             let mut name = path.as_os_str().to_owned();
@@ -91,9 +125,21 @@ impl Database {
                 open_path: path.to_path_buf(),
                 files,
                 source_path: path.to_path_buf(),
+                wal_problem: None,
                 _private_copy: None,
             });
         }
+        let wal_problem = if has_wal {
+            let scan = wal::scan(&wal).map_err(|e| SourceError::io(&wal, e))?;
+            scan.problem.map(|problem| WalProblem {
+                path: wal.clone(),
+                frames_present: scan.frames_present,
+                frames_ignored: scan.frames_ignored,
+                problem,
+            })
+        } else {
+            None
+        };
         let dir = tempfile::Builder::new()
             .prefix("chatvault-db-")
             .tempdir()
@@ -112,6 +158,7 @@ impl Database {
             open_path: copy,
             files,
             source_path: path.to_path_buf(),
+            wal_problem,
             _private_copy: Some(dir),
         })
     }

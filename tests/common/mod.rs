@@ -257,3 +257,20 @@ pub fn messages_by_group<T>(
     );
     by_group
 }
+
+/// What `time_utc` must say for a time column holding `value` in units of `unit_ms`
+/// milliseconds: RFC 3339 with milliseconds for an integer instant of years 0000-9999, empty
+/// for anything else (NULL, text, a REAL, an instant no output can write).
+pub fn expected_time_utc(value: &rusqlite::types::Value, unit_ms: i64) -> String {
+    use chrono::{SecondsFormat, TimeZone, Utc};
+    let rusqlite::types::Value::Integer(n) = value else {
+        return String::new();
+    };
+    match n.checked_mul(unit_ms) {
+        Some(ms) if (-62_167_219_200_000..=253_402_300_799_999).contains(&ms) => Utc
+            .timestamp_millis_opt(ms)
+            .unwrap()
+            .to_rfc3339_opts(SecondsFormat::Millis, true),
+        _ => String::new(),
+    }
+}

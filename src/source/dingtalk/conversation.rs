@@ -145,6 +145,8 @@ impl Conversations {
 #[derive(Default)]
 pub struct Profiles {
     names: HashMap<String, String>,
+    /// `realName` where `nick` is shown instead: a name all the same.
+    hidden: HashMap<String, String>,
 }
 
 impl Profiles {
@@ -162,16 +164,54 @@ impl Profiles {
             .map_err(|e| map_sqlite_error(db_path, e))?;
         let mut rows = stmt.query([]).map_err(|e| map_sqlite_error(db_path, e))?;
         let mut names = HashMap::new();
+        let mut hidden = HashMap::new();
         while let Some(row) = rows.next().map_err(|e| map_sqlite_error(db_path, e))? {
             let Some(uid) = text_lossy(row, 0) else {
                 continue;
             };
-            let name = non_empty(text_lossy(row, 1))
-                .or_else(|| non_empty(text_lossy(row, 2)))
-                .unwrap_or_default();
-            names.entry(uid).or_insert(name);
+            let nick = non_empty(text_lossy(row, 1));
+            let real_name = non_empty(text_lossy(row, 2));
+            if names.contains_key(&uid) {
+                continue;
+            }
+            match (nick, real_name) {
+                (Some(nick), Some(real_name)) => {
+                    if real_name != nick {
+                        hidden.insert(uid.clone(), real_name);
+                    }
+                    names.insert(uid, nick);
+                }
+                (nick, real_name) => {
+                    names.insert(uid, nick.or(real_name).unwrap_or_default());
+                }
+            }
         }
-        Ok(Profiles { names })
+        Ok(Profiles { names, hidden })
+    }
+
+    /// The names not shown for `uid` (its `realName` behind a `nick`).
+    pub fn other_names(&self, uid: &str) -> Vec<String> {
+        self.hidden.get(uid).cloned().into_iter().collect()
+    }
+
+    /// Everyone with a profile, sorted by uid, as members of no particular group.
+    pub fn people(&self) -> Vec<Member> {
+        let mut people: Vec<Member> = self
+            .names
+            .iter()
+            .map(|(uid, name)| Member {
+                member_id: uid.clone(),
+                alias: None,
+                display_name: name.clone(),
+                group_nickname: String::new(),
+                other_names: self.other_names(uid),
+                role: Role::Member,
+                joined_ms: None,
+                left: false,
+            })
+            .collect();
+        people.sort_by(|a, b| a.member_id.cmp(&b.member_id));
+        people
     }
 
     pub fn display_name(&self, uid: &str) -> Option<&str> {
@@ -250,6 +290,7 @@ impl MemberQuery {
             };
             members.push(Member {
                 display_name: profiles.display_name(&uid).unwrap_or_default().to_string(),
+                other_names: profiles.other_names(&uid),
                 member_id: uid,
                 alias: None,
                 group_nickname: String::new(),

@@ -8,7 +8,10 @@ use super::content::{self, Body, FileInfo};
 use super::shards::Shard;
 use super::value::{int, quote, text};
 use super::DATABASE;
-use crate::records::{Direction, Kind, MediaKind, MediaLocation, MediaRef, Message};
+use crate::records::{
+    representable_ms, unrepresentable_time, Direction, Kind, MediaKind, MediaLocation, MediaRef,
+    Message,
+};
 use crate::source::sqlite::map_sqlite_error;
 use crate::source::stream::Emitter;
 use crate::source::SourceError;
@@ -221,10 +224,19 @@ fn interpret(raw: RawRow, query: &Query) -> Message {
         (_, Some(row_id)) => row_id.to_string(),
         _ => String::new(),
     };
-    let time_ms = raw.created_ms.unwrap_or_else(|| {
-        warnings.push("no createdAt".into());
-        0
-    });
+    let time_ms = match raw.created_ms {
+        Some(ms) => {
+            let time = representable_ms(ms);
+            if time.is_none() {
+                warnings.push(unrepresentable_time("createdAt", ms));
+            }
+            time
+        }
+        None => {
+            warnings.push("no createdAt: time left empty".into());
+            None
+        }
+    };
     let is_system = raw.content_type == Some(SYSTEM);
     let sender_id = if is_system {
         None
@@ -287,8 +299,14 @@ fn parse(raw: &RawRow) -> Parsed {
     // Media rows may carry no content at all; every other known type needs its JSON.
     let body: Option<Body> = match content.filter(|c| !c.trim().is_empty()) {
         None if is_media => Some(Body::default()),
+        // An empty system message is still one: nothing to show, nothing malformed.
+        None if code == SYSTEM => {
+            parsed.kind = Kind::System;
+            parsed.text = String::new();
+            return parsed;
+        }
         None => {
-            if matches!(code, TEXT | SYSTEM | RED_PACKET) {
+            if matches!(code, TEXT | RED_PACKET) {
                 parsed.warnings.push("no content (NULL)".into());
                 return parsed;
             }
@@ -341,6 +359,10 @@ fn parse(raw: &RawRow) -> Parsed {
                     Kind::System
                 };
                 parsed.text = text;
+            }
+            None if code == SYSTEM => {
+                parsed.kind = Kind::System;
+                parsed.text = String::new();
             }
             None => parsed.warnings.push("content has no `text`".into()),
         },

@@ -82,7 +82,7 @@ impl DingtalkSource {
                 detail: format!("no table `{CONVERSATION_TABLE}` in {DATABASE}"),
             });
         }
-        let mut warnings = Vec::new();
+        let mut warnings: Vec<Warning> = db.wal_warning(root).into_iter().collect();
         let conversations = Conversations::load(&conn, &path, &mut warnings)?;
         let profiles = if has(PROFILE_TABLE) {
             Profiles::load(&conn, &path)?
@@ -224,6 +224,11 @@ impl Source for DingtalkSource {
 
     fn display_name(&self, member_id: &str) -> Option<String> {
         self.profiles.display_name(member_id).map(str::to_string)
+    }
+
+    /// Everyone in `tbuser_profile_v2`: senders who left and one-to-one partners included.
+    fn people(&self) -> Vec<Member> {
+        self.profiles.people()
     }
 
     fn classify(&self, rel_path: &str) -> CacheClass {

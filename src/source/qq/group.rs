@@ -32,6 +32,9 @@ pub struct GroupInfo {
     pub member_groups: BTreeSet<String>,
     /// uid → nickname, for senders who are not (or no longer) in a member list.
     pub nicknames: HashMap<String, String>,
+    /// uid → QQ number and every name (nicknames, group cards of every group), for
+    /// anonymization: bounded by members.
+    pub names: BTreeMap<String, (Option<String>, BTreeSet<String>)>,
     /// Columns of `group_member3`, or `None` when the table is absent.
     pub member_columns: Option<Vec<String>>,
 }
@@ -111,9 +114,11 @@ impl GroupInfo {
             let columns = Database::columns(conn, path, MEMBER_TABLE)?;
             if columns.iter().any(|c| c == "1000") {
                 let sql = format!(
-                    "SELECT \"1000\", {}, {} FROM {MEMBER_TABLE}",
+                    "SELECT \"1000\", {}, {}, {}, {} FROM {MEMBER_TABLE}",
                     column_or_null(&columns, "20002"),
-                    column_or_null(&columns, "60001")
+                    column_or_null(&columns, "60001"),
+                    column_or_null(&columns, "1002"),
+                    column_or_null(&columns, "64003")
                 );
                 let mut stmt = conn.prepare(&sql).map_err(|e| map_sqlite_error(path, e))?;
                 let mut rows = stmt.query([]).map_err(|e| map_sqlite_error(path, e))?;
@@ -122,10 +127,19 @@ impl GroupInfo {
                     if let Some(group) = group_id_of(get(2)) {
                         info.member_groups.insert(group);
                     }
-                    if let (Some(uid), Some(nick)) = (text(get(0)), text(get(1))) {
-                        if !uid.is_empty() && !nick.is_empty() {
-                            info.nicknames.entry(uid).or_insert(nick);
-                        }
+                    let uin = text(get(3)).filter(|s| !s.is_empty() && s != "0");
+                    let Some(uid) = text(get(0)).filter(|s| !s.is_empty()).or(uin.clone()) else {
+                        continue;
+                    };
+                    let nick = text(get(1)).filter(|s| !s.is_empty());
+                    let person = info.names.entry(uid.clone()).or_default();
+                    if person.0.is_none() {
+                        person.0 = uin;
+                    }
+                    person.1.extend(nick.iter().cloned());
+                    person.1.extend(text(get(4)).filter(|s| !s.is_empty()));
+                    if let Some(nick) = nick {
+                        info.nicknames.entry(uid).or_insert(nick);
                     }
                 }
                 info.member_columns = Some(columns);
@@ -201,6 +215,7 @@ impl GroupInfo {
                 alias: uin,
                 display_name: text(get(3)).unwrap_or_default(),
                 group_nickname: text(get(2)).unwrap_or_default(),
+                other_names: Vec::new(),
                 role,
                 joined_ms: int(get(4))
                     .filter(|s| *s > 0)

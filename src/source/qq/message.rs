@@ -8,7 +8,10 @@ use rusqlite::{Connection, Row};
 
 use super::body::{self, element_type, Element};
 use super::MSG_DB;
-use crate::records::{Direction, Kind, MediaKind, MediaLocation, MediaRef, Message};
+use crate::records::{
+    representable_seconds, unrepresentable_time, Direction, Kind, MediaKind, MediaLocation,
+    MediaRef, Message,
+};
 use crate::source::sqlite::map_sqlite_error;
 use crate::source::stream::Emitter;
 use crate::source::SourceError;
@@ -190,11 +193,17 @@ fn interpret(row: &Row, group_id: &str) -> Message {
             String::new()
         }
     };
-    let time_ms = match seconds.and_then(|s| s.checked_mul(1000)) {
-        Some(ms) => ms,
+    let time_ms = match seconds {
+        Some(s) => {
+            let time = representable_seconds(s);
+            if time.is_none() {
+                detail = Some(unrepresentable_time("message time (40050)", s));
+            }
+            time
+        }
         None => {
-            warnings.push("no valid message time (40050)");
-            0
+            warnings.push("no message time (40050): time left empty");
+            None
         }
     };
     let is_system = msg_type == Some(msg_type::GREY_TIP);
@@ -220,9 +229,18 @@ fn interpret(row: &Row, group_id: &str) -> Message {
         Ok(ValueRef::Blob(bytes)) | Ok(ValueRef::Text(bytes)) => match body::parse(bytes) {
             Ok(elements) => describe(msg_type, sub_type, &elements, time_ms),
             Err(error) => {
-                detail = Some(format!("malformed message body: {error}"));
+                let malformed = format!("malformed message body: {error}");
+                detail = Some(match detail.take() {
+                    Some(d) => format!("{d}; {malformed}"),
+                    None => malformed,
+                });
                 Described::other(printable(bytes))
             }
+        },
+        // A grey tip with no body is still a system message, only an empty one.
+        _ if is_system => Described {
+            kind: Kind::System,
+            ..Described::other(String::new())
         },
         _ => {
             warnings.push("no message body (40800 is NULL)");
@@ -301,7 +319,7 @@ fn describe(
     msg_type: Option<i64>,
     sub_type: Option<i64>,
     elements: &[Element],
-    time_ms: i64,
+    time_ms: Option<i64>,
 ) -> Described {
     let (text, lossy) = body::message_text(elements);
     let mut out = Described {
@@ -402,8 +420,8 @@ fn describe(
 }
 
 /// `YYYY-MM` of the instant in China time, the month folder QQ files media under.
-fn month_folder(time_ms: i64) -> Option<String> {
-    let local = chrono::DateTime::from_timestamp_millis(time_ms.checked_add(8 * 3_600_000)?)?;
+fn month_folder(time_ms: Option<i64>) -> Option<String> {
+    let local = chrono::DateTime::from_timestamp_millis(time_ms?.checked_add(8 * 3_600_000)?)?;
     Some(local.format("%Y-%m").to_string())
 }
 
@@ -413,7 +431,7 @@ fn is_md5(bytes: &[u8]) -> bool {
 
 /// Where an element's file is: its device path resolved by the part after `nt_data/`,
 /// or for a picture with only an md5, the place QQ's layout puts it.
-fn location(element: &Element, kind: MediaKind, time_ms: i64) -> Option<String> {
+fn location(element: &Element, kind: MediaKind, time_ms: Option<i64>) -> Option<String> {
     if let Some(path) = element.file_path.filter(|p| !p.is_empty()) {
         let path = body::lossy(path);
         return Some(match path.find("nt_data/") {
@@ -441,7 +459,7 @@ fn location(element: &Element, kind: MediaKind, time_ms: i64) -> Option<String> 
     ))
 }
 
-fn media_ref(element: &Element, kind: MediaKind, time_ms: i64) -> Option<MediaRef> {
+fn media_ref(element: &Element, kind: MediaKind, time_ms: Option<i64>) -> Option<MediaRef> {
     let location = location(element, kind, time_ms)?;
     let original_name = match kind {
         MediaKind::File => element
@@ -460,7 +478,7 @@ fn media_ref(element: &Element, kind: MediaKind, time_ms: i64) -> Option<MediaRe
 }
 
 /// A picture and, when it lies in the `Pic/<month>/Ori/` layout, its thumbnail.
-fn picture_refs(element: &Element, time_ms: i64) -> Vec<MediaRef> {
+fn picture_refs(element: &Element, time_ms: Option<i64>) -> Vec<MediaRef> {
     let Some(primary) = media_ref(element, MediaKind::Image, time_ms) else {
         return Vec::new();
     };
@@ -517,7 +535,7 @@ mod tests {
         picture.file_path = Some(
             b"/storage/emulated/0/Android/data/com.tencent.mobileqq/files/nt_data/Pic/2025-06/Ori/abc.jpg",
         );
-        let refs = picture_refs(&picture, 0);
+        let refs = picture_refs(&picture, Some(0));
         assert_eq!(
             refs[0].location,
             MediaLocation::Path("nt_data/Pic/2025-06/Ori/abc.jpg".into())
@@ -529,7 +547,7 @@ mod tests {
         assert_eq!(refs[1].kind, MediaKind::ImageThumb);
         // Paths elsewhere stay as they are, for the sink to refuse.
         picture.file_path = Some(b"/etc/passwd");
-        let refs = picture_refs(&picture, 0);
+        let refs = picture_refs(&picture, Some(0));
         assert_eq!(refs.len(), 1);
         assert_eq!(refs[0].location, MediaLocation::Path("/etc/passwd".into()));
     }
@@ -540,7 +558,7 @@ mod tests {
         picture.md5 = Some(b"0123456789ABCDEF0123456789abcdef");
         picture.file_name = Some(b"x.PNG");
         // 2025-06-30T20:00:00Z is July 1st in China.
-        let refs = picture_refs(&picture, 1_751_313_600_000);
+        let refs = picture_refs(&picture, Some(1_751_313_600_000));
         assert_eq!(
             refs[0].location,
             MediaLocation::Path(
@@ -548,7 +566,7 @@ mod tests {
             )
         );
         picture.md5 = Some(b"../../../../etc/passwd");
-        assert!(picture_refs(&picture, 0).is_empty());
+        assert!(picture_refs(&picture, Some(0)).is_empty());
     }
 
     #[test]
@@ -564,23 +582,29 @@ mod tests {
         text.text = Some(b"hi");
         let mut face = el(element_type::FACE);
         face.face_text = Some("/捂脸".as_bytes());
-        let d = describe(Some(2), Some(17), &[text.clone(), face], 0);
+        let d = describe(Some(2), Some(17), &[text.clone(), face], Some(0));
         assert_eq!((d.kind, d.text.as_str()), (Kind::Text, "hi/捂脸"));
-        let d = describe(Some(2), Some(2), &[el(element_type::PICTURE)], 0);
+        let d = describe(Some(2), Some(2), &[el(element_type::PICTURE)], Some(0));
         assert_eq!((d.kind, d.text.as_str()), (Kind::Image, "[image]"));
         let mut tip = el(element_type::GREY_TIP);
         tip.text = Some("\"张三\"撤回了一条消息".as_bytes());
         assert_eq!(
-            describe(Some(5), Some(4), &[tip.clone()], 0).kind,
+            describe(Some(5), Some(4), &[tip.clone()], Some(0)).kind,
             Kind::Recall
         );
-        assert_eq!(describe(Some(5), Some(12), &[tip], 0).kind, Kind::System);
+        assert_eq!(
+            describe(Some(5), Some(12), &[tip], Some(0)).kind,
+            Kind::System
+        );
         let mut voice = el(element_type::VOICE);
         voice.voice_seconds = Some(5);
-        assert_eq!(describe(Some(6), None, &[voice], 0).text, "[voice] 5s");
+        assert_eq!(
+            describe(Some(6), None, &[voice], Some(0)).text,
+            "[voice] 5s"
+        );
         let mut packet = el(element_type::RED_PACKET);
         packet.red_packet_title = Some("恭喜发财".as_bytes());
-        let d = describe(Some(10), None, &[packet], 0);
+        let d = describe(Some(10), None, &[packet], Some(0));
         assert_eq!(
             (d.kind, d.text.as_str()),
             (Kind::RedPacket, "[red packet] 恭喜发财")
@@ -589,17 +613,17 @@ mod tests {
         file.file_name = Some("报价单.xlsx".as_bytes());
         file.file_path = Some("/sdcard/nt_data/File/报价单.xlsx".as_bytes());
         file.file_size = Some(10);
-        let d = describe(Some(3), None, &[file], 0);
+        let d = describe(Some(3), None, &[file], Some(0));
         assert_eq!(
             (d.kind, d.text.as_str()),
             (Kind::File, "[file] 报价单.xlsx")
         );
         assert_eq!(d.media[0].original_name.as_deref(), Some("报价单.xlsx"));
         assert_eq!(d.media[0].declared_size, Some(10));
-        let d = describe(Some(3), None, &[text.clone()], 0);
+        let d = describe(Some(3), None, &[text.clone()], Some(0));
         assert_eq!(d.kind, Kind::Other);
         assert!(d.warning.is_some());
-        let d = describe(Some(77), None, &[text], 0);
+        let d = describe(Some(77), None, &[text], Some(0));
         assert_eq!((d.kind, d.warning), (Kind::Other, None));
     }
 

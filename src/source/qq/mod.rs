@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::types::ValueRef;
 
-use crate::records::{CacheClass, Group, MediaKind, Member, Platform, Warning};
+use crate::records::{CacheClass, Group, MediaKind, Member, Platform, Role, Warning};
 use crate::source::sqlite::{self, Database};
 use crate::source::stream::{self, MessageStream};
 use crate::source::{Source, SourceError, SourceFile};
@@ -137,10 +137,11 @@ impl QqSource {
         };
         drop(conn);
 
-        let mut warnings = Vec::new();
+        let mut warnings: Vec<Warning> = messages_db.wal_warning(root).into_iter().collect();
         let info_path = root.join(INFO_DB);
         let (info_db, info) = if info_path.is_file() {
             let db = Database::open(&info_path)?;
+            warnings.extend(db.wal_warning(root));
             let conn = db.connect()?;
             let info = group::GroupInfo::load(&conn, &mut warnings)?;
             drop(conn);
@@ -163,6 +164,63 @@ impl QqSource {
             owner,
             warnings: Mutex::new(warnings),
         })
+    }
+
+    /// Adds each sender's uid, QQ number, cards and nicknames as the messages give them.
+    fn message_names(
+        &self,
+        names: &mut std::collections::BTreeMap<
+            String,
+            (Option<String>, std::collections::BTreeSet<String>),
+        >,
+    ) -> Result<(), SourceError> {
+        let column = |c: &str| {
+            if self.columns.iter().any(|have| have == c) {
+                format!("\"{c}\"")
+            } else {
+                "NULL".to_string()
+            }
+        };
+        let sql = format!(
+            "SELECT DISTINCT {}, {}, {}, {} FROM {}",
+            column("40020"),
+            column("40033"),
+            column("40090"),
+            column("40093"),
+            message::TABLE
+        );
+        let path = Path::new(MSG_DB);
+        let conn = self.messages_db.connect()?;
+        let mut stmt = conn
+            .prepare(&sql)
+            .map_err(|e| crate::source::sqlite::map_sqlite_error(path, e))?;
+        let mut rows = stmt
+            .query([])
+            .map_err(|e| crate::source::sqlite::map_sqlite_error(path, e))?;
+        let text = |value: ValueRef| match value {
+            ValueRef::Text(t) | ValueRef::Blob(t) => {
+                Some(String::from_utf8_lossy(t).into_owned()).filter(|s| !s.is_empty())
+            }
+            ValueRef::Integer(i) if i != 0 => Some(i.to_string()),
+            _ => None,
+        };
+        while let Some(row) = rows
+            .next()
+            .map_err(|e| crate::source::sqlite::map_sqlite_error(path, e))?
+        {
+            let get = |i: usize| row.get_ref(i).unwrap_or(ValueRef::Null);
+            let uin = text(get(1));
+            let Some(uid) = text(get(0)).or(uin.clone()) else {
+                continue;
+            };
+            let person = names.entry(uid).or_default();
+            if person.0.is_none() {
+                person.0 = uin;
+            }
+            person.1.extend(text(get(2)));
+            person.1.extend(text(get(3)));
+        }
+        Ok(())
     }
 
     fn warn(&self, new: Vec<Warning>) {
@@ -289,6 +347,36 @@ impl Source for QqSource {
         self.info.nicknames.get(member_id).cloned()
     }
 
+    /// Everyone in `group_member3`, with every nickname and group card they have, and
+    /// every sender with the cards and nicknames their messages carry (`40090`, `40093`):
+    /// a sender in no member list is still named in grey tips. One scan of the message
+    /// table, bounded in memory by distinct names.
+    fn people(&self) -> Vec<Member> {
+        let mut names = self.info.names.clone();
+        if let Err(error) = self.message_names(&mut names) {
+            self.warn(vec![Warning {
+                location: MSG_DB.into(),
+                message: format!(
+                    "cannot read the senders' names from the messages ({error}): names only \
+                     the messages hold may be left in anonymized text"
+                ),
+            }]);
+        }
+        names
+            .iter()
+            .map(|(uid, (uin, names))| Member {
+                member_id: uid.clone(),
+                alias: uin.clone(),
+                display_name: String::new(),
+                group_nickname: String::new(),
+                other_names: names.iter().cloned().collect(),
+                role: Role::Member,
+                joined_ms: None,
+                left: false,
+            })
+            .collect()
+    }
+
     fn classify(&self, rel_path: &str) -> CacheClass {
         classify(rel_path)
     }
@@ -398,7 +486,7 @@ mod tests {
         assert!(messages
             .iter()
             .all(|m| m.text == "hi" && m.kind == Kind::Text));
-        assert_eq!(messages[0].time_ms, 100_000);
+        assert_eq!(messages[0].time_ms, Some(100_000));
         // No msgId: the row id stands in, with a warning.
         let other = read_all(source.as_ref(), "456");
         assert_eq!(other[0].message_id, "rowid:4");

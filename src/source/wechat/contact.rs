@@ -19,6 +19,15 @@ pub struct Contact {
 }
 
 impl Contact {
+    /// The names not shown: `nickname` behind a remark.
+    pub fn other_names(&self) -> Vec<String> {
+        if self.remark.is_empty() || self.nickname.is_empty() {
+            Vec::new()
+        } else {
+            vec![self.nickname.clone()]
+        }
+    }
+
     /// `conRemark` if non-empty, else `nickname`.
     pub fn display_name(&self) -> &str {
         if self.remark.is_empty() {
@@ -202,6 +211,7 @@ impl Contacts {
                         .as_ref()
                         .and_then(|n| n.get(i).cloned())
                         .unwrap_or_default(),
+                    other_names: contact.map(Contact::other_names).unwrap_or_default(),
                     role: if room.owner.as_deref() == Some(id.as_str()) {
                         Role::Owner
                     } else {
@@ -224,12 +234,8 @@ impl Contacts {
                 member_id: id.clone(),
                 alias: contact.alias.clone(),
                 display_name: contact.display_name().to_string(),
-                // The other name (nickname behind a remark) can appear in text too.
-                group_nickname: if contact.remark.is_empty() {
-                    String::new()
-                } else {
-                    contact.nickname.clone()
-                },
+                group_nickname: String::new(),
+                other_names: contact.other_names(),
                 role: Role::Member,
                 joined_ms: None,
                 left: false,

@@ -7,7 +7,10 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, Row};
 
 use super::xml;
-use crate::records::{Direction, Kind, MediaKind, MediaLocation, MediaRef, Message};
+use crate::records::{
+    representable_ms, unrepresentable_time, Direction, Kind, MediaKind, MediaLocation, MediaRef,
+    Message,
+};
 use crate::source::sqlite::map_sqlite_error;
 use crate::source::stream::Emitter;
 use crate::source::SourceError;
@@ -211,10 +214,19 @@ pub fn interpret(raw: RawRow, query: &Query) -> Message {
         Some(id) if id != 0 => id.to_string(),
         _ => raw.local_id.to_string(),
     };
-    let time_ms = raw.create_time.unwrap_or_else(|| {
-        warnings.push("no createTime".into());
-        0
-    });
+    let time_ms = match raw.create_time {
+        Some(ms) => {
+            let time = representable_ms(ms);
+            if time.is_none() {
+                warnings.push(unrepresentable_time("createTime", ms));
+            }
+            time
+        }
+        None => {
+            warnings.push("no createTime: time left empty".into());
+            None
+        }
+    };
     let type_code = raw.type_code.unwrap_or(-1);
     let content = raw.content.take();
     let has_content = content.is_some();
@@ -240,7 +252,11 @@ pub fn interpret(raw: RawRow, query: &Query) -> Message {
     };
 
     let mut parsed = parse_payload(type_code, &content[payload_start..], &raw);
-    if !has_content && type_code != 3 && type_code != 34 && type_code != 43 {
+    if !has_content && type_code == SYSTEM {
+        // An empty system message is still one: nothing to show, nothing malformed.
+        parsed.kind = Kind::System;
+        parsed.text = Some(String::new());
+    } else if !has_content && type_code != 3 && type_code != 34 && type_code != 43 {
         parsed.kind = Kind::Other;
         parsed.text = None;
         parsed.warning = Some("no content (NULL)".into());

@@ -99,6 +99,7 @@ impl WechatSource {
         }
         let has = |name: &str| tables.iter().any(|t| t == name);
         let mut warnings = Vec::new();
+        warnings.extend(db.wal_warning(root));
         let owner = contact::owner(&conn, has("userinfo"), &mut warnings)?;
         let contacts = contact::Contacts::load(&conn, has("chatroom"), &mut warnings)?;
         for optional in ["ImgInfo2", "appattach", "chatroom", "userinfo"] {

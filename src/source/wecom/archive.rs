@@ -325,7 +325,7 @@ fn parse_block(
         parsed.messages.push(Parsed1 {
             len: parsed.records.len() - start,
             seq,
-            time_ms: entry.time_ms,
+            time_ms: entry.time_ms.unwrap_or(store::NO_TIME),
             id_hash: store::id_hash(&entry.message_id),
             conversation,
         });

@@ -219,6 +219,7 @@ impl Directory {
                 alias: None,
                 display_name: name.clone(),
                 group_nickname: String::new(),
+                other_names: Vec::new(),
                 role: Role::Member,
                 joined_ms: None,
                 left: false,
@@ -239,6 +240,7 @@ impl Directory {
                 alias: None,
                 display_name: self.display_name(id).unwrap_or_default().to_string(),
                 group_nickname: String::new(),
+                other_names: Vec::new(),
                 role: if room.creator.as_deref() == Some(id.as_str()) {
                     Role::Owner
                 } else {

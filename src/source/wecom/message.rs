@@ -81,7 +81,7 @@ fn to_message(record: &Record, conversation: &str) -> Message {
     Message {
         group_id: conversation.to_string(),
         message_id: record.msgid.to_string(),
-        time_ms: record.time_ms,
+        time_ms: (record.time_ms != super::store::NO_TIME).then_some(record.time_ms),
         sender_id: record.sender.map(str::to_string),
         sender_name: None,
         // The archive is the enterprise's, not one member's: nothing is "sent".

@@ -220,6 +220,7 @@ impl Source for WecomSource {
                     .unwrap_or_default()
                     .to_string(),
                 group_nickname: String::new(),
+                other_names: Vec::new(),
                 role: Role::Member,
                 joined_ms: None,
                 left: false,

@@ -8,7 +8,7 @@ use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::records::{Kind, MediaKind};
+use crate::records::{representable_ms, unrepresentable_time, Kind, MediaKind};
 
 /// Where a message belongs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +44,8 @@ pub struct MediaEntry {
 pub struct Entry {
     pub message_id: String,
     pub conversation: Conversation,
-    pub time_ms: i64,
+    /// `None`: no time the outputs can write (the entry carries the warning).
+    pub time_ms: Option<i64>,
     pub sender_id: Option<String>,
     pub kind: Kind,
     pub text: String,
@@ -184,43 +185,48 @@ fn first_recipient(object: &Map<String, Value>, problems: &mut Vec<String>) -> O
     }
 }
 
-/// `msgtime`, UTC milliseconds; 0 (with a problem) when it cannot be read.
-fn message_time(object: &Map<String, Value>, problems: &mut Vec<String>) -> i64 {
-    match object.get("msgtime") {
-        Some(Value::Number(n)) => {
-            if let Some(ms) = n.as_i64() {
-                return ms;
+/// `msgtime`, UTC milliseconds; `None` (with a problem) when it holds no instant the
+/// outputs can write: the time is then exported empty, never as a made-up date.
+fn message_time(object: &Map<String, Value>, problems: &mut Vec<String>) -> Option<i64> {
+    let ms = match object.get("msgtime") {
+        Some(Value::Number(n)) => match (n.as_i64(), n.as_f64()) {
+            (Some(ms), _) => ms,
+            (None, Some(f)) if f.is_finite() && f.abs() < 9.0e15 => {
+                problems.push("`msgtime` is not a whole number of milliseconds".into());
+                f.trunc() as i64
             }
-            match n.as_f64() {
-                Some(f) if f.is_finite() && f.abs() < 9.0e15 => {
-                    problems.push("`msgtime` is not a whole number of milliseconds".into());
-                    f.trunc() as i64
-                }
-                _ => {
-                    problems.push(format!("`msgtime` {n} is out of range"));
-                    0
-                }
+            _ => {
+                problems.push(unrepresentable_time("`msgtime`", n));
+                return None;
             }
-        }
+        },
         Some(Value::String(s)) => match s.trim().parse::<i64>() {
             Ok(ms) => {
                 problems.push("`msgtime` is a string, not a number".into());
                 ms
             }
             Err(_) => {
-                problems.push(format!("`msgtime` {s:?} is not a time"));
-                0
+                problems.push(format!("`msgtime` {s:?} is not a time: time left empty"));
+                return None;
             }
         },
         Some(other) => {
-            problems.push(format!("`msgtime` is {}, not a number", type_name(other)));
-            0
+            problems.push(format!(
+                "`msgtime` is {}, not a number: time left empty",
+                type_name(other)
+            ));
+            return None;
         }
         None => {
-            problems.push("no `msgtime`".into());
-            0
+            problems.push("no `msgtime`: time left empty".into());
+            return None;
         }
+    };
+    let time = representable_ms(ms);
+    if time.is_none() {
+        problems.push(unrepresentable_time("`msgtime`", ms));
     }
+    time
 }
 
 /// A payload's kind, one-line text and media.
@@ -564,7 +570,8 @@ pub fn interpret_fast(line: &[u8]) -> Option<Outcome> {
     }
     let message_id = fast.msgid.filter(|m| !m.0.is_empty())?.0;
     let from = fast.from.filter(|f| !f.0.is_empty())?.0;
-    let time_ms = fast.msgtime?;
+    // A time the outputs cannot write is explained by the general path.
+    let time_ms = Some(representable_ms(fast.msgtime?)?);
     let msgtype = fast.msgtype?.0;
     let payload = match msgtype.as_ref() {
         "text" => fast.text,
@@ -640,7 +647,7 @@ mod tests {
             "roomid":"wr1","msgtime":1718150400123i64,"msgtype":"text","text":{"content":"a,\"b\"\n"}}),
         );
         assert_eq!(e.conversation, Conversation::Room("wr1".into()));
-        assert_eq!(e.time_ms, 1718150400123);
+        assert_eq!(e.time_ms, Some(1718150400123));
         assert_eq!(e.kind, Kind::Text);
         assert_eq!(e.text, "a,\"b\"\n");
         assert_eq!(e.raw_type, "text");
@@ -723,7 +730,29 @@ mod tests {
             json!({"from":"zs","roomid":"wr1","msgtime":"7","msgtype":"text","text":{"content":"x"}}),
         );
         assert_eq!(no_id.message_id, "archive/a.jsonl:1");
-        assert_eq!(no_id.time_ms, 7);
+        assert_eq!(no_id.time_ms, Some(7));
         assert!(no_id.warning.is_some());
+    }
+
+    #[test]
+    fn times_that_cannot_be_times_are_none_and_warned() {
+        for msgtime in [
+            json!(9223372036854775807i64),
+            json!(-9223372036854775807i64),
+            json!(1e300),
+            json!("昨天"),
+            json!(null),
+        ] {
+            let e = entry(
+                json!({"msgid":"m","from":"zs","roomid":"wr1","msgtime":msgtime,
+                "msgtype":"text","text":{"content":"x"}}),
+            );
+            assert_eq!(e.time_ms, None, "{msgtime}");
+            assert!(
+                e.warning.as_deref().is_some_and(|w| w.contains("msgtime")),
+                "{msgtime}: {:?}",
+                e.warning
+            );
+        }
     }
 }

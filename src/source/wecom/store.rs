@@ -22,6 +22,9 @@ use super::record::{Conversation, Entry};
 use crate::source::SourceError;
 
 /// Encoded messages kept in memory before a chunk is sorted and written as a run.
+/// How a record with no time (`Entry::time_ms` is `None`) stores it: before every
+/// representable instant, so such records sort first, as SQLite sorts NULL times.
+pub const NO_TIME: i64 = i64::MIN;
 const CHUNK_BYTES: usize = 16 << 20;
 /// Duplicate-search keys kept in memory before they are sorted and written as a run (6 MB).
 const KEY_CHUNK: usize = 1 << 18;
@@ -111,7 +114,7 @@ pub fn encode(entry: &Entry, seq: u64, out: &mut Vec<u8>) -> Result<(), String> 
     header[FLAGS_AT] = flags;
     header[KIND_AT] = kind_code(entry.kind) as u8;
     header[MEDIA_KIND_AT] = media.map_or(0, |m| media_kind_code(m.kind) as u8);
-    header[TIME_AT..TIME_AT + 8].copy_from_slice(&entry.time_ms.to_le_bytes());
+    header[TIME_AT..TIME_AT + 8].copy_from_slice(&entry.time_ms.unwrap_or(NO_TIME).to_le_bytes());
     header[SEQ_AT..SEQ_AT + 8].copy_from_slice(&seq.to_le_bytes());
     let size = media.and_then(|m| m.declared_size).unwrap_or(0);
     header[MEDIA_SIZE_AT..MEDIA_SIZE_AT + 8].copy_from_slice(&size.to_le_bytes());
@@ -382,7 +385,7 @@ impl Builder {
             &record,
             conversation,
             seq,
-            entry.time_ms,
+            entry.time_ms.unwrap_or(NO_TIME),
             id_hash(&entry.message_id),
         )
     }
@@ -847,7 +850,7 @@ mod tests {
                 let mut repeat = earlier.clone();
                 match rng.gen_range(0..4) {
                     0 => repeat.text.push_str(" (edited)"),
-                    1 => repeat.time_ms += 1,
+                    1 => repeat.time_ms = repeat.time_ms.map(|t| t + 1),
                     2 => repeat.conversation = Conversation::Room("wr-other".into()),
                     _ => {}
                 }
@@ -872,7 +875,7 @@ mod tests {
                 Entry {
                     message_id: format!("m{i}"),
                     conversation,
-                    time_ms: rng.gen_range(-3..20),
+                    time_ms: Some(rng.gen_range(-3..20)),
                     sender_id: rng.gen_bool(0.9).then(|| format!("u{}", i % 7)),
                     kind: if media.is_some() {
                         Kind::File
@@ -902,7 +905,7 @@ mod tests {
     fn row(seq: u64, e: &Entry) -> Row {
         (
             e.message_id.clone(),
-            e.time_ms,
+            e.time_ms.unwrap_or(NO_TIME),
             seq,
             e.sender_id.clone(),
             e.text.clone(),
@@ -1106,7 +1109,7 @@ mod tests {
             let entry = Entry {
                 message_id: "m".into(),
                 conversation: Conversation::Room("r".into()),
-                time_ms: time,
+                time_ms: (time != NO_TIME).then_some(time),
                 sender_id: None,
                 kind: Kind::Video,
                 text: text.clone(),

@@ -12,7 +12,7 @@ use crate::records::{Direction, Kind, MediaLocation, Message};
 
 struct Expected {
     message_id: String,
-    time_ms: i64,
+    time_ms: Option<i64>,
     sender_id: Option<String>,
     msgtype: String,
     /// The content of a text message whose payload is well-formed.
@@ -53,10 +53,11 @@ fn direct_read(root: &Path) -> BTreeMap<String, Vec<Expected>> {
                 continue;
             }
             let time_ms = match object.get("msgtime") {
-                Some(Value::Number(n)) => n.as_i64().unwrap(),
-                Some(Value::String(s)) => s.parse().unwrap(),
-                _ => 0,
-            };
+                Some(Value::Number(n)) => n.as_i64(),
+                Some(Value::String(s)) => s.trim().parse().ok(),
+                _ => None,
+            }
+            .and_then(crate::records::representable_ms);
             let msgtype = object
                 .get("msgtype")
                 .and_then(Value::as_str)
@@ -87,7 +88,7 @@ fn direct_read(root: &Path) -> BTreeMap<String, Vec<Expected>> {
         }
     }
     for messages in groups.values_mut() {
-        messages.sort_by_key(|m| m.time_ms);
+        messages.sort_by_key(|m| m.time_ms.unwrap_or(i64::MIN));
     }
     groups
 }
