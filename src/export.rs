@@ -184,6 +184,15 @@ impl Identities {
         }
     }
 
+    /// A chat's id as written: a one-to-one chat is named by the people in it (a wxid,
+    /// WeCom's `a|b`), so anonymized it becomes a pseudonym of the whole id.
+    fn chat_id<'a>(&self, group: &'a Group) -> Cow<'a, str> {
+        match &self.anonymizer {
+            Some(a) if !group.is_group => Cow::Owned(a.pseudonym(&group.id)),
+            _ => Cow::Borrowed(&group.id),
+        }
+    }
+
     fn text<'a>(&self, text: &'a str) -> Cow<'a, str> {
         match &self.anonymizer {
             Some(a) => Cow::Owned(a.text(text)),
@@ -355,7 +364,14 @@ pub fn export_source(
     };
     let key_fingerprint = identities.anonymizer.as_ref().map(|a| a.key_fingerprint());
     let filters = json!({
-        "groups": opts.groups,
+        "groups": opts
+            .groups
+            .iter()
+            .map(|id| match groups.iter().find(|g| &g.id == id) {
+                Some(group) => identities.chat_id(group).into_owned(),
+                None => identities.text(id).into_owned(),
+            })
+            .collect::<Vec<_>>(),
         "since": opts.since.map(timefmt::utc_seconds),
         "until": opts.until.map(timefmt::utc_seconds),
         "include_private": opts.include_private,
@@ -567,6 +583,7 @@ fn write_payload(
     let mut early_after: Option<std::thread::JoinHandle<Vec<(String, HashResult)>>> = None;
     for group in groups {
         let mut group_stats = GroupStats::default();
+        let chat_id = identities.chat_id(group);
         let members = source.members(&group.id)?;
         group_stats.members = members.len() as u64;
         let mut names: HashMap<String, String> = HashMap::with_capacity(members.len());
@@ -575,7 +592,7 @@ fn write_payload(
             members_csv
                 .row(&[
                     platform,
-                    &group.id,
+                    &chat_id,
                     &identities.id(&m.member_id),
                     &identities.name(Some(&m.member_id), &m.display_name),
                     &identities.name(Some(&m.member_id), &m.group_nickname),
@@ -586,7 +603,7 @@ fn write_payload(
                 .map_err(io_err("members.csv"))?;
             names.insert(m.member_id.clone(), m.shown_name().to_string());
         }
-        let group_dir = media::group_dir(&group.id);
+        let group_dir = media::group_dir(&chat_id);
         let group_name = identities.text(&group.name);
         let mut used_media_names: HashSet<String> = HashSet::new();
         let (mut time_utc, mut time_local) = (String::new(), String::new());
@@ -612,7 +629,7 @@ fn write_payload(
             }
             if let Some(w) = &message.warning {
                 warnings.push(
-                    format!("{} message {}", group.id, message.message_id),
+                    format!("{chat_id} message {}", message.message_id),
                     w.clone(),
                 );
             }
@@ -632,6 +649,7 @@ fn write_payload(
                 source,
                 opts,
                 &message,
+                &chat_id,
                 &group_dir,
                 &mut used_media_names,
                 &mut media_csv,
@@ -643,7 +661,7 @@ fn write_payload(
             messages_csv
                 .row(&[
                     platform,
-                    &group.id,
+                    &chat_id,
                     &group_name,
                     &message.message_id,
                     &time_utc,
@@ -680,7 +698,7 @@ fn write_payload(
         groups_csv
             .row(&[
                 platform,
-                &group.id,
+                &identities.chat_id(group),
                 &identities.text(&group.name),
                 &identities.id(group.owner_id.as_deref().unwrap_or("")),
                 &member_count.to_string(),
@@ -798,6 +816,7 @@ fn write_media<W: Write>(
     source: &dyn Source,
     opts: &ExportOptions,
     message: &Message,
+    chat_id: &str,
     group_dir: &str,
     used_names: &mut HashSet<String>,
     media_csv: &mut CsvSink<W>,
@@ -837,7 +856,7 @@ fn write_media<W: Write>(
                 Resolved::Outside => {
                     counts.outside_root += 1;
                     warnings.push(
-                        format!("{} message {}", message.group_id, message.message_id),
+                        format!("{chat_id} message {}", message.message_id),
                         if names_allowed {
                             format!("media path outside the source root refused: {named}")
                         } else {
@@ -849,7 +868,7 @@ fn write_media<W: Write>(
                 Resolved::Missing { rel } => {
                     counts.missing += 1;
                     warnings.push(
-                        format!("{} message {}", message.group_id, message.message_id),
+                        format!("{chat_id} message {}", message.message_id),
                         if names_allowed {
                             format!("media file missing: {rel}")
                         } else {
@@ -914,7 +933,7 @@ fn write_media<W: Write>(
         media_csv
             .row(&[
                 platform,
-                &message.group_id,
+                chat_id,
                 &message.message_id,
                 media_ref.kind.as_str(),
                 &row_source,

@@ -221,11 +221,13 @@ pub fn anonymized_exports_leak_nothing(platform: &str, originals: fn(&Path) -> O
         "{platform}: the simulator planted no document titled with a member's name"
     );
 
-    let variants: [(&str, &[&str]); 4] = [
+    let variants: [(&str, &[&str]); 5] = [
         ("dir", &[]),
         ("dir-media", &["--with-media"]),
         ("zipped", &["--zip"]),
         ("zipped-media", &["--zip", "--with-media"]),
+        // One-to-one chats are named by the people in them.
+        ("private-media", &["--include-private", "--with-media"]),
     ];
     for (name, extra) in variants {
         let out = dir.path().join(name);
