@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::leaks::*;
 use common::*;
@@ -269,7 +269,8 @@ fn anonymized_bundles_leak_no_names_ids_or_pii() {
     let key = dir.path().join("case.key");
     run_ok(&["keygen", key.to_str().unwrap()]);
 
-    // The search finds what a plain export holds, so its silence below means something.
+    // The leak search itself runs on every platform (leak_tests! above); here, what is
+    // particular to WeChat's planted PII and to the tag files.
     let plain = dir.path().join("plain");
     run_ok(&[
         "export",
@@ -277,37 +278,15 @@ fn anonymized_bundles_leak_no_names_ids_or_pii() {
         "--out",
         plain.to_str().unwrap(),
     ]);
-    let caught = std::panic::catch_unwind(|| assert_no_leaks(&plain, &names, &pii));
-    assert!(
-        caught.is_err(),
-        "the leak search found nothing in a plain export"
-    );
     let caught_pii = std::panic::catch_unwind(|| assert_no_leaks(&plain, &BTreeSet::new(), &pii));
     assert!(
         caught_pii.is_err(),
         "the PII search found nothing in a plain export"
     );
-
-    let variants: [(&str, &[&str]); 4] = [
-        ("dir", &[]),
-        ("dir-media", &["--with-media"]),
-        ("zipped", &["--zip"]),
-        ("zipped-media", &["--zip", "--with-media"]),
-    ];
-    for (name, extra) in variants {
+    for (name, extra) in [("dir", &[][..]), ("dir-media", &["--with-media"][..])] {
         let out = dir.path().join(name);
         anonymized_export(&root, &out, &key, extra);
-        let bundle: PathBuf = if extra.contains(&"--zip") {
-            dir.path().join(format!("{name}.zip"))
-        } else {
-            out
-        };
-        assert_no_leaks(&bundle, &names, &pii);
-        assert_eq!(
-            exit_code(&run(&["verify", bundle.to_str().unwrap()])),
-            0,
-            "{name}"
-        );
+        assert_no_leaks(&out, &names, &pii);
     }
 
     // Media copied with --with-media keep only message-id names, and bag-info says so.
