@@ -6,6 +6,21 @@
 //! cleanup. With `CHATVAULT_FAILPOINT_TRACE=FILE` every point reached is appended to FILE
 //! (once per name), so a test can list the points of a run and then crash at each.
 
+/// True when `CHATVAULT_FAILPOINT_FLAGS` (a comma list) names `flag`, in builds with the
+/// `failpoints` feature: lets a test take a path this machine would not take by itself
+/// (say, a filesystem that cannot swap two names). Always false otherwise.
+#[inline(always)]
+pub fn flag(flag: &str) -> bool {
+    #[cfg(feature = "failpoints")]
+    return std::env::var("CHATVAULT_FAILPOINT_FLAGS")
+        .is_ok_and(|flags| flags.split(',').any(|f| f == flag));
+    #[cfg(not(feature = "failpoints"))]
+    {
+        let _ = flag;
+        false
+    }
+}
+
 /// Marks a step where a crash must leave the invariants intact.
 #[inline(always)]
 pub fn hit(name: &'static str) {

@@ -305,10 +305,11 @@ fn a_full_disk_publishes_nothing_and_keeps_the_old_bundle() {
 
 /// The points reached by one export, in the order first reached.
 #[cfg(feature = "failpoints")]
-fn trace_points(args: &[&str]) -> Vec<String> {
+fn trace_points(args: &[&str], flags: &str) -> Vec<String> {
     let trace = tempfile::NamedTempFile::new().unwrap();
     let out = chatvault()
         .args(args)
+        .env("CHATVAULT_FAILPOINT_FLAGS", flags)
         .env("CHATVAULT_FAILPOINT_TRACE", trace.path())
         .output()
         .unwrap();
@@ -337,8 +338,27 @@ fn a_crash_at_every_step_of_an_export_leaves_one_complete_bundle() {
     let old_source = small_source(dir.path(), "old", "100");
     let source_before = snapshot(&root);
     let mut crash_points = 0;
-    for zip in [false, true] {
-        for replacing in [false, true] {
+    // The last mode takes the path of filesystems that cannot swap two names: the old
+    // bundle is moved aside to NAME.replaced-PID first.
+    for (zip, replacing, no_exchange) in [
+        (false, false, false),
+        (false, true, false),
+        (true, false, false),
+        (true, true, false),
+        (false, true, true),
+        (true, true, true),
+    ] {
+        {
+            let flags = if no_exchange {
+                "no_rename_exchange"
+            } else {
+                ""
+            };
+            let chatvault = || {
+                let mut cmd = chatvault();
+                cmd.env("CHATVAULT_FAILPOINT_FLAGS", flags);
+                cmd
+            };
             let out_dir = tempfile::tempdir().unwrap();
             let bundle = out_dir.path().join("b");
             let final_name = if zip { "b.zip" } else { "b" };
@@ -350,7 +370,7 @@ fn a_crash_at_every_step_of_an_export_leaves_one_complete_bundle() {
             let new_digest = {
                 let probe = tempfile::tempdir().unwrap();
                 let probe_bundle = probe.path().join("b");
-                let points = trace_points(&export_args(&root, &probe_bundle, &extra));
+                let points = trace_points(&export_args(&root, &probe_bundle, &extra), flags);
                 assert!(points.len() >= 6, "{points:?}");
                 sidecar_digest(&probe.path().join(&sidecar)).unwrap()
             };
@@ -368,7 +388,7 @@ fn a_crash_at_every_step_of_an_export_leaves_one_complete_bundle() {
                 }
             };
             setup();
-            let mut points = trace_points(&args);
+            let mut points = trace_points(&args, flags);
             let old_digest = if replacing {
                 setup();
                 sidecar_digest(&out_dir.path().join(&sidecar))
@@ -388,6 +408,11 @@ fn a_crash_at_every_step_of_an_export_leaves_one_complete_bundle() {
                     "{expected} not reached: {points:?}"
                 );
             }
+            assert_eq!(
+                points.iter().any(|p| p == "export.publish.old_moved_aside"),
+                no_exchange,
+                "{points:?}"
+            );
             // A point reached many times is also crashed at on a later hit.
             points.push("export.media.copied@5".into());
             for point in &points {
@@ -410,10 +435,25 @@ fn a_crash_at_every_step_of_an_export_leaves_one_complete_bundle() {
                     "{point}: the source changed"
                 );
                 let final_path = out_dir.path().join(final_name);
-                if replacing {
-                    assert!(final_path.exists(), "{point}: the old bundle is gone");
-                }
-                if final_path.exists() {
+                let aside: Vec<String> = listing(out_dir.path())
+                    .into_iter()
+                    .filter(|n| n.starts_with(&format!("{final_name}.replaced-")))
+                    .collect();
+                if replacing && !final_path.exists() {
+                    // Only where names cannot be swapped, between moving the old bundle
+                    // aside and the new one in: the old one waits under NAME.replaced-PID,
+                    // whole, with its sidecar untouched; the next run puts it back.
+                    assert!(no_exchange, "{point}: the old bundle is gone");
+                    assert_eq!(aside.len(), 1, "{point}: {aside:?}");
+                    let old = out_dir.path().join(&aside[0]);
+                    let verified = run(&["verify", old.to_str().unwrap()]);
+                    let report = String::from_utf8_lossy(&verified.stdout).into_owned();
+                    assert!(
+                        report.contains("modified 0 / missing 0 / extra 0"),
+                        "{point}: {report}"
+                    );
+                    assert_eq!(sidecar_digest(&out_dir.path().join(&sidecar)), old_digest);
+                } else if final_path.exists() {
                     // Either the pair in place matches, or the partial sidecar that
                     // the next run completes matches the (new) bundle.
                     let in_place = sidecar_digest(&out_dir.path().join(&sidecar));
@@ -441,6 +481,21 @@ fn a_crash_at_every_step_of_an_export_leaves_one_complete_bundle() {
                         !out_dir.path().join(&sidecar).exists(),
                         "{point}: a sidecar without its bundle"
                     );
+                }
+                if replacing && !final_path.exists() {
+                    // What the next run does first: the old bundle back with its sidecar.
+                    // (Stopped right after it, before it writes anything of its own.)
+                    let recovered = chatvault()
+                        .args(&args)
+                        .env("CHATVAULT_FAILPOINT", "export.bag.created")
+                        .output()
+                        .unwrap();
+                    assert!(!recovered.status.success());
+                    assert!(
+                        sha256sum_check(out_dir.path(), &sidecar),
+                        "{point}: not restored"
+                    );
+                    assert_eq!(sidecar_digest(&out_dir.path().join(&sidecar)), old_digest);
                 }
                 // The next run finishes or removes what the crash left.
                 run_ok(&args);

@@ -247,7 +247,12 @@ impl Target {
     /// Swaps `partial` and `final_path` atomically; returns where the old bundle is now.
     /// Where the filesystem cannot swap, the old one is moved aside first.
     fn swap_in(&self, partial: &Path, final_path: &Path) -> Result<PathBuf, EvidenceError> {
-        match renameat_with(CWD, partial, CWD, final_path, RenameFlags::EXCHANGE) {
+        let swapped = if failpoint::flag("no_rename_exchange") {
+            Err(rustix::io::Errno::INVAL)
+        } else {
+            renameat_with(CWD, partial, CWD, final_path, RenameFlags::EXCHANGE)
+        };
+        match swapped {
             Ok(()) => Ok(partial.to_path_buf()),
             Err(e) if swap_unsupported(e) => {
                 let aside =
