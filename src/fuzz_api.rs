@@ -62,8 +62,9 @@ const WECHAT_TAGS: [(&str, &str); 8] = [
 ];
 
 /// WeChat payload XML (`source/wechat/xml.rs`). The first line is `tag attr` (either may
-/// be empty), the rest the payload; the element and attribute named are looked up, then
-/// every pair the message interpretation uses.
+/// be empty; without a newline both are, and the whole input is the payload), the rest
+/// the payload; the element and attribute named are looked up, then every pair the
+/// message interpretation uses.
 pub fn wechat_xml(data: &[u8]) {
     let input = text(data);
     let (names, payload) = input.split_once('\n').unwrap_or(("", &input));
@@ -194,8 +195,8 @@ pub fn qq_body(data: &[u8]) {
 }
 
 /// WeCom archive JSONL (`source/wecom/record.rs` `interpret_fast` / `interpret`), line by
-/// line as `archive.rs` reads a file. Where the fast path reads a line, the general one
-/// must read it the same way.
+/// line as `archive.rs` reads a file. Where both paths read a line, they must read it the
+/// same way.
 pub fn wecom_record(data: &[u8]) {
     for (index, line) in data.split(|&b| b == b'\n').enumerate() {
         let mut bytes = line;
@@ -213,6 +214,10 @@ pub fn wecom_record(data: &[u8]) {
                     assert_eq!(f, g, "fast and general paths disagree")
                 }
                 (record::Outcome::Switch, Ok(record::Outcome::Switch)) => {}
+                // Lines the general path cannot read are not compared: the fast path reads
+                // a few more, e.g. a number beyond f64 (1e400) in a field it skips, which
+                // serde_json::Value refuses (fuzz/regressions/wecom_record/).
+                (_, Err(_)) => {}
                 _ => panic!("fast path {fast:?}, general path {general:?}"),
             }
         }
