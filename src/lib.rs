@@ -12,6 +12,8 @@ pub mod demo;
 pub mod evidence;
 pub mod export;
 pub mod failpoint;
+#[doc(hidden)]
+pub mod fuzz_api;
 pub mod inspect;
 pub mod lockfile;
 pub mod pathsafe;

@@ -182,12 +182,16 @@ pub fn parse_offset(text: &str) -> Result<FixedOffset, TimeError> {
     };
     let (hours, minutes) = match rest.split_once(':') {
         Some((h, m)) => (h, m),
-        None if rest.len() == 4 => rest.split_at(2),
+        // ASCII only: byte 2 of other text may be inside a character (split_at panicked on
+        // "+1é1"; inputs in fuzz/regressions/time_args/).
+        None if rest.len() == 4 && rest.is_ascii() => rest.split_at(2),
         None => (rest, "0"),
     };
     let hours: i32 = hours.parse().map_err(|_| bad())?;
     let minutes: i32 = minutes.parse().map_err(|_| bad())?;
-    if hours > 14 || minutes > 59 {
+    // Negative parts are refused too: "+-5" is no offset, and "-2147483648" overflowed
+    // `hours * 3600`.
+    if !(0..=14).contains(&hours) || !(0..=59).contains(&minutes) {
         return Err(bad());
     }
     FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60)).ok_or_else(bad)

@@ -124,7 +124,7 @@ impl CheckReport {
 }
 
 /// One parsed checksum line.
-fn parse_line(line: &str) -> Option<(String, String)> {
+pub(crate) fn parse_line(line: &str) -> Option<(String, String)> {
     let (escaped, line) = match line.strip_prefix('\\') {
         Some(rest) => (true, rest),
         None => (false, line),

@@ -168,6 +168,30 @@ impl<'de> Deserialize<'de> for Period {
     }
 }
 
+/// An optional period as text, `"none"` when there is none (as policy files write it).
+mod period_or_none {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::Period;
+
+    pub fn serialize<S: Serializer>(period: &Option<Period>, s: S) -> Result<S::Ok, S::Error> {
+        match period {
+            Some(period) => period.serialize(s),
+            None => s.serialize_str("none"),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Period>, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.trim().eq_ignore_ascii_case("none") {
+            return Ok(None);
+        }
+        Period::parse(&text)
+            .map(Some)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// One documented rule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rule {
@@ -180,7 +204,10 @@ pub struct Rule {
     /// Short name used in decision reasons ("group file", "education hold").
     pub label: String,
     /// `None` when the rule is not a duration (kept forever, manual review, …).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    // Written as "none" rather than left out: a dump of a policy that turned a built-in
+    // period off must load back with it off, not with the built-in period (the round trip
+    // the policy_toml fuzz target checks; input in fuzz/regressions/policy_toml/).
+    #[serde(default, with = "period_or_none")]
     pub period: Option<Period>,
     /// The period as the seed states it when it is not a plain duration.
     #[serde(default, skip_serializing_if = "String::is_empty")]

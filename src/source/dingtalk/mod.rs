@@ -1,7 +1,7 @@
 //! DingTalk PC: `DBFiles/dingtalk.db` (decrypted, WAL mode) and its media caches.
 //! Layout: `../shared/spec/sources.md` §4.
 
-mod content;
+pub(crate) mod content;
 mod conversation;
 mod message;
 mod shards;

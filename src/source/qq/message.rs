@@ -168,7 +168,7 @@ pub fn bind_value(key: &GroupKey, group_id: &str) -> rusqlite::types::Value {
     }
 }
 
-fn interpret(row: &Row, group_id: &str) -> Message {
+pub(crate) fn interpret(row: &Row, group_id: &str) -> Message {
     let mut warnings: Vec<&'static str> = Vec::new();
     let mut detail: Option<String> = None;
     let mut lossy = false;

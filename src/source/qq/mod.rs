@@ -1,9 +1,9 @@
 //! QQ NT: `nt_db/nt_msg.db` and `nt_db/group_info.db` (decrypted) and the `nt_data/` cache.
 //! Layout: `../shared/spec/sources.md` §2.
 
-mod body;
+pub(crate) mod body;
 mod group;
-mod message;
+pub(crate) mod message;
 pub mod proto;
 
 use std::path::{Path, PathBuf};

@@ -2,9 +2,9 @@
 //! Layout: `../shared/spec/sources.md` §1.
 
 mod contact;
-mod message;
+pub(crate) mod message;
 mod spool;
-mod xml;
+pub(crate) mod xml;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

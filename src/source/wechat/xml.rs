@@ -15,6 +15,11 @@ pub fn element_text(xml: &str, tag: &str) -> Option<String> {
 
 /// The value of `attr` on the first `<tag …>`.
 pub fn attribute(xml: &str, tag: &str, attr: &str) -> Option<String> {
+    // An empty name is found at every offset and the scan below would never advance
+    // (a hang the wechat_xml fuzz target found; fuzz/regressions/wechat_xml/).
+    if attr.is_empty() {
+        return None;
+    }
     let start = find_open_tag(xml, tag)?;
     let end = start + xml[start..].find('>')?;
     let open_tag = &xml[start..end];

@@ -376,7 +376,7 @@ fn store_all(
 }
 
 /// Parses a line; invalid UTF-8 is replaced (and reported) rather than losing the line.
-fn parse(bytes: &[u8]) -> Result<(Value, bool), String> {
+pub(crate) fn parse(bytes: &[u8]) -> Result<(Value, bool), String> {
     match serde_json::from_slice::<Value>(bytes) {
         Ok(value) => Ok((value, false)),
         Err(error) => {

@@ -6,11 +6,11 @@
 //! `store`), so each conversation can then be streamed in (time, source order) with memory
 //! that does not grow with the number of messages.
 
-mod archive;
+pub(crate) mod archive;
 mod blocks;
 mod directory;
 mod message;
-mod record;
+pub(crate) mod record;
 mod store;
 
 use std::collections::BTreeMap;
