@@ -790,6 +790,60 @@ print(len(names))
     }
 
     #[test]
+    fn of_several_bundles_moved_aside_the_one_the_sidecar_names_is_put_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        // Two complete bundles, as two interrupted runs would have moved them aside
+        // (the one named by the sidecar has the higher PID, which sorts first as text).
+        let first = write_sample(options(tmp.path(), "bag", false), None);
+        fs::rename(&first.path, tmp.path().join("bag.replaced-1200")).unwrap();
+        let sidecar = fs::read_to_string(tmp.path().join("bag.sha256")).unwrap();
+        let made_elsewhere = tempfile::tempdir_in(tmp.path()).unwrap();
+        let mut other = options(made_elsewhere.path(), "bag", false);
+        other.fixed_time = None;
+        let mut writer = BagWriter::create(other).unwrap();
+        writer.copy_file("x.jpg", &mut &b"other"[..], true).unwrap();
+        let second = writer.finish(|_| TagFiles::default()).unwrap();
+        fs::rename(&second.path, tmp.path().join("bag.replaced-500")).unwrap();
+        fs::write(tmp.path().join("bag.sha256"), &sidecar).unwrap();
+        // The next run puts back the bundle the sidecar names.
+        let writer = BagWriter::create(options(tmp.path(), "bag", false)).err();
+        assert!(
+            matches!(writer, Some(EvidenceError::ExistingOutput(_))),
+            "{writer:?}"
+        );
+        let digest =
+            tee::sha256_hex(&fs::read(tmp.path().join("bag").join(TAGMANIFEST_TXT)).unwrap());
+        assert_eq!(digest, first.bag_digest);
+        assert!(!tmp.path().join("bag.replaced-500").exists());
+        // With no sidecar to tell them apart, nothing is chosen or removed.
+        let tmp = tempfile::tempdir().unwrap();
+        for pid in ["7", "8"] {
+            let made_elsewhere = tempfile::tempdir_in(tmp.path()).unwrap();
+            let bag = write_sample(options(made_elsewhere.path(), "bag", false), None);
+            fs::rename(&bag.path, tmp.path().join(format!("bag.replaced-{pid}"))).unwrap();
+        }
+        let err = BagWriter::create(options(tmp.path(), "bag", false)).err();
+        assert!(
+            matches!(err, Some(EvidenceError::NotOurs { .. })),
+            "{err:?}"
+        );
+        assert!(
+            tmp.path().join("bag.replaced-7").exists()
+                && tmp.path().join("bag.replaced-8").exists()
+        );
+    }
+
+    #[test]
+    fn a_symlink_planted_as_the_lock_file_is_not_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let elsewhere = tmp.path().join("elsewhere");
+        std::os::unix::fs::symlink(&elsewhere, tmp.path().join("bag.lock")).unwrap();
+        let err = BagWriter::create(options(tmp.path(), "bag", false)).err();
+        assert!(matches!(err, Some(EvidenceError::Locked(_))), "{err:?}");
+        assert!(!elsewhere.exists());
+    }
+
+    #[test]
     fn force_replaces_only_a_chatvault_bundle_of_the_same_kind() {
         let tmp = tempfile::tempdir().unwrap();
         let forced = |name: &str, zip: bool| {

@@ -165,13 +165,29 @@ impl Target {
         for old in &replaced {
             self.require_ours(old)?;
         }
-        if !exists(&final_path) {
+        if !exists(&final_path) && !replaced.is_empty() {
             // Crashed between moving the old bundle aside and the new one in: the old
-            // one's sidecar was not touched yet, so put the old bundle back.
-            if let Some(old) = replaced.pop() {
-                fs::rename(&old, &final_path).map_err(io_err("restore", &old))?;
-                sync_dir(&self.parent)?;
+            // one's sidecar was not touched yet, so the bundle to put back is the one it
+            // names. With no sidecar to tell, only a single leftover can be put back.
+            let recorded = read_sidecar(&self.sidecar_path())?.map(|(digest, _)| digest);
+            let mut chosen = None;
+            for (index, old) in replaced.iter().enumerate() {
+                if recorded.is_some() && self.bundle_digest(old)? == recorded {
+                    chosen = Some(index);
+                }
             }
+            if chosen.is_none() && recorded.is_none() && replaced.len() == 1 {
+                chosen = Some(0);
+            }
+            let Some(index) = chosen else {
+                return Err(self.not_ours(
+                    &replaced[0],
+                    "several bundles were moved aside by interrupted runs and the sidecar names none of them; choose one and rename it to the bundle's name",
+                ));
+            };
+            let old = replaced.remove(index);
+            fs::rename(&old, &final_path).map_err(io_err("restore", &old))?;
+            sync_dir(&self.parent)?;
         }
         for old in &replaced {
             remove_tree(old)?;
@@ -236,8 +252,11 @@ impl Target {
         failpoint::hit("export.publish.sidecar_in_place");
         if let Some(old) = old {
             // The new bundle is complete and in place; an old one that cannot be removed
-            // now is recognisably ours and removed by the next run.
-            let _ = remove_tree(&old);
+            // now is recognisably ours and removed by the next run. What was swapped out
+            // is checked again: something may have replaced our bundle since the start.
+            if self.require_partial_ours(&old).is_ok() {
+                let _ = remove_tree(&old);
+            }
             let _ = sync_dir(&self.parent);
             failpoint::hit("export.publish.old_removed");
         }
@@ -262,8 +281,12 @@ impl Target {
                 sync_dir(&self.parent)?;
                 failpoint::hit("export.publish.old_moved_aside");
                 if let Err(e) = fs::rename(partial, final_path) {
-                    // Put the old bundle back rather than leave nothing.
-                    let _ = fs::rename(&aside, final_path);
+                    // Put the old bundle back rather than leave nothing; if even that
+                    // fails, say where it is (the next run puts it back too).
+                    if fs::rename(&aside, final_path).is_err() {
+                        let action = "rename into place (the old bundle waits as NAME.replaced-PID; the next run puts it back)";
+                        return Err(io_err(action, partial)(e));
+                    }
                     return Err(io_err("rename into place", partial)(e));
                 }
                 Ok(aside)
