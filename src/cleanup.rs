@@ -9,6 +9,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use rayon::prelude::*;
 
 use crate::evidence;
+use crate::platform::PlatformRef;
 use crate::records::{CacheClass, MediaKind, MediaLocation};
 use crate::retention::{
     self, decide, resolve_group_type, Action, Category, CsvStyle, Decision, EntryBlock, FileFacts,
@@ -33,6 +34,19 @@ pub enum PlanError {
     },
     #[error("no group `{0}` in this source (given with {1}); run `chatvault inspect` to list the groups")]
     UnknownGroup(String, &'static str),
+}
+
+impl PlanError {
+    /// The command's exit code for this error ([`crate::exit`]).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            PlanError::Source(e) => e.exit_code(),
+            PlanError::Retention(e) => e.exit_code(),
+            PlanError::UnknownGroup(..) => crate::exit::NOT_FOUND,
+            PlanError::Bundle { .. } => crate::exit::TAMPERED,
+            PlanError::Io { .. } => crate::exit::DAMAGED,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -113,10 +127,10 @@ pub fn make_plan(opts: &PlanOptions, out: &Path) -> Result<WrittenPlan, PlanErro
         .map(|f| f.rel_path)
         .collect();
 
-    let platform = source.platform().as_str();
+    let platform = source.platform();
     let header = PlanHeader::new(
         source.root(),
-        platform,
+        platform.name(),
         opts.now,
         &opts.policy,
         env!("CARGO_PKG_VERSION"),
@@ -449,7 +463,7 @@ fn category_of(class: CacheClass) -> Category {
 fn plan_entry(
     source: &dyn Source,
     file: &FoundFile,
-    platform: &str,
+    platform: PlatformRef,
     references: &HashMap<String, Reference>,
     facts: &[GroupFacts],
     database_files: &HashSet<String>,
@@ -462,7 +476,7 @@ fn plan_entry(
         None => open_unfollowed(&path)?,
     };
     let stamp = meta.stamp;
-    let class = source.classify(&file.rel);
+    let class = platform.cache_class(&file.rel);
     let category = category_of(class);
     let utf8 = file.non_utf8_path.is_none();
     // Anything that is not a plain file with a UTF-8 name is left to a person.
@@ -495,13 +509,12 @@ fn plan_entry(
     let message_time = reference.and_then(|r| Utc.timestamp_millis_opt(r.time_ms).single());
     let is_database = class == CacheClass::Database || database_files.contains(&file.rel);
     let facts_for_decision = FileFacts {
-        platform,
+        retention: platform.retention(),
         rel_path: &file.rel,
         category,
         under_recycle_bin: class == CacheClass::RecycleBin,
         mtime: stamp.mtime,
         reference: group_facts.zip(message_time),
-        is_received_file: platform == "wechat" && category == Category::File,
         is_database,
         in_required_bundle: bundle_hashes
             .map(|set| sha256.as_ref().is_some_and(|sha| set.contains(sha))),
@@ -509,7 +522,7 @@ fn plan_entry(
     let mut decision = decide(&facts_for_decision, &opts.policy, opts.now);
     // What `clean` would refuse is never planned as a deletion (see retention::guard).
     if decision.action == Action::Delete {
-        if let Some(why) = retention::guard::never_delete(source.platform(), &file.rel) {
+        if let Some(why) = retention::guard::never_delete(platform, &file.rel) {
             decision = Decision {
                 action: Action::Review,
                 rule: "guard.never_delete".into(),

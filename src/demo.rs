@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::export::{self, ExportOptions, ExportSummary};
+use crate::platform::Platform;
 use crate::simulate::{self, SimOptions, SimReport};
 
 #[derive(Debug, thiserror::Error)]
@@ -13,6 +14,17 @@ pub enum DemoError {
     Simulate(#[from] simulate::SimError),
     #[error(transparent)]
     Export(#[from] export::ExportError),
+}
+
+impl DemoError {
+    /// The command's exit code for this error ([`crate::exit`]).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            DemoError::OutputNotEmpty(_) => crate::exit::OUTPUT,
+            DemoError::Simulate(e) => e.exit_code(),
+            DemoError::Export(e) => e.exit_code(),
+        }
+    }
 }
 
 pub struct DemoReport {
@@ -35,7 +47,7 @@ pub fn run(out: &Path) -> Result<DemoReport, DemoError> {
     sim.members = 25;
     sim.messages = 3000;
     sim.days = 20;
-    let source = simulate::wechat::simulate_wechat(&sim)?;
+    let source = crate::platform::wechat::WECHAT.simulate(&sim)?;
     let mut options = ExportOptions::new(source_dir, out.join("export"));
     options.command_line = vec!["chatvault".into(), "demo".into()];
     options.progress = true;

@@ -56,6 +56,19 @@ pub enum ExportError {
     },
 }
 
+impl ExportError {
+    /// The command's exit code for this error ([`crate::exit`]).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ExportError::Source(e) => e.exit_code(),
+            ExportError::SourceChanged { .. } => crate::exit::SOURCE_BUSY,
+            ExportError::Evidence(e) => e.exit_code(),
+            ExportError::Write { .. } => crate::exit::OUTPUT,
+            ExportError::ReadSource { .. } => crate::exit::DAMAGED,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
     pub source: PathBuf,
@@ -232,7 +245,7 @@ fn build_anonymizer(
             names: vec![name],
         });
     }
-    Ok(Anonymizer::new(key, source.platform().as_str(), identities))
+    Ok(Anonymizer::new(key, source.platform().name(), identities))
 }
 
 struct Warnings {
@@ -571,7 +584,7 @@ fn write_payload(
         .map_err(io_err("members.csv"))?;
 
     let progress = crate::progress::counter(opts.progress, "messages");
-    let platform = source.platform().as_str();
+    let platform = source.platform().name();
     let mut media_counts = MediaCounts::default();
     let mut stats: Vec<GroupStats> = Vec::with_capacity(groups.len());
     let since_ms = opts.since.map(|t| t.timestamp_millis());
@@ -828,7 +841,7 @@ fn write_media<W: Write>(
     let copy_media = media_wanted(opts);
     let names_allowed = !identities.active();
     let mut shown = (String::new(), String::new());
-    let platform = source.platform().as_str();
+    let platform = source.platform().name();
     for (index, media_ref) in message.media.iter().enumerate() {
         let named = match &media_ref.location {
             MediaLocation::Path(p) | MediaLocation::NotDownloaded(p) => p.as_str(),

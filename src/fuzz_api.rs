@@ -16,12 +16,12 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, FixedOffset, SecondsFormat, TimeZone, Utc};
 
 use crate::evidence::{self, hashsum, VerifyOptions};
+use crate::platform::dingtalk::content;
+use crate::platform::qq::{message as qq_message, proto};
+use crate::platform::wechat::{message as wechat_message, xml};
+use crate::platform::wecom::{archive, record};
 use crate::retention::plan::{sidecar_path, Plan, PlanHeader, PlanTotals};
 use crate::retention::policy::Policy;
-use crate::source::dingtalk::content;
-use crate::source::qq::{message as qq_message, proto};
-use crate::source::wechat::{message as wechat_message, xml};
-use crate::source::wecom::{archive, record};
 use crate::timefmt;
 
 /// The first `n` NUL-separated parts of `data` (fewer when it has fewer NULs).
@@ -142,8 +142,8 @@ fn walk_proto(buf: &[u8], depth: usize) {
 pub fn qq_body(data: &[u8]) {
     use rusqlite::types::Value;
     walk_proto(data, 0);
-    if let Ok(elements) = crate::source::qq::body::parse(data) {
-        let _ = crate::source::qq::body::grey_tip_text(&elements);
+    if let Ok(elements) = crate::platform::qq::body::parse(data) {
+        let _ = crate::platform::qq::body::grey_tip_text(&elements);
     }
     SQLITE.with(|conn| {
         let Some(conn) = conn else { return };

@@ -8,8 +8,10 @@
 
 pub mod anonymize;
 pub mod cleanup;
+pub mod cli;
 pub mod demo;
 pub mod evidence;
+pub mod exit;
 pub mod export;
 pub mod failpoint;
 #[doc(hidden)]
@@ -17,6 +19,7 @@ pub mod fuzz_api;
 pub mod inspect;
 pub mod lockfile;
 pub mod pathsafe;
+pub mod platform;
 pub mod progress;
 pub mod records;
 pub mod retention;

@@ -27,6 +27,13 @@ pub enum LockError {
     },
 }
 
+impl LockError {
+    /// The command's exit code for this error ([`crate::exit`]).
+    pub fn exit_code(&self) -> u8 {
+        crate::exit::LOCKED
+    }
+}
+
 /// Held until dropped; dropping removes the lock file and releases the lock.
 #[derive(Debug)]
 pub struct LockGuard {

@@ -2,43 +2,6 @@
 
 use std::fmt;
 
-/// A chat platform chatvault reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Platform {
-    Wechat,
-    Qq,
-    Wecom,
-    Dingtalk,
-}
-
-impl Platform {
-    pub const ALL: [Platform; 4] = [
-        Platform::Wechat,
-        Platform::Qq,
-        Platform::Wecom,
-        Platform::Dingtalk,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Platform::Wechat => "wechat",
-            Platform::Qq => "qq",
-            Platform::Wecom => "wecom",
-            Platform::Dingtalk => "dingtalk",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Platform> {
-        Platform::ALL.into_iter().find(|p| p.as_str() == name)
-    }
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// A conversation: a group chat, or (with `is_group == false`) a one-to-one chat.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {

@@ -10,6 +10,13 @@ pub enum TimeError {
     BadOffset(String),
 }
 
+impl TimeError {
+    /// The command's exit code for this error ([`crate::exit`]).
+    pub fn exit_code(&self) -> u8 {
+        crate::exit::USAGE
+    }
+}
+
 /// `2025-06-12T00:05:20.123Z`: UTC, always with milliseconds.
 pub fn utc_millis(ms: i64) -> String {
     let mut out = String::with_capacity(24);

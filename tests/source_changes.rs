@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use chatvault::export::{export_source, ExportError, ExportOptions};
-use chatvault::records::{CacheClass, Group, Member, Platform, Warning};
+use chatvault::platform::PlatformRef;
+use chatvault::records::{Group, Member, Warning};
 use chatvault::source::{self, MessageStream, Source, SourceError, SourceFile};
 use common::*;
 
@@ -20,7 +21,7 @@ struct ChangingSource {
 }
 
 impl Source for ChangingSource {
-    fn platform(&self) -> Platform {
+    fn platform(&self) -> PlatformRef {
         self.inner.platform()
     }
     fn root(&self) -> &Path {
@@ -64,9 +65,6 @@ impl Source for ChangingSource {
     }
     fn source_files(&self) -> Vec<SourceFile> {
         self.inner.source_files()
-    }
-    fn classify(&self, rel_path: &str) -> CacheClass {
-        self.inner.classify(rel_path)
     }
     fn warnings(&self) -> Vec<Warning> {
         self.inner.warnings()

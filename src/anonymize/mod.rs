@@ -87,6 +87,17 @@ pub enum AnonError {
     NameMatcher { members: usize, reason: String },
 }
 
+impl AnonError {
+    /// The command's exit code for this error ([`crate::exit`]): an existing key is an
+    /// output refused; any other key problem is the command line's.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            AnonError::KeyExists { .. } => crate::exit::OUTPUT,
+            _ => crate::exit::USAGE,
+        }
+    }
+}
+
 /// A 32-byte secret key for pseudonyms. Its `Debug` shows only the fingerprint.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Key([u8; KEY_LEN]);
@@ -815,7 +826,7 @@ mod tests {
 
     #[test]
     fn pseudonym_has_the_documented_format() {
-        let p = pseudonym(&test_key(1), "wechat", "wxid_abc123");
+        let p = pseudonym(&test_key(1), "app-a", "wxid_abc123");
         assert!(is_pseudonym(&p), "{p}");
     }
 
@@ -823,13 +834,13 @@ mod tests {
     fn pseudonym_is_hmac_of_platform_then_member_id() {
         let key = test_key(7);
         let mut mac = <HmacSha256 as Mac>::new_from_slice(&[7u8; KEY_LEN]).unwrap();
-        mac.update(b"qq");
+        mac.update(b"app-b");
         mac.update(b"12345");
         let expected = BASE32_NOPAD
             .encode(&mac.finalize().into_bytes())
             .to_ascii_lowercase();
         assert_eq!(
-            pseudonym(&key, "qq", "12345"),
+            pseudonym(&key, "app-b", "12345"),
             format!("m_{}", &expected[..12])
         );
     }
@@ -847,24 +858,24 @@ mod tests {
 
     #[test]
     fn same_key_same_pseudonym_different_key_different() {
-        let a = pseudonym(&test_key(1), "qq", "10001");
-        assert_eq!(a, pseudonym(&test_key(1), "qq", "10001"));
-        assert_ne!(a, pseudonym(&test_key(2), "qq", "10001"));
-        assert_ne!(a, pseudonym(&test_key(1), "wechat", "10001"));
-        assert_ne!(a, pseudonym(&test_key(1), "qq", "10002"));
+        let a = pseudonym(&test_key(1), "app-b", "10001");
+        assert_eq!(a, pseudonym(&test_key(1), "app-b", "10001"));
+        assert_ne!(a, pseudonym(&test_key(2), "app-b", "10001"));
+        assert_ne!(a, pseudonym(&test_key(1), "app-a", "10001"));
+        assert_ne!(a, pseudonym(&test_key(1), "app-b", "10002"));
     }
 
     #[test]
     fn anonymizer_pseudonym_matches_free_function() {
         let key = test_key(3);
-        let anonymizer = Anonymizer::new(&key, "wecom", vec![identity("zhangsan", &["张三"])]);
+        let anonymizer = Anonymizer::new(&key, "app-c", vec![identity("zhangsan", &["张三"])]);
         assert_eq!(
             anonymizer.pseudonym("zhangsan"),
-            pseudonym(&key, "wecom", "zhangsan")
+            pseudonym(&key, "app-c", "zhangsan")
         );
         assert_eq!(
             anonymizer.pseudonym("unknown"),
-            pseudonym(&key, "wecom", "unknown")
+            pseudonym(&key, "app-c", "unknown")
         );
         assert_eq!(anonymizer.pseudonym(""), "");
         assert_eq!(anonymizer.key_fingerprint(), key.fingerprint());
@@ -948,7 +959,7 @@ mod tests {
     fn text_without_matches_is_unchanged_byte_for_byte() {
         let anonymizer = Anonymizer::new(
             &test_key(1),
-            "wechat",
+            "app-a",
             vec![identity("wxid_a1b2c3", &["张三"])],
         );
         for text in [
@@ -967,14 +978,14 @@ mod tests {
         let key = test_key(1);
         let anonymizer = Anonymizer::new(
             &key,
-            "wechat",
+            "app-a",
             vec![
                 identity("wxid_zs001", &["张三", "老张"]),
                 identity("wxid_ls002", &["李四"]),
             ],
         );
-        let zs = pseudonym(&key, "wechat", "wxid_zs001");
-        let ls = pseudonym(&key, "wechat", "wxid_ls002");
+        let zs = pseudonym(&key, "app-a", "wxid_zs001");
+        let ls = pseudonym(&key, "app-a", "wxid_ls002");
         let out = anonymizer.text("@张三 老张你电话是１３８ １２３４ ５６７８吗？李四说的");
         assert_eq!(out, format!("@{zs} {zs}你电话是[PHONE]吗？{ls}说的"));
     }
@@ -982,8 +993,8 @@ mod tests {
     #[test]
     fn full_width_names_are_found_and_replaced_in_the_original() {
         let key = test_key(1);
-        let anonymizer = Anonymizer::new(&key, "qq", vec![identity("10001", &["Ａｌｉｃｅ"])]);
-        let alice = pseudonym(&key, "qq", "10001");
+        let anonymizer = Anonymizer::new(&key, "app-b", vec![identity("10001", &["Ａｌｉｃｅ"])]);
+        let alice = pseudonym(&key, "app-b", "10001");
         assert_eq!(
             anonymizer.text("hi Alice，ＡＬＩＣＥ"),
             format!("hi {alice}，ＡＬＩＣＥ")
@@ -997,7 +1008,7 @@ mod tests {
 
     #[test]
     fn pii_in_full_width_forms() {
-        let anonymizer = Anonymizer::new(&test_key(1), "qq", Vec::new());
+        let anonymizer = Anonymizer::new(&test_key(1), "app-b", Vec::new());
         for (text, expected) in [
             ("电话：１３８１２３４５６７８。", "电话：[PHONE]。"),
             ("＋８６　１３８－１２３４－５６７８", "[PHONE]"),
@@ -1017,8 +1028,8 @@ mod tests {
     #[test]
     fn pseudonyms_are_not_rematched_as_pii() {
         let key = test_key(1);
-        let anonymizer = Anonymizer::new(&key, "wechat", vec![identity("zhangsan88", &[])]);
-        let zs = pseudonym(&key, "wechat", "zhangsan88");
+        let anonymizer = Anonymizer::new(&key, "app-a", vec![identity("zhangsan88", &[])]);
+        let zs = pseudonym(&key, "app-a", "zhangsan88");
         assert_eq!(anonymizer.text("微信 zhangsan88"), format!("微信 {zs}"));
         assert_eq!(anonymizer.text("加我 zhangsan88"), format!("加我 {zs}"));
     }
@@ -1026,16 +1037,16 @@ mod tests {
     #[test]
     fn digits_after_a_pseudonym_start_a_new_run() {
         let key = test_key(1);
-        let anonymizer = Anonymizer::new(&key, "qq", vec![identity("abc", &[])]);
-        let abc = pseudonym(&key, "qq", "abc");
+        let anonymizer = Anonymizer::new(&key, "app-b", vec![identity("abc", &[])]);
+        let abc = pseudonym(&key, "app-b", "abc");
         assert_eq!(anonymizer.text("abc13812345678"), format!("{abc}[PHONE]"));
     }
 
     #[test]
     fn combining_marks_stay_with_their_base_when_replaced() {
         let key = test_key(1);
-        let anonymizer = Anonymizer::new(&key, "qq", vec![identity("10001", &["Lisa", "José"])]);
-        let lisa = pseudonym(&key, "qq", "10001");
+        let anonymizer = Anonymizer::new(&key, "app-b", vec![identity("10001", &["Lisa", "José"])]);
+        let lisa = pseudonym(&key, "app-b", "10001");
         // NFKC would compose `a` + U+0301 and hide `Lisa`; the raw text still has it.
         assert_eq!(anonymizer.text("Lisa\u{301}!"), format!("{lisa}!"));
         // Precomposed and decomposed spellings are the same name.
@@ -1048,8 +1059,8 @@ mod tests {
     #[test]
     fn combining_marks_after_cjk_names_go_with_the_name() {
         let key = test_key(1);
-        let anonymizer = Anonymizer::new(&key, "qq", vec![identity("10001", &["张三"])]);
-        let zs = pseudonym(&key, "qq", "10001");
+        let anonymizer = Anonymizer::new(&key, "app-b", vec![identity("10001", &["张三"])]);
+        let zs = pseudonym(&key, "app-b", "10001");
         // U+0301 after 三 belongs to its segment and goes with it.
         assert_eq!(anonymizer.text("张三\u{301}好"), format!("{zs}好"));
     }
@@ -1057,14 +1068,14 @@ mod tests {
     #[test]
     fn replacement_that_recreates_a_name_is_replaced_again() {
         let key = test_key(1);
-        let first = pseudonym(&key, "qq", "10001");
+        let first = pseudonym(&key, "app-b", "10001");
         // An ASCII name made of the pseudonym's last character and the text
         // after the replaced name only appears in the output.
         let tail = &first[first.len() - 1..];
         let tricky = format!("{tail}xyz");
         let anonymizer = Anonymizer::new(
             &key,
-            "qq",
+            "app-b",
             vec![identity("10001", &["张三"]), identity("10002", &[&tricky])],
         );
         let out = anonymizer.text("张三xyz");
@@ -1076,7 +1087,7 @@ mod tests {
         let key = test_key(1);
         let anonymizer = Anonymizer::new(
             &key,
-            "qq",
+            "app-b",
             vec![identity("10001", &["m_a", "m_b", "m_c", "m_d"])],
         );
         let out = anonymizer.text("m_a m_b");
@@ -1194,7 +1205,7 @@ mod tests {
         ["李四", "Lisa", "小李子"],
         ["王五", "wang_wu", "老王"],
         ["赵六", "zl6688", "好"],
-        ["钱七", "Qian", "qq"],
+        ["钱七", "Qian", "q7"],
     ];
 
     fn piece() -> impl Strategy<Value = Piece> {
@@ -1284,7 +1295,7 @@ mod tests {
                 .enumerate()
                 .map(|(index, names)| identity(&format!("wxid_member{index}"), names))
                 .collect();
-            let anonymizer = Anonymizer::new(&key, "wechat", identities);
+            let anonymizer = Anonymizer::new(&key, "app-a", identities);
             let mut secrets = Vec::new();
             let text: String = pieces.iter().map(|piece| render(piece, &mut secrets)).collect();
             let output = anonymizer.text(&text);
@@ -1299,7 +1310,7 @@ mod tests {
 
         #[test]
         fn text_without_names_or_pii_is_unchanged(text in "[ 今天开会吧，好的！。a-zA-Z…\u{3000}\u{301}、]{0,40}") {
-            let anonymizer = Anonymizer::new(&test_key(5), "wechat", vec![identity("wxid_member0", &["张三丰"])]);
+            let anonymizer = Anonymizer::new(&test_key(5), "app-a", vec![identity("wxid_member0", &["张三丰"])]);
             prop_assert_eq!(anonymizer.text(&text), text);
         }
     }

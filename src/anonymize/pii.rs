@@ -398,7 +398,8 @@ fn has_qq_context(before: &str) -> bool {
         Some(rest) => (rest, true),
         None => (before, false),
     };
-    ends_with_ignore_ascii_case(before, "qq")
+    // "QQ号" in a message names a QQ number whatever the source platform.
+    ends_with_ignore_ascii_case(before, "QQ")
         || before.ends_with("扣扣")
         || before.ends_with("加我")
         || (numbered && ends_with_ignore_ascii_case(before, "q"))

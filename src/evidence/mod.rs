@@ -81,6 +81,18 @@ pub enum EvidenceError {
 }
 
 impl EvidenceError {
+    /// The command's exit code for this error ([`crate::exit`]): a lock held elsewhere, not
+    /// a bundle, or else an output that cannot be written.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            EvidenceError::Locked(crate::lockfile::LockError::Held { .. }) => crate::exit::LOCKED,
+            e if e.is_not_a_bundle() => crate::exit::NOT_A_BUNDLE,
+            _ => crate::exit::OUTPUT,
+        }
+    }
+}
+
+impl EvidenceError {
     /// True when the input is not a bundle at all (as opposed to a damaged one):
     /// the CLI gives this its own exit code.
     pub fn is_not_a_bundle(&self) -> bool {

@@ -111,7 +111,7 @@ pub fn write_sample(opts: BagOptions, source_root: Option<&Path>) -> BagSummary 
             bag_info: vec![
                 ("Chatvault-Format-Version".into(), "1".into()),
                 ("Chatvault-Csv-Guard".into(), "excel".into()),
-                ("Chatvault-Source-Platform".into(), "wechat".into()),
+                ("Chatvault-Source-Platform".into(), "app-a".into()),
             ],
             evidence_json: serde_json::to_vec_pretty(&json!({
                 "tool": "chatvault",

@@ -35,7 +35,7 @@ use super::plan::{FileStamp, Plan, PlanEntry};
 use super::{format_time, RetentionError};
 use crate::failpoint;
 use crate::lockfile::{self, LockGuard};
-use crate::records::Platform;
+use crate::platform::{self, PlatformRef};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CleanOptions {
@@ -326,19 +326,20 @@ fn open_root(
 }
 
 /// The plan's platform, which the root must still hold.
-fn check_platform(plan: &Plan, root: &Path) -> Result<Platform, RetentionError> {
-    let planned =
-        Platform::parse(&plan.header.platform).ok_or_else(|| RetentionError::PlatformMismatch {
+fn check_platform(plan: &Plan, root: &Path) -> Result<PlatformRef, RetentionError> {
+    let planned = platform::by_name(&plan.header.platform).ok_or_else(|| {
+        RetentionError::PlatformMismatch {
             root: root.to_path_buf(),
             plan_platform: plan.header.platform.clone(),
             found: "a platform this tool does not know".to_string(),
-        })?;
+        }
+    })?;
     match crate::source::detect(root) {
         Ok(found) if found == planned => Ok(planned),
         Ok(found) => Err(RetentionError::PlatformMismatch {
             root: root.to_path_buf(),
             plan_platform: plan.header.platform.clone(),
-            found: found.as_str().to_string(),
+            found: found.name().to_string(),
         }),
         Err(e) => Err(RetentionError::PlatformMismatch {
             root: root.to_path_buf(),
@@ -349,7 +350,7 @@ fn check_platform(plan: &Plan, root: &Path) -> Result<Platform, RetentionError> 
 }
 
 /// Refuses a plan any of whose `delete` entries breaks an invariant of [`guard`].
-fn check_entries(plan: &Plan, platform: Platform) -> Result<(), RetentionError> {
+fn check_entries(plan: &Plan, platform: PlatformRef) -> Result<(), RetentionError> {
     let refused: Vec<(String, String)> = plan
         .entries
         .iter()

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::policy::{Policy, Rule, RuleKind};
+use super::policy::{Clock, PlatformRetention, Policy, Rule, RuleKind};
 use super::{human_time, serde_opt_time, RetentionError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -166,16 +166,14 @@ pub struct GroupFacts {
 /// What the scanner knows about one cached file.
 #[derive(Debug, Clone)]
 pub struct FileFacts<'a> {
-    /// `wechat`, `qq`, `wecom` or `dingtalk`.
-    pub platform: &'a str,
+    /// The retention facts of the file's platform.
+    pub retention: &'a PlatformRetention,
     pub rel_path: &'a str,
     pub category: Category,
     pub under_recycle_bin: bool,
     pub mtime: DateTime<Utc>,
     /// The group of the message that references the file, and that message's time.
     pub reference: Option<(&'a GroupFacts, DateTime<Utc>)>,
-    /// WeChat `Download/` or `appattach`: a received group file.
-    pub is_received_file: bool,
     pub is_database: bool,
     /// `None` without `--require-bundle`; else whether the file's SHA-256 is in the bundle.
     pub in_required_bundle: Option<bool>,
@@ -309,7 +307,10 @@ pub fn decide(facts: &FileFacts, policy: &Policy, now: DateTime<Utc>) -> Decisio
         );
     }
 
-    let recycle_rule = timed(policy, "qq.recycle_bin")
+    let recycle_rule = facts
+        .retention
+        .recycle_bin_rule
+        .and_then(|id| timed(policy, id))
         .filter(|_| facts.under_recycle_bin || facts.category == Category::RecycleBin);
     let chosen = if let Some(rule) = recycle_rule {
         candidate(rule, facts.mtime)
@@ -380,7 +381,6 @@ fn latest_clock<'p>(
     dissolved_at: DateTime<Utc>,
     message_time: DateTime<Utc>,
 ) -> Option<Candidate<'p>> {
-    let platform = facts.platform.to_ascii_lowercase();
     let from_dissolution = |id: &str| timed(policy, id).and_then(|r| candidate(r, dissolved_at));
     let from_message = |id: &str| timed(policy, id).and_then(|r| candidate(r, message_time));
 
@@ -390,18 +390,21 @@ fn latest_clock<'p>(
         rule: None,
     }];
     candidates.extend(from_dissolution("observe.72h"));
-    match platform.as_str() {
-        "wecom" => candidates.extend(from_dissolution("wecom.recoverable")),
-        "qq" => candidates.extend(from_dissolution("qq.recovery")),
-        _ => {}
-    }
-    match platform.as_str() {
-        "wechat" if facts.is_received_file => {
-            candidates.extend(from_dissolution("wechat.group_file"))
+    for clock in facts.retention.file_clocks {
+        if clock
+            .only
+            .is_some_and(|category| category != facts.category)
+        {
+            continue;
         }
-        "wecom" => candidates.extend(from_dissolution("hold.wecom.audit")),
-        "dingtalk" => candidates.extend(from_message("dingtalk.compliance_archive")),
-        _ => {}
+        let Some(rule) = timed(policy, clock.rule) else {
+            continue;
+        };
+        let start = match rule.clock {
+            Clock::MessageTime => message_time,
+            _ => dissolved_at,
+        };
+        candidates.extend(candidate(rule, start));
     }
     match group.group_type {
         GroupType::Education => candidates.extend(from_message("hold.education")),
@@ -422,6 +425,7 @@ fn latest_clock<'p>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::platform::{dingtalk, qq, wechat, wecom};
     use chrono::{Duration, TimeZone};
 
     fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
@@ -440,18 +444,17 @@ mod tests {
     }
 
     fn facts<'a>(
-        platform: &'a str,
+        retention: &'a PlatformRetention,
         group: Option<&'a GroupFacts>,
         message_time: DateTime<Utc>,
     ) -> FileFacts<'a> {
         FileFacts {
-            platform,
+            retention,
             rel_path: "Image/a.jpg",
             category: Category::Image,
             under_recycle_bin: false,
             mtime: message_time,
             reference: group.map(|g| (g, message_time)),
-            is_received_file: false,
             is_database: false,
             in_required_bundle: None,
         }
@@ -479,7 +482,11 @@ mod tests {
     fn wechat_media_waits_for_72h_observation() {
         let policy = Policy::builtin();
         let g = group(GroupType::Other, Some(dissolved()));
-        let f = facts("wechat", Some(&g), at(2025, 8, 20, 9, 0, 0));
+        let f = facts(
+            &wechat::retention::RETENTION,
+            Some(&g),
+            at(2025, 8, 20, 9, 0, 0),
+        );
         assert_boundary(
             &f,
             &policy,
@@ -497,9 +504,13 @@ mod tests {
     fn wechat_received_file_7_days_after_dissolution() {
         let policy = Policy::builtin();
         let g = group(GroupType::Other, Some(dissolved()));
-        let mut f = facts("wechat", Some(&g), at(2025, 8, 20, 9, 0, 0));
+        let mut f = facts(
+            &wechat::retention::RETENTION,
+            Some(&g),
+            at(2025, 8, 20, 9, 0, 0),
+        );
         f.category = Category::File;
-        f.is_received_file = true;
+        f.category = Category::File;
         assert_boundary(
             &f,
             &policy,
@@ -523,7 +534,11 @@ mod tests {
     fn wecom_restore_window_and_audit_year() {
         let policy = Policy::builtin();
         let g = group(GroupType::Other, Some(dissolved()));
-        let f = facts("wecom", Some(&g), at(2025, 8, 20, 9, 0, 0));
+        let f = facts(
+            &wecom::retention::RETENTION,
+            Some(&g),
+            at(2025, 8, 20, 9, 0, 0),
+        );
         // The audit archive (365 days) is the latest clock for any wecom file.
         assert_boundary(
             &f,
@@ -554,7 +569,11 @@ mod tests {
     fn qq_recovery_7_days() {
         let policy = Policy::builtin();
         let g = group(GroupType::Other, Some(dissolved()));
-        let f = facts("qq", Some(&g), at(2025, 8, 20, 9, 0, 0));
+        let f = facts(
+            &qq::retention::RETENTION,
+            Some(&g),
+            at(2025, 8, 20, 9, 0, 0),
+        );
         assert_boundary(&f, &policy, dissolved() + Duration::days(7), "qq.recovery");
     }
 
@@ -564,7 +583,11 @@ mod tests {
         let mtime = at(2025, 3, 3, 8, 30, 15);
         // Referenced by an active group: rule 4 still applies.
         let active = group(GroupType::Education, None);
-        let mut f = facts("qq", Some(&active), at(2025, 1, 1, 0, 0, 0));
+        let mut f = facts(
+            &qq::retention::RETENTION,
+            Some(&active),
+            at(2025, 1, 1, 0, 0, 0),
+        );
         f.under_recycle_bin = true;
         f.category = Category::RecycleBin;
         f.mtime = mtime;
@@ -584,7 +607,7 @@ mod tests {
         let policy = Policy::builtin();
         let g = group(GroupType::Other, Some(dissolved()));
         let message_time = at(2025, 8, 20, 9, 0, 0);
-        let f = facts("dingtalk", Some(&g), message_time);
+        let f = facts(&dingtalk::retention::RETENTION, Some(&g), message_time);
         assert_boundary(
             &f,
             &policy,
@@ -598,7 +621,7 @@ mod tests {
         let policy = Policy::builtin();
         let g = group(GroupType::Education, Some(dissolved()));
         let message_time = at(2025, 8, 31, 10, 0, 0);
-        let f = facts("wechat", Some(&g), message_time);
+        let f = facts(&wechat::retention::RETENTION, Some(&g), message_time);
         let boundary = at(2026, 2, 28, 10, 0, 0);
         assert_boundary(&f, &policy, boundary, "hold.education");
         let kept = decide(&f, &policy, boundary - Duration::seconds(1));
@@ -606,7 +629,11 @@ mod tests {
             kept.reason,
             "education hold until 2026-02-28 10:00:00 UTC (seed 000 §三)"
         );
-        let midnight = facts("wechat", Some(&g), at(2026, 11, 20, 0, 0, 0));
+        let midnight = facts(
+            &wechat::retention::RETENTION,
+            Some(&g),
+            at(2026, 11, 20, 0, 0, 0),
+        );
         let kept = decide(&midnight, &policy, dissolved());
         assert_eq!(
             kept.reason,
@@ -620,7 +647,7 @@ mod tests {
         let dis = at(2024, 3, 1, 0, 0, 0);
         let g = group(GroupType::Ecommerce, Some(dis));
         let message_time = at(2024, 2, 29, 18, 0, 0);
-        let f = facts("qq", Some(&g), message_time);
+        let f = facts(&qq::retention::RETENTION, Some(&g), message_time);
         assert_boundary(&f, &policy, at(2027, 2, 28, 18, 0, 0), "hold.ecommerce");
     }
 
@@ -631,8 +658,12 @@ mod tests {
             Policy::from_toml_str("[[rule]]\nid = \"wechat.group_file\"\nperiod = \"72 hours\"\n")
                 .unwrap();
         let g = group(GroupType::Other, Some(dissolved()));
-        let mut f = facts("wechat", Some(&g), at(2025, 8, 20, 9, 0, 0));
-        f.is_received_file = true;
+        let mut f = facts(
+            &wechat::retention::RETENTION,
+            Some(&g),
+            at(2025, 8, 20, 9, 0, 0),
+        );
+        f.category = Category::File;
         assert_boundary(
             &f,
             &policy,
@@ -645,13 +676,17 @@ mod tests {
     fn orphans_are_reviewed_and_active_groups_kept() {
         let policy = Policy::builtin();
         let now = at(2030, 1, 1, 0, 0, 0);
-        let orphan = facts("wechat", None, at(2020, 1, 1, 0, 0, 0));
+        let orphan = facts(&wechat::retention::RETENTION, None, at(2020, 1, 1, 0, 0, 0));
         let d = decide(&orphan, &policy, now);
         assert_eq!((d.action, d.rule.as_str()), (Action::Review, "orphan"));
         assert_eq!(d.deletable_from, None);
 
         let active = group(GroupType::Other, None);
-        let f = facts("wechat", Some(&active), at(2020, 1, 1, 0, 0, 0));
+        let f = facts(
+            &wechat::retention::RETENTION,
+            Some(&active),
+            at(2020, 1, 1, 0, 0, 0),
+        );
         let d = decide(&f, &policy, now);
         assert_eq!((d.action, d.rule.as_str()), (Action::Keep, "group.active"));
         assert_eq!(d.reason, "group active");
@@ -661,7 +696,11 @@ mod tests {
     fn require_bundle_keeps_unpreserved_files() {
         let policy = Policy::builtin();
         let g = group(GroupType::Other, Some(dissolved()));
-        let mut f = facts("wechat", Some(&g), at(2025, 8, 20, 9, 0, 0));
+        let mut f = facts(
+            &wechat::retention::RETENTION,
+            Some(&g),
+            at(2025, 8, 20, 9, 0, 0),
+        );
         let now = dissolved() + Duration::days(100);
         f.in_required_bundle = Some(false);
         let d = decide(&f, &policy, now);
@@ -678,7 +717,11 @@ mod tests {
     fn databases_are_never_deleted() {
         let policy = Policy::builtin();
         let g = group(GroupType::Other, Some(dissolved()));
-        let mut f = facts("wechat", Some(&g), at(2020, 1, 1, 0, 0, 0));
+        let mut f = facts(
+            &wechat::retention::RETENTION,
+            Some(&g),
+            at(2020, 1, 1, 0, 0, 0),
+        );
         f.is_database = true;
         f.under_recycle_bin = true;
         let d = decide(&f, &policy, at(2040, 1, 1, 0, 0, 0));
@@ -732,7 +775,7 @@ mod tests {
                 .unwrap();
         let g = group(GroupType::Education, Some(dissolved()));
         let message_time = at(2025, 8, 31, 10, 0, 0);
-        let f = facts("wechat", Some(&g), message_time);
+        let f = facts(&wechat::retention::RETENTION, Some(&g), message_time);
         assert_boundary(&f, &policy, at(2026, 8, 31, 10, 0, 0), "hold.education");
     }
 

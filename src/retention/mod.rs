@@ -118,6 +118,30 @@ pub enum RetentionError {
 }
 
 impl RetentionError {
+    /// The command's exit code for this error ([`crate::exit`]).
+    pub fn exit_code(&self) -> u8 {
+        use crate::exit;
+        use RetentionError as E;
+        match self {
+            E::SidecarMissing { .. }
+            | E::SidecarMalformed { .. }
+            | E::SidecarMismatch { .. }
+            | E::RootMissing { .. }
+            | E::RootReplaced { .. }
+            | E::RootMismatch { .. }
+            | E::PlatformMismatch { .. }
+            | E::PlanUnsafe { .. }
+            | E::PlanParse { .. } => exit::PLAN_REFUSED,
+            E::QuarantineInsideRoot { .. }
+            | E::RootNotConfirmed { .. }
+            | E::InvalidArgument { .. } => exit::USAGE,
+            E::Locked(crate::lockfile::LockError::Held { .. }) => exit::LOCKED,
+            _ => exit::INTERNAL,
+        }
+    }
+}
+
+impl RetentionError {
     pub(crate) fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
         RetentionError::Io {
             action,

@@ -923,6 +923,7 @@ pub(crate) fn human_bytes(bytes: u64) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::platform::Platform;
     use crate::retention::decide::GroupType;
     use chrono::TimeZone;
 
@@ -957,7 +958,7 @@ pub(crate) mod tests {
         };
         let header = PlanHeader::new(
             root,
-            "wechat",
+            crate::platform::wechat::WECHAT.name(),
             Utc.with_ymd_and_hms(2025, 10, 1, 0, 0, 0).unwrap(),
             &Policy::builtin(),
             "0.1.0-test",

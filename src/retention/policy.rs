@@ -266,22 +266,31 @@ pub struct Policy {
     pub source: String,
 }
 
-struct RuleSpec {
-    id: &'static str,
-    kind: RuleKind,
-    platform: &'static str,
-    what: &'static str,
-    label: &'static str,
-    period: Option<Period>,
-    note: &'static str,
-    clock: Clock,
-    seed: &'static str,
-    seed_text: &'static str,
+/// One row of a rule table (the generic rows here, a platform's rows in its
+/// `platform/<name>/retention.rs`), written with [`rule`].
+#[derive(Debug)]
+pub struct RuleSpec {
+    /// The row's position in `spec/retention.md`; the built-in policy lists rules in this
+    /// order whichever table they come from, so its dump and hash do not depend on where a
+    /// row is written.
+    pub order: u16,
+    pub id: &'static str,
+    pub kind: RuleKind,
+    /// `any`, or the name of the platform whose table holds the row.
+    pub platform: &'static str,
+    pub what: &'static str,
+    pub label: &'static str,
+    pub period: Option<Period>,
+    pub note: &'static str,
+    pub clock: Clock,
+    pub seed: &'static str,
+    pub seed_text: &'static str,
 }
 
-// One row of the rule table; positional so the table below reads like the spec's.
+/// One row of a rule table; positional so the tables read like the spec's.
 #[allow(clippy::too_many_arguments)]
-const fn rule(
+pub const fn rule(
+    order: u16,
     id: &'static str,
     kind: RuleKind,
     platform: &'static str,
@@ -294,6 +303,7 @@ const fn rule(
     seed_text: &'static str,
 ) -> RuleSpec {
     RuleSpec {
+        order,
         id,
         kind,
         platform,
@@ -307,17 +317,53 @@ const fn rule(
     }
 }
 
-/// Rules that the cleanup decision reads; all others are informational.
+/// What one platform contributes to retention: its rows of the rule table and which of
+/// them date its cached files. The generic decision ([`super::decide`]) reads only this.
+#[derive(Debug)]
+pub struct PlatformRetention {
+    /// The platform's rows of the rule table, with their citations.
+    pub rules: &'static [RuleSpec],
+    /// Clocks every cached file of a dissolved group of the platform waits for, beside the
+    /// generic ones (observation, legal holds), listed from general to specific: the
+    /// latest wins, and on a tie the later one.
+    pub file_clocks: &'static [FileClock],
+    /// The rule that dates files in the platform's recycle bin, by their mtime; it
+    /// overrides every other clock.
+    pub recycle_bin_rule: Option<&'static str>,
+}
+
+impl PlatformRetention {
+    /// A platform without retention facts of its own: only the generic rules apply.
+    pub const NONE: PlatformRetention = PlatformRetention {
+        rules: &[],
+        file_clocks: &[],
+        recycle_bin_rule: None,
+    };
+
+    /// The ids of the rules that decide files.
+    fn file_rule_ids(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.file_clocks
+            .iter()
+            .map(|c| c.rule)
+            .chain(self.recycle_bin_rule)
+    }
+}
+
+/// A platform rule that dates cached files, counted from the rule's clock (dissolution or
+/// the message).
+#[derive(Debug)]
+pub struct FileClock {
+    pub rule: &'static str,
+    /// `None`: every cached file; else only files of this category.
+    pub only: Option<super::decide::Category>,
+}
+
+/// Generic rules that the cleanup decision reads (a platform's are named by its
+/// [`PlatformRetention`]); all others are informational.
 const FILE_RULES: &[&str] = &[
     "observe.72h",
-    "wecom.recoverable",
-    "qq.recovery",
-    "wechat.group_file",
-    "hold.wecom.audit",
-    "dingtalk.compliance_archive",
     "hold.education",
     "hold.ecommerce",
-    "qq.recycle_bin",
     "orphan",
     "group.active",
     "evidence.require_bundle",
@@ -327,50 +373,32 @@ const FILE_RULES: &[&str] = &[
 use Clock as C;
 use RuleKind as K;
 
-/// The rule tables of `spec/retention.md`, in its order.
+/// The rows of `spec/retention.md` that hold on every platform; each platform's own rows
+/// are in its `platform/<name>/retention.rs`. The first number is the row's place in the
+/// spec (rows 0–13 and 17, 20, 21, 26, 32 are platforms').
 #[rustfmt::skip]
-const BUILTIN_RULES: &[RuleSpec] = &[
-    // Platform data retention.
-    rule("wechat.chat.roaming", K::Platform, "wechat", "chat history roaming on the server", "WeChat roaming", Some(Period::hours(72)), "", C::MessageTime, "001 §三; 000 §二", "微信 72小时可漫游; 聊天记录保留期限仅72小时"),
-    rule("wechat.chat.local", K::Platform, "wechat", "chat history on members' devices", "local chat history", None, "kept (no expiry)", C::None, "000 §七", "聊天记录:所有成员本地保留"),
-    rule("wechat.group_file", K::Platform, "wechat", "group files (received files: Download/, appattach)", "group file", Some(Period::days(7)), "", C::Dissolution, "000 §七", "群文件:7天后清除"),
-    rule("wechat.qr_code", K::Platform, "wechat", "group QR code", "group QR code", Some(Period::hours(0)), "invalid at once", C::Dissolution, "000 §七", "群二维码:立即失效"),
-    rule("wechat.temp_group", K::Platform, "wechat", "temporary session group expires without interaction", "temporary group", Some(Period::hours(72)), "", C::LastMessage, "000 §一", "临时会话群:72小时无互动自动失效"),
-    rule("wechat.file.server", K::Platform, "wechat", "files stored on the server", "server file", None, "kept permanently; unrecoverable once deleted", C::None, "001 §三", "永久保存至服务器 / 删除后无法找回"),
-    rule("wecom.recoverable", K::Platform, "wecom", "a dissolved enterprise group can be restored", "WeCom restore window", Some(Period::days(7)), "", C::Dissolution, "000 §一", "企业微信群 … 7天内可恢复"),
-    rule("wecom.dissolved_record", K::Platform, "wecom", "record of dissolved groups in the admin console", "WeCom dissolved-group record", Some(Period::days(365)), "", C::Dissolution, "000 §五", "后台可查看已解散群组记录(保留365天)"),
-    rule("qq.roaming", K::Platform, "qq", "chat roaming for members (会员)", "QQ roaming", Some(Period::days(90)), "", C::MessageTime, "001 §三", "会员90天漫游"),
-    rule("qq.recycle_bin", K::Platform, "qq", "recycle bin (files under RecycleBin/)", "recycle bin", Some(Period::days(30)), "", C::Mtime, "001 §三", "回收站保留30天"),
-    rule("qq.recovery", K::Platform, "qq", "restoring a deleted group on request", "QQ recovery window", Some(Period::days(7)), "", C::Dissolution, "001 §三", "7天内可申请恢复"),
-    rule("qq.undo_dissolve", K::Platform, "qq", "undoing a dissolution", "QQ undo dissolution", Some(Period::hours(24)), "", C::Dissolution, "001 §二", "24小时内可恢复"),
-    rule("dingtalk.compliance_archive", K::Platform, "dingtalk", "compliance archive", "DingTalk compliance archive", Some(Period::days(180)), "", C::MessageTime, "001 §三", "合规存档180天"),
-    rule("live_group", K::Platform, "wechat", "live-stream group ends with the live stream; unrecoverable", "live group", None, "ends with the live stream", C::LiveEnd, "000 §一", "直播群 … 结束直播自动解散"),
+const GENERIC_RULES: &[RuleSpec] = &[
     // Legal holds.
-    rule("hold.education", K::Hold, "any", "education groups (teaching records)", "education hold", Some(Period::months(6)), "", C::MessageTime, "000 §三", "教育类群组应当保存教学记录不少于6个月"),
-    rule("hold.ecommerce", K::Hold, "any", "trading / e-commerce groups: transaction vouchers; every media file of the group, as vouchers are not reliably told apart", "e-commerce voucher hold", Some(Period::years(3)), "", C::MessageTime, "001 §八", "电子商务法 交易群需保留3年凭证"),
-    rule("hold.ip_content", K::Hold, "any", "groups with intellectual-property content: keep until notarized", "IP content hold", None, "until notarized (manual review)", C::None, "000 §三", "含有知识产权内容的群组建议公证后解散"),
-    rule("hold.wecom.audit", K::Hold, "wecom", "wecom groups: chat archived to the enterprise audit system", "WeCom audit archive", Some(Period::days(365)), "", C::Dissolution, "001 §四", "聊天记录自动归档至企业审计系统"),
+    rule(14, "hold.education", K::Hold, "any", "education groups (teaching records)", "education hold", Some(Period::months(6)), "", C::MessageTime, "000 §三", "教育类群组应当保存教学记录不少于6个月"),
+    rule(15, "hold.ecommerce", K::Hold, "any", "trading / e-commerce groups: transaction vouchers; every media file of the group, as vouchers are not reliably told apart", "e-commerce voucher hold", Some(Period::years(3)), "", C::MessageTime, "001 §八", "电子商务法 交易群需保留3年凭证"),
+    rule(16, "hold.ip_content", K::Hold, "any", "groups with intellectual-property content: keep until notarized", "IP content hold", None, "until notarized (manual review)", C::None, "000 §三", "含有知识产权内容的群组建议公证后解散"),
     // Dissolution procedure rules.
-    rule("notice.default", K::Procedure, "any", "announce dissolution at least 24 h before", "dissolution notice", Some(Period::hours(24)), "", C::BeforeDissolution, "000 §二", "发送解散公告(建议提前24小时)"),
-    rule("notice.commercial", K::Procedure, "any", "commercial groups: announce 30 days before and settle debts", "commercial notice", Some(Period::days(30)), "", C::BeforeDissolution, "000 §三", "商业群组需提前30天公告并完成债务清算"),
-    rule("block.red_packet", K::Procedure, "wechat", "an unclaimed red packet blocks dissolution", "red packet block", None, "blocks until claimed", C::None, "000", "若群内存在未领取的红包,系统会阻止解散操作"),
-    rule("notify.over_40", K::Procedure, "wechat", "with more than 40 members, removed members receive a system notice", "over-40 notice", None, "more than 40 members", C::None, "000", "当群成员超过40人时,被移除成员将收到系统通知"),
-    rule("owner.transferred", K::Procedure, "any", "after an ownership transfer the former owner can no longer dissolve", "owner transferred", None, "-", C::None, "000", "群主转让后原群主将失去解散权限"),
-    rule("size.limits", K::Procedure, "any", "max members: ordinary 500, wecom 10000, live unlimited", "size limits", None, "500 / 10000 / unlimited members", C::None, "000 §一", "000 §一 table"),
-    rule("observe.72h", K::Procedure, "any", "watch for 72 h after dissolution; nothing is deleted before it ends", "observation period", Some(Period::hours(72)), "", C::Dissolution, "001 §七", "设置72小时观察期"),
-    rule("crossborder.48h", K::Procedure, "any", "cross-border members: data clearing takes 48 h more; consider GDPR", "cross-border clearing", Some(Period::hours(48)), "", C::Dissolution, "000 §六", "跨境数据清除:需额外48小时同步"),
-    rule("zombie.30d", K::Procedure, "wechat", "30 days without a message: the group can be downgraded", "inactive group", Some(Period::days(30)), "", C::LastMessage, "000 §八", "连续30天不发言自动降级"),
-    rule("announce.hash", K::Procedure, "any", "publish one announcement on every platform, verified by a hash", "announcement hash", None, "-", C::None, "001 §七", "建议使用哈希值校验公告一致性"),
-    rule("review.two_person", K::Procedure, "any", "important groups: two-person review", "two-person review", None, "-", C::None, "001 §八", "对重要群组实施双人复核制"),
-    rule("anonymize", K::Procedure, "any", "chat records must be anonymized (Data Security Law)", "anonymization", None, "-", C::None, "001 §八", "数据安全法 聊天记录需匿名化处理"),
-    rule("inform.pipl", K::Procedure, "any", "members must be told where their data goes (PIPL)", "inform members", None, "-", C::None, "001 §八", "个人信息保护法 需告知成员数据去向"),
-    rule("export.csv", K::Procedure, "any", "WeChat's own migration produces .csv; QQ roaming is packed; DingTalk exports contacts", "export formats", None, "-", C::None, "001 §七", "数据导出阶段"),
-    rule("archive.speed", K::Procedure, "wecom", "wecom archiving takes about 2 minutes per 100-member group", "archive speed", None, "about 2 minutes per 100 members", C::None, "000", "平均每个100人群的存档耗时约2分钟"),
+    rule(18, "notice.default", K::Procedure, "any", "announce dissolution at least 24 h before", "dissolution notice", Some(Period::hours(24)), "", C::BeforeDissolution, "000 §二", "发送解散公告(建议提前24小时)"),
+    rule(19, "notice.commercial", K::Procedure, "any", "commercial groups: announce 30 days before and settle debts", "commercial notice", Some(Period::days(30)), "", C::BeforeDissolution, "000 §三", "商业群组需提前30天公告并完成债务清算"),
+    rule(22, "owner.transferred", K::Procedure, "any", "after an ownership transfer the former owner can no longer dissolve", "owner transferred", None, "-", C::None, "000", "群主转让后原群主将失去解散权限"),
+    rule(23, "size.limits", K::Procedure, "any", "max members: ordinary 500, wecom 10000, live unlimited", "size limits", None, "500 / 10000 / unlimited members", C::None, "000 §一", "000 §一 table"),
+    rule(24, "observe.72h", K::Procedure, "any", "watch for 72 h after dissolution; nothing is deleted before it ends", "observation period", Some(Period::hours(72)), "", C::Dissolution, "001 §七", "设置72小时观察期"),
+    rule(25, "crossborder.48h", K::Procedure, "any", "cross-border members: data clearing takes 48 h more; consider GDPR", "cross-border clearing", Some(Period::hours(48)), "", C::Dissolution, "000 §六", "跨境数据清除:需额外48小时同步"),
+    rule(27, "announce.hash", K::Procedure, "any", "publish one announcement on every platform, verified by a hash", "announcement hash", None, "-", C::None, "001 §七", "建议使用哈希值校验公告一致性"),
+    rule(28, "review.two_person", K::Procedure, "any", "important groups: two-person review", "two-person review", None, "-", C::None, "001 §八", "对重要群组实施双人复核制"),
+    rule(29, "anonymize", K::Procedure, "any", "chat records must be anonymized (Data Security Law)", "anonymization", None, "-", C::None, "001 §八", "数据安全法 聊天记录需匿名化处理"),
+    rule(30, "inform.pipl", K::Procedure, "any", "members must be told where their data goes (PIPL)", "inform members", None, "-", C::None, "001 §八", "个人信息保护法 需告知成员数据去向"),
+    rule(31, "export.csv", K::Procedure, "any", "WeChat's own migration produces .csv; QQ roaming is packed; DingTalk exports contacts", "export formats", None, "-", C::None, "001 §七", "数据导出阶段"),
     // Outcomes of the cleanup decision that are not periods (spec retention.md, "The default cleanup decision").
-    rule("orphan", K::Decision, "any", "a file no message row references is reviewed, never deleted by default", "orphan", None, "manual review", C::None, "", ""),
-    rule("group.active", K::Decision, "any", "a file of a group that is not dissolved is kept", "group active", None, "kept while the group is active", C::None, "", ""),
-    rule("evidence.require_bundle", K::Decision, "any", "with --require-bundle, a file whose SHA-256 is not in the bundle manifest is kept", "not preserved in the evidence bundle", None, "kept until preserved", C::None, "", ""),
-    rule("database.never_delete", K::Decision, "any", "databases the plan read are never deleted", "database", None, "never deleted", C::None, "", ""),
+    rule(33, "orphan", K::Decision, "any", "a file no message row references is reviewed, never deleted by default", "orphan", None, "manual review", C::None, "", ""),
+    rule(34, "group.active", K::Decision, "any", "a file of a group that is not dissolved is kept", "group active", None, "kept while the group is active", C::None, "", ""),
+    rule(35, "evidence.require_bundle", K::Decision, "any", "with --require-bundle, a file whose SHA-256 is not in the bundle manifest is kept", "not preserved in the evidence bundle", None, "kept until preserved", C::None, "", ""),
+    rule(36, "database.never_delete", K::Decision, "any", "databases the plan read are never deleted", "database", None, "never deleted", C::None, "", ""),
 ];
 
 fn to_strings(words: &[&str]) -> Vec<String> {
@@ -419,8 +447,17 @@ struct RuleOverride {
 impl Policy {
     /// The default policy of `spec/retention.md`.
     pub fn builtin() -> Policy {
-        let rules = BUILTIN_RULES
-            .iter()
+        let platforms = crate::platform::all();
+        let mut specs: Vec<&RuleSpec> = GENERIC_RULES.iter().collect();
+        let mut file_rules: BTreeSet<&str> = FILE_RULES.iter().copied().collect();
+        for platform in &platforms {
+            let retention = platform.retention();
+            specs.extend(retention.rules);
+            file_rules.extend(retention.file_rule_ids());
+        }
+        specs.sort_by_key(|spec| spec.order);
+        let rules = specs
+            .into_iter()
             .map(|spec| Rule {
                 id: spec.id.to_string(),
                 kind: spec.kind,
@@ -432,7 +469,7 @@ impl Policy {
                 clock: spec.clock,
                 seed: spec.seed.to_string(),
                 seed_text: spec.seed_text.to_string(),
-                affects_files: FILE_RULES.contains(&spec.id),
+                affects_files: file_rules.contains(spec.id),
             })
             .collect();
         Policy {

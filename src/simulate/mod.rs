@@ -1,12 +1,10 @@
 //! Deterministic test-data factories that write simulated chat-app storage
 //! (see `spec/sources.md`). Every simulator is driven by [`SimOptions`] and is
-//! byte-for-byte reproducible for the same options.
+//! byte-for-byte reproducible for the same options. Each platform's simulator lives beside
+//! its reader (`platform/<name>/simulate.rs`) and is reached through
+//! [`crate::platform::Platform::simulate`]; this module holds what they share.
 
-pub mod dingtalk;
 pub mod edge;
-pub mod qq;
-pub mod wechat;
-pub mod wecom;
 
 use std::fs;
 use std::io;
@@ -151,6 +149,13 @@ pub enum SimError {
     InvalidOption(String),
     #[error("the write-ahead log {path} is not in the expected format: {reason}")]
     WalFormat { path: PathBuf, reason: String },
+}
+
+impl SimError {
+    /// The command's exit code for this error ([`crate::exit`]).
+    pub fn exit_code(&self) -> u8 {
+        crate::exit::INTERNAL
+    }
 }
 
 /// Builds the `map_err` closure for an I/O error on `path`.

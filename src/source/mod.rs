@@ -1,17 +1,16 @@
-//! Sources: one module per platform, each implementing [`Source`]. Detection looks at what
-//! the files are (table names, file shapes), not only at their names.
+//! Sources: an opened account directory of one platform ([`Source`], implemented in each
+//! `platform/<name>/`), and what the readers share (SQLite access, WAL checks, streams).
+//! Detection asks every registered platform, which looks at what the files are (table
+//! names, file shapes), not only at their names.
 
-pub mod dingtalk;
-pub mod qq;
 pub mod sqlite;
 pub mod stream;
 pub mod wal;
-pub mod wechat;
-pub mod wecom;
 
 use std::path::{Path, PathBuf};
 
-use crate::records::{CacheClass, Group, Member, Platform, Warning};
+use crate::platform::{self, PlatformRef};
+use crate::records::{Group, Member, Warning};
 pub use stream::MessageStream;
 
 #[derive(Debug, thiserror::Error)]
@@ -25,8 +24,8 @@ pub enum SourceError {
     #[error("{path} holds data of two platforms ({first} and {second}): point chatvault at one account directory")]
     Ambiguous {
         path: PathBuf,
-        first: Platform,
-        second: Platform,
+        first: PlatformRef,
+        second: PlatformRef,
     },
     #[error("{path} is not an SQLite database (the file starts with other bytes): is it still encrypted?")]
     NotSqlite { path: PathBuf },
@@ -37,7 +36,10 @@ pub enum SourceError {
         actual: u64,
     },
     #[error("not a {platform} database: {detail}")]
-    MissingTable { platform: Platform, detail: String },
+    MissingTable {
+        platform: PlatformRef,
+        detail: String,
+    },
     #[error("{path} is locked by another process: close the chat app and try again")]
     Locked { path: PathBuf },
     #[error("{path} is damaged: {detail}")]
@@ -50,6 +52,25 @@ pub enum SourceError {
     },
     #[error("no group `{0}` in this source (run `chatvault inspect` to list the groups)")]
     NoSuchGroup(String),
+}
+
+impl SourceError {
+    /// The command's exit code for this error ([`crate::exit`]).
+    pub fn exit_code(&self) -> u8 {
+        use crate::exit;
+        match self {
+            SourceError::NotFound(_) | SourceError::NoSuchGroup(_) => exit::NOT_FOUND,
+            SourceError::NotADirectory(_)
+            | SourceError::Unrecognized { .. }
+            | SourceError::Ambiguous { .. } => exit::UNRECOGNIZED,
+            SourceError::NotSqlite { .. }
+            | SourceError::Truncated { .. }
+            | SourceError::MissingTable { .. }
+            | SourceError::Corrupt { .. }
+            | SourceError::Io { .. } => exit::DAMAGED,
+            SourceError::Locked { .. } => exit::SOURCE_BUSY,
+        }
+    }
 }
 
 impl SourceError {
@@ -85,7 +106,7 @@ impl SourceFile {
 
 /// One platform's account directory, opened for reading. Reading never changes the source.
 pub trait Source: Send + Sync {
-    fn platform(&self) -> Platform;
+    fn platform(&self) -> PlatformRef;
     /// The account directory.
     fn root(&self) -> &Path;
     /// The account owner's member id, when the source records it.
@@ -125,48 +146,12 @@ pub trait Source: Send + Sync {
     fn unattributed_names(&self) -> Vec<String> {
         Vec::new()
     }
-    /// What a file under the root is (`rel_path` relative to the root, `/`-separated), by the
-    /// platform's layout; the cleanup plan ties referenced files to messages separately.
-    fn classify(&self, rel_path: &str) -> CacheClass;
     /// Problems met so far that did not stop reading (e.g. a member list that does not parse).
     fn warnings(&self) -> Vec<Warning>;
 }
 
-/// What a platform module offers to detection.
-struct PlatformEntry {
-    platform: Platform,
-    /// `Ok(true)` when the directory holds this platform's data; `Err` when it clearly tries
-    /// to but is broken (e.g. `EnMicroMsg.db` that is not SQLite).
-    probe: fn(&Path) -> Result<bool, SourceError>,
-    open: fn(&Path) -> Result<Box<dyn Source>, SourceError>,
-}
-
-/// Adding a platform means adding its module and one line here.
-const PLATFORMS: &[PlatformEntry] = &[
-    PlatformEntry {
-        platform: Platform::Wechat,
-        probe: wechat::probe,
-        open: wechat::open,
-    },
-    PlatformEntry {
-        platform: Platform::Qq,
-        probe: qq::probe,
-        open: qq::open,
-    },
-    PlatformEntry {
-        platform: Platform::Wecom,
-        probe: wecom::probe,
-        open: wecom::open,
-    },
-    PlatformEntry {
-        platform: Platform::Dingtalk,
-        probe: dingtalk::probe,
-        open: dingtalk::open,
-    },
-];
-
 /// Finds which platform's data `root` holds.
-pub fn detect(root: &Path) -> Result<Platform, SourceError> {
+pub fn detect(root: &Path) -> Result<PlatformRef, SourceError> {
     let meta = std::fs::metadata(root).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             SourceError::NotFound(root.to_path_buf())
@@ -177,53 +162,34 @@ pub fn detect(root: &Path) -> Result<Platform, SourceError> {
     if !meta.is_dir() {
         return Err(SourceError::NotADirectory(root.to_path_buf()));
     }
-    let mut found: Option<Platform> = None;
-    for entry in PLATFORMS {
-        if (entry.probe)(root)? {
+    let platforms = platform::all();
+    let mut found: Option<PlatformRef> = None;
+    for candidate in &platforms {
+        if candidate.probe(root)? {
             if let Some(first) = found {
                 return Err(SourceError::Ambiguous {
                     path: root.to_path_buf(),
                     first,
-                    second: entry.platform,
+                    second: *candidate,
                 });
             }
-            found = Some(entry.platform);
+            found = Some(*candidate);
         }
     }
     found.ok_or_else(|| SourceError::Unrecognized {
         path: root.to_path_buf(),
         detail: format!(
             "expected one of: {}",
-            PLATFORMS
+            platforms
                 .iter()
-                .map(|p| describe(p.platform))
+                .map(|p| p.expected_layout())
                 .collect::<Vec<_>>()
                 .join("; ")
         ),
     })
 }
 
-fn describe(platform: Platform) -> &'static str {
-    match platform {
-        Platform::Wechat => "WeChat EnMicroMsg.db (tables message, rcontact)",
-        Platform::Qq => "QQ NT nt_db/nt_msg.db (table group_msg_table)",
-        Platform::Wecom => "WeCom archive/*.jsonl",
-        Platform::Dingtalk => "DingTalk DBFiles/dingtalk.db (tables tbmsg_000…)",
-    }
-}
-
 /// Detects the platform and opens the source.
 pub fn open(root: &Path) -> Result<Box<dyn Source>, SourceError> {
-    let platform = detect(root)?;
-    open_as(root, platform)
-}
-
-pub fn open_as(root: &Path, platform: Platform) -> Result<Box<dyn Source>, SourceError> {
-    match PLATFORMS.iter().find(|p| p.platform == platform) {
-        Some(entry) => (entry.open)(root),
-        None => Err(SourceError::Unrecognized {
-            path: root.to_path_buf(),
-            detail: format!("{platform} sources are not supported yet"),
-        }),
-    }
+    detect(root)?.open(root)
 }

@@ -65,7 +65,7 @@ impl Conversations {
         let columns = Database::columns(conn, db_path, CONVERSATION_TABLE)?;
         if !has_column(&columns, "cid") {
             return Err(SourceError::MissingTable {
-                platform: crate::records::Platform::Dingtalk,
+                platform: &super::DINGTALK,
                 detail: format!("table `{CONVERSATION_TABLE}` in {DATABASE} has no column `cid`"),
             });
         }

@@ -13,15 +13,56 @@ mod message;
 pub(crate) mod record;
 mod store;
 
+pub mod retention;
+pub mod simulate;
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::records::{CacheClass, Group, MediaKind, Member, Platform, Role, Warning};
+use crate::platform::{Platform, PlatformRef};
+use crate::records::{CacheClass, Group, MediaKind, Member, Role, Warning};
+use crate::retention::policy::PlatformRetention;
+use crate::simulate::{SimError, SimOptions, SimReport};
 use crate::source::stream::{self, MessageStream};
 use crate::source::{Source, SourceError, SourceFile};
+
+/// WeCom (企业微信) archive, as the registry knows it.
+pub struct Wecom;
+
+pub static WECOM: Wecom = Wecom;
+
+impl Platform for Wecom {
+    fn name(&self) -> &'static str {
+        "wecom"
+    }
+
+    fn expected_layout(&self) -> &'static str {
+        "WeCom archive/*.jsonl"
+    }
+
+    fn probe(&self, root: &Path) -> Result<bool, SourceError> {
+        probe(root)
+    }
+
+    fn open(&self, root: &Path) -> Result<Box<dyn Source>, SourceError> {
+        open(root)
+    }
+
+    fn cache_class(&self, rel_path: &str) -> CacheClass {
+        cache_class(rel_path)
+    }
+
+    fn retention(&self) -> &'static PlatformRetention {
+        &retention::RETENTION
+    }
+
+    fn simulate(&self, opts: &SimOptions) -> Result<SimReport, SimError> {
+        simulate::simulate_wecom(opts)
+    }
+}
 
 pub const ARCHIVE_DIR: &str = "archive";
 pub const GROUPS_DIR: &str = "groups";
@@ -44,7 +85,7 @@ pub fn probe(root: &Path) -> Result<bool, SourceError> {
     if files.is_empty() {
         if root.join(USERS_FILE).is_file() || root.join(GROUPS_DIR).is_dir() {
             return Err(SourceError::MissingTable {
-                platform: Platform::Wecom,
+                platform: &WECOM,
                 detail: format!(
                     "no {ARCHIVE_DIR}/*.jsonl files beside {USERS_FILE} or {GROUPS_DIR}/"
                 ),
@@ -169,8 +210,8 @@ impl WecomSource {
 }
 
 impl Source for WecomSource {
-    fn platform(&self) -> Platform {
-        Platform::Wecom
+    fn platform(&self) -> PlatformRef {
+        &WECOM
     }
 
     fn root(&self) -> &Path {
@@ -249,20 +290,15 @@ impl Source for WecomSource {
         self.directory.people()
     }
 
-    fn classify(&self, rel_path: &str) -> CacheClass {
-        classify(rel_path)
-    }
-
     fn warnings(&self) -> Vec<Warning> {
         self.warnings.clone()
     }
 }
 
-/// The WeCom layout of sources.md §3.
-fn classify(rel_path: &str) -> CacheClass {
-    let mut parts = rel_path.split('/');
-    let top = parts.next().unwrap_or_default();
-    let rest: Vec<&str> = parts.collect();
+/// The WeCom layout of sources.md §3. Anything under `archive/` or `groups/` is the
+/// source's data, whatever its name.
+pub fn cache_class(rel_path: &str) -> CacheClass {
+    let (top, rest) = rel_path.split_once('/').unwrap_or((rel_path, ""));
     let extension = rel_path
         .rsplit('/')
         .next()
@@ -271,8 +307,7 @@ fn classify(rel_path: &str) -> CacheClass {
         .unwrap_or_default();
     match top {
         USERS_FILE if rest.is_empty() => CacheClass::Database,
-        ARCHIVE_DIR if rest.len() == 1 && extension == "jsonl" => CacheClass::Database,
-        GROUPS_DIR if rest.len() == 1 && extension == "json" => CacheClass::Database,
+        ARCHIVE_DIR | GROUPS_DIR => CacheClass::Database,
         MEDIA_DIR if !rest.is_empty() => match extension.as_str() {
             "jpg" => CacheClass::Media(MediaKind::Image),
             "amr" => CacheClass::Media(MediaKind::Voice),

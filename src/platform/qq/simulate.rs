@@ -1295,8 +1295,9 @@ pub fn simulate_qq(opts: &SimOptions) -> Result<SimReport, SimError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::platform::qq;
     use crate::records::{CacheClass, Direction, Kind, MediaKind, MediaLocation};
-    use crate::source::{qq, Source};
+    use crate::source::Source;
 
     #[test]
     fn encoder_writes_standard_varints() {
@@ -1457,7 +1458,7 @@ mod tests {
                 .unwrap()
                 .to_string_lossy()
                 .into_owned();
-            let class = source.classify(&rel);
+            let class = source.platform().cache_class(&rel);
             if rel.starts_with("RecycleBin/") {
                 recycled += 1;
                 assert_eq!(class, CacheClass::RecycleBin, "{rel}");

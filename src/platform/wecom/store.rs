@@ -831,8 +831,8 @@ fn read_exact_at(file: &File, mut buffer: &mut [u8], mut pos: u64) -> io::Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::platform::wecom::record::MediaEntry;
     use crate::records::{Kind, MediaKind};
-    use crate::source::wecom::record::MediaEntry;
     use proptest::prelude::*;
     use rand::{Rng, SeedableRng};
     use std::collections::{BTreeMap, HashSet};

@@ -6,16 +6,57 @@ mod group;
 pub(crate) mod message;
 pub mod proto;
 
+pub mod retention;
+pub mod simulate;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::types::ValueRef;
 
-use crate::records::{CacheClass, Group, MediaKind, Member, Platform, Role, Warning};
+use crate::platform::{Platform, PlatformRef};
+use crate::records::{CacheClass, Group, MediaKind, Member, Role, Warning};
+use crate::retention::policy::PlatformRetention;
+use crate::simulate::{SimError, SimOptions, SimReport};
 use crate::source::sqlite::{self, Database};
 use crate::source::stream::{self, MessageStream};
 use crate::source::{Source, SourceError, SourceFile};
 use message::GroupKey;
+
+/// QQ NT, as the registry knows it.
+pub struct Qq;
+
+pub static QQ: Qq = Qq;
+
+impl Platform for Qq {
+    fn name(&self) -> &'static str {
+        "qq"
+    }
+
+    fn expected_layout(&self) -> &'static str {
+        "QQ NT nt_db/nt_msg.db (table group_msg_table)"
+    }
+
+    fn probe(&self, root: &Path) -> Result<bool, SourceError> {
+        probe(root)
+    }
+
+    fn open(&self, root: &Path) -> Result<Box<dyn Source>, SourceError> {
+        open(root)
+    }
+
+    fn cache_class(&self, rel_path: &str) -> CacheClass {
+        cache_class(rel_path)
+    }
+
+    fn retention(&self) -> &'static PlatformRetention {
+        &retention::RETENTION
+    }
+
+    fn simulate(&self, opts: &SimOptions) -> Result<SimReport, SimError> {
+        simulate::simulate_qq(opts)
+    }
+}
 
 pub const MSG_DB: &str = "nt_db/nt_msg.db";
 pub const INFO_DB: &str = "nt_db/group_info.db";
@@ -59,7 +100,7 @@ pub struct QqSource {
 
 fn missing(detail: String) -> SourceError {
     SourceError::MissingTable {
-        platform: Platform::Qq,
+        platform: &QQ,
         detail,
     }
 }
@@ -242,8 +283,8 @@ fn group_text(value: ValueRef) -> Option<String> {
 }
 
 impl Source for QqSource {
-    fn platform(&self) -> Platform {
-        Platform::Qq
+    fn platform(&self) -> PlatformRef {
+        &QQ
     }
 
     fn root(&self) -> &Path {
@@ -377,17 +418,13 @@ impl Source for QqSource {
             .collect()
     }
 
-    fn classify(&self, rel_path: &str) -> CacheClass {
-        classify(rel_path)
-    }
-
     fn warnings(&self) -> Vec<Warning> {
         self.warnings.lock().map(|w| w.clone()).unwrap_or_default()
     }
 }
 
 /// The QQ NT cache layout of sources.md §2.
-pub fn classify(rel_path: &str) -> CacheClass {
+pub fn cache_class(rel_path: &str) -> CacheClass {
     let parts: Vec<&str> = rel_path.split('/').filter(|p| !p.is_empty()).collect();
     let in_thumb_dir = parts
         .iter()
@@ -654,7 +691,7 @@ mod tests {
             ("readme.txt", CacheClass::Other),
         ];
         for (path, want) in cases {
-            assert_eq!(classify(path), want, "{path}");
+            assert_eq!(cache_class(path), want, "{path}");
         }
     }
 }

@@ -6,15 +6,56 @@ pub(crate) mod message;
 mod spool;
 pub(crate) mod xml;
 
+pub mod retention;
+pub mod simulate;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::records::{CacheClass, Group, MediaKind, Member, Platform, Warning};
+use crate::platform::{Platform, PlatformRef};
+use crate::records::{CacheClass, Group, MediaKind, Member, Warning};
+use crate::retention::policy::PlatformRetention;
+use crate::simulate::{SimError, SimOptions, SimReport};
 use crate::source::sqlite::{self, Database};
 use crate::source::stream::{self, MessageStream};
 use crate::source::{Source, SourceError, SourceFile};
+
+/// WeChat for Android, as the registry knows it.
+pub struct Wechat;
+
+pub static WECHAT: Wechat = Wechat;
+
+impl Platform for Wechat {
+    fn name(&self) -> &'static str {
+        "wechat"
+    }
+
+    fn expected_layout(&self) -> &'static str {
+        "WeChat EnMicroMsg.db (tables message, rcontact)"
+    }
+
+    fn probe(&self, root: &Path) -> Result<bool, SourceError> {
+        probe(root)
+    }
+
+    fn open(&self, root: &Path) -> Result<Box<dyn Source>, SourceError> {
+        open(root)
+    }
+
+    fn cache_class(&self, rel_path: &str) -> CacheClass {
+        cache_class(rel_path)
+    }
+
+    fn retention(&self) -> &'static PlatformRetention {
+        &retention::RETENTION
+    }
+
+    fn simulate(&self, opts: &SimOptions) -> Result<SimReport, SimError> {
+        simulate::simulate_wechat(opts)
+    }
+}
 
 pub const DATABASE: &str = "EnMicroMsg.db";
 const REQUIRED_TABLES: [&str; 2] = ["message", "rcontact"];
@@ -83,7 +124,7 @@ impl WechatSource {
         for table in REQUIRED_TABLES {
             if !tables.iter().any(|t| t == table) {
                 return Err(SourceError::MissingTable {
-                    platform: Platform::Wechat,
+                    platform: &WECHAT,
                     detail: format!("no table `{table}` in {DATABASE}"),
                 });
             }
@@ -92,7 +133,7 @@ impl WechatSource {
         for column in MESSAGE_COLUMNS {
             if !columns.iter().any(|c| c.eq_ignore_ascii_case(column)) {
                 return Err(SourceError::MissingTable {
-                    platform: Platform::Wechat,
+                    platform: &WECHAT,
                     detail: format!("table `message` in {DATABASE} has no column `{column}`"),
                 });
             }
@@ -142,8 +183,8 @@ impl WechatSource {
 }
 
 impl Source for WechatSource {
-    fn platform(&self) -> Platform {
-        Platform::Wechat
+    fn platform(&self) -> PlatformRef {
+        &WECHAT
     }
 
     fn root(&self) -> &Path {
@@ -292,22 +333,21 @@ impl Source for WechatSource {
         self.contacts.unattributed_names()
     }
 
-    fn classify(&self, rel_path: &str) -> CacheClass {
-        classify(rel_path)
-    }
-
     fn warnings(&self) -> Vec<Warning> {
         self.warnings.lock().map(|w| w.clone()).unwrap_or_default()
     }
 }
 
-/// The WeChat cache layout of sources.md §1.
-fn classify(rel_path: &str) -> CacheClass {
-    let file_name = rel_path.rsplit('/').next().unwrap_or_default();
+/// The WeChat cache layout of sources.md §1. Top-level files other than the database are
+/// outside the cache categories.
+pub fn cache_class(rel_path: &str) -> CacheClass {
     if rel_path == DATABASE || rel_path.starts_with("EnMicroMsg.db-") {
         return CacheClass::Database;
     }
-    let top = rel_path.split('/').next().unwrap_or_default();
+    let file_name = rel_path.rsplit('/').next().unwrap_or_default();
+    let Some((top, _)) = rel_path.split_once('/') else {
+        return CacheClass::Other;
+    };
     match top {
         "image2" if file_name.starts_with("th_") => CacheClass::Media(MediaKind::ImageThumb),
         "image2" => CacheClass::Media(MediaKind::Image),

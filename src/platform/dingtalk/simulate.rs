@@ -162,7 +162,7 @@ pub fn simulate_dingtalk(opts: &SimOptions) -> Result<SimReport, SimError> {
     conn.close().map_err(|(_, err)| SimError::Sqlite(err))?;
     if in_wal {
         let wal_path = opts.out.join(format!("{DB_FILE}-wal"));
-        super::fix_wal_salts(
+        crate::simulate::fix_wal_salts(
             &wal_path,
             opts.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1D1_7A1C_D1D1_7A1C,
         )?;
@@ -1176,9 +1176,9 @@ fn write_orphans(opts: &SimOptions) -> Result<usize, SimError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::platform::dingtalk::DingtalkSource;
     use crate::records::{Direction, Kind as MessageKind};
     use crate::simulate::testkit::{snapshot, test_dir};
-    use crate::source::dingtalk::DingtalkSource;
     use crate::source::Source;
 
     const NOW: i64 = 1_750_000_000_000;

@@ -28,8 +28,8 @@ use rand::Rng;
 use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection};
 
-use super::edge::{self, GroupKind};
-use super::{
+use crate::simulate::edge::{self, GroupKind};
+use crate::simulate::{
     io_error, md5_hex, media, prepare_output_dir, random_digits, random_hex, seeded_rng,
     write_file_at, SimError, SimOptions, SimReport, SimRng, TimeSpread, DAY_MS, HOUR_MS, SECOND_MS,
 };
@@ -153,7 +153,7 @@ pub fn simulate_wechat(opts: &SimOptions) -> Result<SimReport, SimError> {
     conn.close().map_err(|(_, err)| SimError::Sqlite(err))?;
     if in_wal {
         let wal_path = opts.out.join(format!("{DB_FILE}-wal"));
-        super::fix_wal_salts(
+        crate::simulate::fix_wal_salts(
             &wal_path,
             opts.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5A17_5A17_5A17_5A17,
         )?;

@@ -7,10 +7,16 @@ mod message;
 mod shards;
 mod value;
 
+pub mod retention;
+pub mod simulate;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::records::{CacheClass, Group, MediaKind, Member, Platform, Warning};
+use crate::platform::{Platform, PlatformRef};
+use crate::records::{CacheClass, Group, MediaKind, Member, Warning};
+use crate::retention::policy::PlatformRetention;
+use crate::simulate::{SimError, SimOptions, SimReport};
 use crate::source::sqlite::{self, Database};
 use crate::source::stream::{self, MessageStream};
 use crate::source::{Source, SourceError, SourceFile};
@@ -20,6 +26,41 @@ use conversation::{
 };
 use message::ImageJoin;
 use shards::Shards;
+
+/// DingTalk PC, as the registry knows it.
+pub struct Dingtalk;
+
+pub static DINGTALK: Dingtalk = Dingtalk;
+
+impl Platform for Dingtalk {
+    fn name(&self) -> &'static str {
+        "dingtalk"
+    }
+
+    fn expected_layout(&self) -> &'static str {
+        "DingTalk DBFiles/dingtalk.db (tables tbmsg_000…)"
+    }
+
+    fn probe(&self, root: &Path) -> Result<bool, SourceError> {
+        probe(root)
+    }
+
+    fn open(&self, root: &Path) -> Result<Box<dyn Source>, SourceError> {
+        open(root)
+    }
+
+    fn cache_class(&self, rel_path: &str) -> CacheClass {
+        cache_class(rel_path)
+    }
+
+    fn retention(&self) -> &'static PlatformRetention {
+        &retention::RETENTION
+    }
+
+    fn simulate(&self, opts: &SimOptions) -> Result<SimReport, SimError> {
+        simulate::simulate_dingtalk(opts)
+    }
+}
 
 /// The database, relative to the account directory.
 pub const DATABASE: &str = "DBFiles/dingtalk.db";
@@ -78,7 +119,7 @@ impl DingtalkSource {
         let has = |name: &str| tables.iter().any(|t| t == name);
         if !has(CONVERSATION_TABLE) {
             return Err(SourceError::MissingTable {
-                platform: Platform::Dingtalk,
+                platform: &DINGTALK,
                 detail: format!("no table `{CONVERSATION_TABLE}` in {DATABASE}"),
             });
         }
@@ -156,8 +197,8 @@ fn image_join(
 }
 
 impl Source for DingtalkSource {
-    fn platform(&self) -> Platform {
-        Platform::Dingtalk
+    fn platform(&self) -> PlatformRef {
+        &DINGTALK
     }
 
     fn root(&self) -> &Path {
@@ -231,19 +272,17 @@ impl Source for DingtalkSource {
         self.profiles.people()
     }
 
-    fn classify(&self, rel_path: &str) -> CacheClass {
-        classify(rel_path)
-    }
-
     fn warnings(&self) -> Vec<Warning> {
         self.warnings.lock().map(|w| w.clone()).unwrap_or_default()
     }
 }
 
-/// The DingTalk PC cache layout of sources.md §4.
-fn classify(rel_path: &str) -> CacheClass {
-    let mut parts = rel_path.split('/');
-    let top = parts.next().unwrap_or_default();
+/// The DingTalk PC cache layout of sources.md §4. Top-level files are outside the cache
+/// categories.
+pub fn cache_class(rel_path: &str) -> CacheClass {
+    let Some((top, _)) = rel_path.split_once('/') else {
+        return CacheClass::Other;
+    };
     let file_name = rel_path.rsplit('/').next().unwrap_or_default();
     let lower = file_name.to_ascii_lowercase();
     let is_thumb = lower.contains("thumb");
@@ -282,28 +321,28 @@ mod tests {
 
     #[test]
     fn cache_layout() {
-        assert_eq!(classify("DBFiles/dingtalk.db-wal"), CacheClass::Database);
+        assert_eq!(cache_class("DBFiles/dingtalk.db-wal"), CacheClass::Database);
         assert_eq!(
-            classify("ImageFiles/ab/cd.jpg"),
+            cache_class("ImageFiles/ab/cd.jpg"),
             CacheClass::Media(MediaKind::Image)
         );
         assert_eq!(
-            classify("ImageFiles/ab/cd_thumb.jpg"),
+            cache_class("ImageFiles/ab/cd_thumb.jpg"),
             CacheClass::Media(MediaKind::ImageThumb)
         );
         assert_eq!(
-            classify("AudioFiles/x.amr"),
+            cache_class("AudioFiles/x.amr"),
             CacheClass::Media(MediaKind::Voice)
         );
         assert_eq!(
-            classify("VideoFiles/x.mp4"),
+            cache_class("VideoFiles/x.mp4"),
             CacheClass::Media(MediaKind::Video)
         );
         assert_eq!(
-            classify("resource_cache/ab/报价单.xlsx"),
+            cache_class("resource_cache/ab/报价单.xlsx"),
             CacheClass::Media(MediaKind::File)
         );
-        assert_eq!(classify("AvatarFiles/1.png"), CacheClass::Avatar);
-        assert_eq!(classify("logs/a.txt"), CacheClass::Other);
+        assert_eq!(cache_class("AvatarFiles/1.png"), CacheClass::Avatar);
+        assert_eq!(cache_class("logs/a.txt"), CacheClass::Other);
     }
 }

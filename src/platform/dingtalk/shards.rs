@@ -12,7 +12,7 @@ use rusqlite::Connection;
 
 use super::value::{quote, text_lossy};
 use super::DATABASE;
-use crate::records::{Platform, Warning};
+use crate::records::Warning;
 use crate::source::sqlite::{map_sqlite_error, Database};
 use crate::source::SourceError;
 
@@ -71,7 +71,7 @@ impl Shards {
             for column in REQUIRED_COLUMNS {
                 if !has(column) {
                     return Err(SourceError::MissingTable {
-                        platform: Platform::Dingtalk,
+                        platform: &super::DINGTALK,
                         detail: format!("table `{table}` in {DATABASE} has no column `{column}`"),
                     });
                 }

@@ -126,7 +126,7 @@ fn simulate(dir: &Path, messages: usize, edge_rate: f64, media_files: bool) -> P
     opts.now_ms = 1_749_715_200_000;
     opts.edge_rate = edge_rate;
     opts.media_files = media_files;
-    let report = crate::simulate::wecom::simulate_wecom(&opts).unwrap();
+    let report = crate::platform::wecom::simulate::simulate_wecom(&opts).unwrap();
     assert_eq!(report.platform, "wecom");
     root
 }
@@ -298,7 +298,7 @@ fn a_simulated_archive_reads_back_like_the_json_lines() {
     assert!(files.iter().any(|f| f.starts_with("groups/")));
     assert!(files.iter().filter(|f| f.starts_with("archive/")).count() >= 3);
     for file in &files {
-        assert_eq!(classify(file), CacheClass::Database, "{file}");
+        assert_eq!(cache_class(file), CacheClass::Database, "{file}");
     }
     drop(source);
     assert!(snapshot(&root) == before, "reading changed the source");
@@ -482,8 +482,8 @@ fn detection_by_content() {
     );
     assert!(probe(root).unwrap());
     assert_eq!(
-        crate::source::detect(root).unwrap(),
-        Platform::Wecom,
+        crate::source::detect(root).unwrap().name(),
+        WECOM.name(),
         "no other platform claims it"
     );
     let empty = tempfile::tempdir().unwrap();
@@ -529,25 +529,25 @@ fn a_linked_archive_file_is_not_followed() {
 #[test]
 fn cache_layout() {
     assert_eq!(
-        classify("media/abc.jpg"),
+        cache_class("media/abc.jpg"),
         CacheClass::Media(MediaKind::Image)
     );
     assert_eq!(
-        classify("media/abc.amr"),
+        cache_class("media/abc.amr"),
         CacheClass::Media(MediaKind::Voice)
     );
     assert_eq!(
-        classify("media/abc.mp4"),
+        cache_class("media/abc.mp4"),
         CacheClass::Media(MediaKind::Video)
     );
     assert_eq!(
-        classify("media/abc.xlsx"),
+        cache_class("media/abc.xlsx"),
         CacheClass::Media(MediaKind::File)
     );
-    assert_eq!(classify("archive/x.jsonl"), CacheClass::Database);
-    assert_eq!(classify("groups/wr1.json"), CacheClass::Database);
-    assert_eq!(classify("users.json"), CacheClass::Database);
-    assert_eq!(classify("notes.txt"), CacheClass::Other);
+    assert_eq!(cache_class("archive/x.jsonl"), CacheClass::Database);
+    assert_eq!(cache_class("groups/wr1.json"), CacheClass::Database);
+    assert_eq!(cache_class("users.json"), CacheClass::Database);
+    assert_eq!(cache_class("notes.txt"), CacheClass::Other);
 }
 
 #[test]

@@ -1,0 +1,170 @@
+//! `chatvault clean`: carries out a plan, a dry run unless `--apply`; every action is
+//! re-checked against the file as it is now and journaled.
+
+use std::path::PathBuf;
+
+use super::CliError;
+use crate::retention::{self, CleanOptions, Plan, RetentionError};
+
+pub const EXAMPLES: &str = "Examples:\n  chatvault clean /tmp/plan.json                       # dry run\n  chatvault clean /tmp/plan.json --apply --quarantine /tmp/q\n  chatvault clean /tmp/plan.json --apply --yes --root /tmp/wx   # scripts: no confirmation, the root given";
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The plan (PLAN.json, with its PLAN.json.sha256 beside it).
+    plan: PathBuf,
+    /// Act; without it nothing is touched.
+    #[arg(long)]
+    apply: bool,
+    /// Move files under DIR (mirroring their paths) instead of deleting them.
+    #[arg(long, value_name = "DIR")]
+    quarantine: Option<PathBuf>,
+    /// The journal (JSON lines); default PLAN.json.journal.
+    #[arg(long, value_name = "FILE")]
+    journal: Option<PathBuf>,
+    /// Do not ask for the group names before acting (then --root is required).
+    #[arg(long)]
+    yes: bool,
+    /// The directory you mean to clean; the plan's root must be this very directory.
+    /// Required with --apply --yes: a plan is a request, not an authority.
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+}
+
+/// Asks for the names of the groups whose files will go, as WeChat asks before dissolving.
+fn confirm_groups(plan: &Plan) -> Result<(), CliError> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let mut names: Vec<String> = Vec::new();
+    for entry in plan
+        .entries
+        .iter()
+        .filter(|e| e.action == retention::Action::Delete)
+    {
+        let Some(id) = &entry.group_id else { continue };
+        let shown = plan
+            .header
+            .groups
+            .iter()
+            .find(|g| &g.group_id == id)
+            .map(|g| {
+                if g.name.is_empty() {
+                    g.group_id.clone()
+                } else {
+                    g.name.clone()
+                }
+            })
+            .unwrap_or_else(|| id.clone());
+        if !names.contains(&shown) {
+            names.push(shown);
+        }
+    }
+    if names.is_empty() {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::Usage(format!("--apply deletes files of {} group(s); confirm with --yes --root DIR when not running interactively", names.len())));
+    }
+    let stdin = std::io::stdin();
+    for name in &names {
+        eprint!("Files of group \"{name}\" will be removed. Type the group name to confirm: ");
+        std::io::stderr().flush()?;
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line)?;
+        if line.trim_end_matches(['\r', '\n']) != name {
+            return Err(CliError::NotConfirmed(format!(
+                "confirmation did not match \"{name}\": nothing was touched"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Asks for the root's name, since a plan names the directory it cleans and anyone can edit it.
+fn confirm_root(plan: &Plan) -> Result<PathBuf, CliError> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let root = PathBuf::from(&plan.header.source_root);
+    if !std::io::stdin().is_terminal() {
+        return Err(RetentionError::RootNotConfirmed { plan_root: root }.into());
+    }
+    let name = root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| root.display().to_string());
+    eprint!(
+        "The plan cleans {}. Type its directory name \"{name}\" to confirm: ",
+        root.display()
+    );
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    if line.trim_end_matches(['\r', '\n']) != name {
+        return Err(CliError::NotConfirmed(format!(
+            "confirmation did not match \"{name}\": nothing was touched"
+        )));
+    }
+    Ok(root)
+}
+
+pub fn run(args: Args) -> Result<u8, CliError> {
+    let Args {
+        plan: plan_path,
+        apply,
+        quarantine,
+        journal,
+        yes,
+        root,
+    } = args;
+    let plan = Plan::read_verified(&plan_path)?;
+    let mut opts = CleanOptions::for_plan(&plan_path);
+    opts.expected_root = root;
+    if apply && !yes {
+        confirm_groups(&plan)?;
+        if opts.expected_root.is_none() {
+            opts.expected_root = Some(confirm_root(&plan)?);
+        }
+    }
+    opts.apply = apply;
+    opts.quarantine = quarantine;
+    if let Some(journal) = journal {
+        opts.journal = journal;
+    }
+    let mut on_event = |event: &retention::CleanEvent| {
+        use retention::CleanEvent as E;
+        match event {
+            E::WouldDelete { path, size } => println!("would delete      {path} ({size} bytes)"),
+            E::WouldQuarantine { path, to, .. } => {
+                println!("would quarantine  {path} -> {}", to.display())
+            }
+            E::Deleted { path, .. } => println!("deleted           {path}"),
+            E::Quarantined { path, to, .. } => {
+                println!("quarantined       {path} -> {}", to.display())
+            }
+            E::Skipped { path, reason } => println!("SKIPPED           {path}: {reason}"),
+            E::AlreadyDone { path } => println!("already done      {path}"),
+        }
+    };
+    let report = retention::clean(&plan, &opts, &mut on_event)?;
+    let verb = if report.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    println!(
+        "{verb} {} file(s), {} bytes; {} skipped because they changed or are gone; {} already done; {} kept, {} for review",
+        report.deleted.len() + report.quarantined.len(),
+        report.bytes,
+        report.skipped_changed.len(),
+        report.already_done.len(),
+        report.kept,
+        report.reviewed
+    );
+    if report.dry_run {
+        println!("dry run: nothing was touched (add --apply to act)");
+    } else {
+        println!("journal: {}", opts.journal.display());
+    }
+    Ok(if report.skipped_changed.is_empty() {
+        0
+    } else {
+        crate::exit::CLEAN_SKIPPED
+    })
+}

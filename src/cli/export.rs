@@ -1,0 +1,144 @@
+//! `chatvault export`: groups to CSV and media, sealed as a BagIt evidence bundle.
+
+use std::path::PathBuf;
+
+use super::CliError;
+use crate::export::{self, ExportOptions};
+use crate::sink::csv::CsvStyle;
+use crate::{anonymize, timefmt};
+
+pub const EXAMPLES: &str = "Examples:\n  chatvault export /tmp/wx --out /tmp/bundle\n  chatvault export /tmp/wx --out /tmp/bundle --group 123@chatroom --since 2025-06-01 --zip";
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The account directory.
+    source: PathBuf,
+    /// The bundle to create (a directory; with --zip, NAME.zip).
+    #[arg(long)]
+    out: PathBuf,
+    /// Export only this group (repeatable).
+    #[arg(long = "group", value_name = "ID")]
+    groups: Vec<String>,
+    /// Only messages at or after this time.
+    #[arg(long)]
+    since: Option<String>,
+    /// Only messages at or before this time.
+    #[arg(long)]
+    until: Option<String>,
+    /// Offset for the time_local column.
+    #[arg(long, default_value = "+08:00", allow_hyphen_values = true)]
+    tz: String,
+    /// UTF-8 without the byte-order mark.
+    #[arg(long)]
+    no_bom: bool,
+    /// Turn off the formula-injection guard.
+    #[arg(long)]
+    csv_raw: bool,
+    /// Do not copy media (media.csv still lists them as `excluded`).
+    #[arg(long)]
+    no_media: bool,
+    /// Also export one-to-one chats.
+    #[arg(long)]
+    include_private: bool,
+    /// Write NAME.zip instead of a directory.
+    #[arg(long)]
+    zip: bool,
+    /// Replace an existing bundle (only once the new one is complete).
+    #[arg(long)]
+    force: bool,
+    /// Use this time everywhere a time is recorded, for a byte-identical bundle.
+    #[arg(long, value_name = "T")]
+    fixed_time: Option<String>,
+    /// Replace members by keyed pseudonyms and PII by typed tokens; media left out.
+    #[arg(long, requires = "key_file")]
+    anonymize: bool,
+    /// The pseudonym key (32 bytes; created with mode 0600 if absent). Only its fingerprint is recorded.
+    #[arg(long, value_name = "KEYFILE")]
+    key_file: Option<PathBuf>,
+    /// With --anonymize: copy media too, under message-id names.
+    #[arg(long, requires = "anonymize")]
+    with_media: bool,
+}
+
+pub fn run(args: Args) -> Result<u8, CliError> {
+    let mut opts = ExportOptions::new(args.source, args.out);
+    opts.groups = args.groups;
+    opts.since = args.since.as_deref().map(timefmt::parse_time).transpose()?;
+    opts.until = args.until.as_deref().map(timefmt::parse_time).transpose()?;
+    opts.tz = timefmt::parse_offset(&args.tz)?;
+    opts.csv = CsvStyle {
+        bom: !args.no_bom,
+        guard: !args.csv_raw,
+    };
+    opts.media = !args.no_media;
+    opts.include_private = args.include_private;
+    opts.zip = args.zip;
+    opts.force = args.force;
+    opts.fixed_time = args
+        .fixed_time
+        .as_deref()
+        .map(timefmt::parse_time)
+        .transpose()?;
+    let mut path_values = vec![
+        opts.source.to_string_lossy().into_owned(),
+        opts.out.to_string_lossy().into_owned(),
+    ];
+    path_values.extend(
+        args.key_file
+            .iter()
+            .map(|k| k.to_string_lossy().into_owned()),
+    );
+    opts.command_line = export::recorded_command_line(
+        std::env::args_os().map(|a| a.to_string_lossy().into_owned()),
+        &path_values,
+        args.anonymize,
+    );
+    opts.progress = true;
+    if args.anonymize {
+        let Some(key_file) = &args.key_file else {
+            return Err(CliError::Usage("--anonymize needs --key-file".into()));
+        };
+        opts.anonymize = Some(export::AnonymizeOptions {
+            key: anonymize::Key::load_or_create(key_file)?,
+            with_media: args.with_media,
+        });
+    }
+    let summary = export::export(&opts)?;
+    print_summary(&summary);
+    Ok(crate::exit::OK)
+}
+
+fn print_summary(s: &export::ExportSummary) {
+    let m = &s.media;
+    println!(
+        "exported {} group(s) from {}: {} messages, {} members",
+        s.groups, s.platform, s.messages, s.members
+    );
+    println!(
+        "media: {} copied ({} bytes), {} missing, {} not downloaded, {} outside the source root (refused), {} excluded",
+        m.copied, m.copied_bytes, m.missing, m.not_downloaded, m.outside_root, m.excluded
+    );
+    if s.warnings > 0 {
+        println!(
+            "warnings: {} (all listed in evidence.json); first:",
+            s.warnings
+        );
+        for w in &s.first_warnings {
+            println!("  {w}");
+        }
+    }
+    println!(
+        "elapsed {:.2}s, {:.0} messages/s",
+        s.elapsed.as_secs_f64(),
+        s.messages_per_second()
+    );
+    println!("bundle: {}", s.bundle.path.display());
+    println!(
+        "bag digest (sha256 of tagmanifest-sha256.txt): {}",
+        s.bundle.bag_digest
+    );
+    if let Some(zip) = &s.bundle.zip_sha256 {
+        println!("zip sha256: {zip}");
+    }
+    println!("sidecar: {}", s.bundle.sidecar.display());
+}
