@@ -3,7 +3,6 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -13,13 +12,12 @@ use serde_json::json;
 
 use crate::anonymize::{Anonymizer, Identity, Key};
 use crate::evidence::{self, BagOptions, BagSummary, BagWriter, EvidenceError, TagFiles};
-use crate::pathsafe::{self, Resolved};
-use crate::records::{Group, MediaLocation, Message, Warning};
+use crate::records::{Group, Message, Warning};
 use crate::retention::FileStamp;
-use crate::sink::csv::{
-    CsvSink, CsvStyle, GROUPS_HEADER, MEDIA_HEADER, MEMBERS_HEADER, MESSAGES_HEADER,
-};
-use crate::sink::media;
+use crate::sink::csv::{CsvFiles, CsvStyle};
+use crate::sink::media::MediaCopier;
+pub use crate::sink::media::MediaCounts;
+use crate::sink::{GroupRow, MediaStatus, MemberRow, MessageRow, Sink};
 use crate::source::{self, Source, SourceError};
 use crate::timefmt;
 
@@ -122,16 +120,6 @@ impl ExportOptions {
             anonymize: None,
         }
     }
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct MediaCounts {
-    pub copied: u64,
-    pub missing: u64,
-    pub not_downloaded: u64,
-    pub outside_root: u64,
-    pub excluded: u64,
-    pub copied_bytes: u64,
 }
 
 #[derive(Debug)]
@@ -571,21 +559,11 @@ fn write_payload(
     };
     warnings.total = warnings.kept.len() as u64;
 
-    let text = |bag: &mut BagWriter, rel: &str| bag.text_file(rel);
-    let io_err = |path: &str| {
-        let path = path.to_string();
-        move |source: std::io::Error| ExportError::Write { path, source }
-    };
-    let mut messages_csv = CsvSink::new(text(bag, "messages.csv")?, opts.csv, &MESSAGES_HEADER)
-        .map_err(io_err("messages.csv"))?;
-    let mut media_csv = CsvSink::new(text(bag, "media.csv")?, opts.csv, &MEDIA_HEADER)
-        .map_err(io_err("media.csv"))?;
-    let mut members_csv = CsvSink::new(text(bag, "members.csv")?, opts.csv, &MEMBERS_HEADER)
-        .map_err(io_err("members.csv"))?;
+    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(CsvFiles::create(bag, opts.csv)?)];
+    let mut copier = MediaCopier::new(media_wanted(opts), !identities.active());
 
     let progress = crate::progress::counter(opts.progress, "messages");
     let platform = source.platform().name();
-    let mut media_counts = MediaCounts::default();
     let mut stats: Vec<GroupStats> = Vec::with_capacity(groups.len());
     let since_ms = opts.since.map(|t| t.timestamp_millis());
     let until_ms = opts.until.map(|t| t.timestamp_millis());
@@ -599,26 +577,13 @@ fn write_payload(
         let chat_id = identities.chat_id(group);
         let members = source.members(&group.id)?;
         group_stats.members = members.len() as u64;
-        let mut names: HashMap<String, String> = HashMap::with_capacity(members.len());
-        for m in &members {
-            let joined = m.joined_ms.map(timefmt::utc_millis).unwrap_or_default();
-            members_csv
-                .row(&[
-                    platform,
-                    &chat_id,
-                    &identities.id(&m.member_id),
-                    &identities.name(Some(&m.member_id), &m.display_name),
-                    &identities.name(Some(&m.member_id), &m.group_nickname),
-                    m.role.as_str(),
-                    &joined,
-                    if m.left { "true" } else { "false" },
-                ])
-                .map_err(io_err("members.csv"))?;
-            names.insert(m.member_id.clone(), m.shown_name().to_string());
-        }
-        let group_dir = media::group_dir(&chat_id);
+        write_members(bag, &mut sinks, platform, &chat_id, &members, identities)?;
+        let mut names: HashMap<String, String> = members
+            .iter()
+            .map(|m| (m.member_id.clone(), m.shown_name().to_string()))
+            .collect();
+        copier.start_group(&chat_id);
         let group_name = identities.text(&group.name);
-        let mut used_media_names: HashSet<String> = HashSet::new();
         let (mut time_utc, mut time_local) = (String::new(), String::new());
 
         let stream = source.messages(&group.id)?;
@@ -640,11 +605,9 @@ fn write_payload(
             {
                 continue;
             }
+            let location = || format!("{chat_id} message {}", message.message_id);
             if let Some(w) = &message.warning {
-                warnings.push(
-                    format!("{chat_id} message {}", message.message_id),
-                    w.clone(),
-                );
+                warnings.push(location(), w.clone());
             }
             let sender_name = sender_name(source, &message, &mut names);
             match message.time_ms {
@@ -657,38 +620,31 @@ fn write_payload(
                     time_local.clear();
                 }
             }
-            let (media_path, media_sha) = write_media(
-                bag,
-                source,
-                opts,
-                &message,
-                &chat_id,
-                &group_dir,
-                &mut used_media_names,
-                &mut media_csv,
-                &mut media_counts,
-                &mut sources,
-                &mut warnings,
-                identities,
-            )?;
-            messages_csv
-                .row(&[
-                    platform,
-                    &chat_id,
-                    &group_name,
-                    &message.message_id,
-                    &time_utc,
-                    &time_local,
-                    &identities.id(message.sender_id.as_deref().unwrap_or("")),
-                    &identities.name(message.sender_id.as_deref(), sender_name),
-                    message.direction.as_str(),
-                    message.kind.as_str(),
-                    &identities.text(&message.text),
-                    &media_path,
-                    &media_sha,
-                    &message.raw_type,
-                ])
-                .map_err(io_err("messages.csv"))?;
+            let media = copier.copy(bag, source.root(), &message, &mut |w| {
+                warnings.push(location(), w)
+            })?;
+            let shown = media.iter().find(|m| m.status == MediaStatus::Copied);
+            let sender_id = message.sender_id.as_deref();
+            let row = MessageRow {
+                platform,
+                group_id: &chat_id,
+                group_name: &group_name,
+                message_id: &message.message_id,
+                time_ms: message.time_ms,
+                time_utc: &time_utc,
+                time_local: &time_local,
+                sender_id: &identities.id(sender_id.unwrap_or("")),
+                sender_name: &identities.name(sender_id, sender_name),
+                direction: message.direction,
+                kind: message.kind,
+                text: &identities.text(&message.text),
+                media_path: shown.map_or("", |m| m.bundle_path.as_str()),
+                media_sha256: shown.map_or("", |m| m.sha256.as_str()),
+                raw_type: &message.raw_type,
+            };
+            for sink in &mut sinks {
+                sink.message(bag, &row, &media)?;
+            }
             group_stats.messages += 1;
             if let Some(t) = message.time_ms {
                 group_stats.first_ms = Some(group_stats.first_ms.map_or(t, |f| f.min(t)));
@@ -700,43 +656,53 @@ fn write_payload(
     }
     progress.finish_and_clear();
 
-    let mut groups_csv = CsvSink::new(text(bag, "groups.csv")?, opts.csv, &GROUPS_HEADER)
-        .map_err(io_err("groups.csv"))?;
-    for (group, s) in groups.iter().zip(&stats) {
-        let member_count = if s.members > 0 {
-            s.members
-        } else {
-            group.declared_member_count.unwrap_or(0)
-        };
-        groups_csv
-            .row(&[
-                platform,
-                &identities.chat_id(group),
-                &identities.text(&group.name),
-                &identities.id(group.owner_id.as_deref().unwrap_or("")),
-                &member_count.to_string(),
-                &s.messages.to_string(),
-                &s.first_ms.map(timefmt::utc_millis).unwrap_or_default(),
-                &s.last_ms.map(timefmt::utc_millis).unwrap_or_default(),
-            ])
-            .map_err(io_err("groups.csv"))?;
+    let group_cells: Vec<(Cow<str>, Cow<str>, Cow<str>)> = groups
+        .iter()
+        .map(|g| {
+            (
+                identities.chat_id(g),
+                identities.text(&g.name),
+                identities.id(g.owner_id.as_deref().unwrap_or("")),
+            )
+        })
+        .collect();
+    let group_rows: Vec<GroupRow> = groups
+        .iter()
+        .zip(&stats)
+        .zip(&group_cells)
+        .map(|((group, s), (id, name, owner))| GroupRow {
+            platform,
+            group_id: id,
+            group_name: name,
+            owner_id: owner,
+            member_count: if s.members > 0 {
+                s.members
+            } else {
+                group.declared_member_count.unwrap_or(0)
+            },
+            message_count: s.messages,
+            first_message_utc: s.first_ms.map(timefmt::utc_millis).unwrap_or_default(),
+            last_message_utc: s.last_ms.map(timefmt::utc_millis).unwrap_or_default(),
+        })
+        .collect();
+    let mut counts = serde_json::Map::new();
+    for mut sink in sinks {
+        sink.groups(bag, &group_rows)?;
+        for (file, rows) in sink.finish(bag)? {
+            counts.insert(file.to_string(), rows.into());
+        }
     }
-    let counts = json!({
-        "groups.csv": groups_csv.rows(),
-        "members.csv": members_csv.rows(),
-        "messages.csv": messages_csv.rows(),
-        "media.csv": media_csv.rows(),
-    });
-    let total_messages = messages_csv.rows();
-    let total_members = members_csv.rows();
-    for (sink, name) in [
-        (messages_csv, "messages.csv"),
-        (media_csv, "media.csv"),
-        (members_csv, "members.csv"),
-        (groups_csv, "groups.csv"),
-    ] {
-        let file = sink.into_inner().map_err(io_err(name))?;
-        bag.finish_text(file)?;
+    let total_messages = stats.iter().map(|s| s.messages).sum();
+    let total_members = stats.iter().map(|s| s.members).sum();
+    let counts = serde_json::Value::Object(counts);
+    let media_counts = copier.counts;
+    for (rel, file) in copier.copied {
+        sources.entry(rel).or_insert(SourceRecord {
+            path: file.path,
+            size: file.size,
+            sha256_before: file.sha256,
+            is_media: true,
+        });
     }
     crate::failpoint::hit("export.csv.finished");
 
@@ -785,6 +751,46 @@ fn write_payload(
     })
 }
 
+/// One conversation's members, as the outputs show them, to every sink.
+fn write_members(
+    bag: &mut BagWriter,
+    sinks: &mut [Box<dyn Sink>],
+    platform: &str,
+    chat_id: &str,
+    members: &[crate::records::Member],
+    identities: &Identities,
+) -> Result<(), ExportError> {
+    let cells: Vec<_> = members
+        .iter()
+        .map(|m| {
+            (
+                identities.id(&m.member_id),
+                identities.name(Some(&m.member_id), &m.display_name),
+                identities.name(Some(&m.member_id), &m.group_nickname),
+                m.joined_ms.map(timefmt::utc_millis).unwrap_or_default(),
+            )
+        })
+        .collect();
+    let rows: Vec<MemberRow> = members
+        .iter()
+        .zip(&cells)
+        .map(|(m, (id, display_name, nickname, joined))| MemberRow {
+            platform,
+            group_id: chat_id,
+            member_id: id,
+            display_name,
+            group_nickname: nickname,
+            role: m.role.as_str(),
+            joined_at_utc: joined,
+            left: m.left,
+        })
+        .collect();
+    for sink in sinks {
+        sink.members(bag, &rows)?;
+    }
+    Ok(())
+}
+
 /// Groups to export, sorted by id: group chats (and one-to-one chats with
 /// `--include-private`), restricted to `--group` ids when given.
 fn select_groups(source: &dyn Source, opts: &ExportOptions) -> Result<Vec<Group>, ExportError> {
@@ -821,155 +827,9 @@ fn sender_name<'a>(
     names.get(id).map_or("", String::as_str)
 }
 
-/// Copies a message's media into the bundle and writes its `media.csv` rows; returns the
-/// bundle path and hash shown in `messages.csv` (the first file copied).
-#[allow(clippy::too_many_arguments)]
-fn write_media<W: Write>(
-    bag: &mut BagWriter,
-    source: &dyn Source,
-    opts: &ExportOptions,
-    message: &Message,
-    chat_id: &str,
-    group_dir: &str,
-    used_names: &mut HashSet<String>,
-    media_csv: &mut CsvSink<W>,
-    counts: &mut MediaCounts,
-    sources: &mut BTreeMap<String, SourceRecord>,
-    warnings: &mut Warnings,
-    identities: &Identities,
-) -> Result<(String, String), ExportError> {
-    let copy_media = media_wanted(opts);
-    let names_allowed = !identities.active();
-    let mut shown = (String::new(), String::new());
-    let platform = source.platform().name();
-    for (index, media_ref) in message.media.iter().enumerate() {
-        let named = match &media_ref.location {
-            MediaLocation::Path(p) | MediaLocation::NotDownloaded(p) => p.as_str(),
-        };
-        let mut row_source = named.to_string();
-        let mut bundle_path = String::new();
-        let mut size = String::new();
-        let mut sha = String::new();
-        let status = match &media_ref.location {
-            MediaLocation::NotDownloaded(_) => {
-                counts.not_downloaded += 1;
-                "not_downloaded"
-            }
-            MediaLocation::Path(_) if !copy_media => {
-                // Excluded media are not read; only a path that names its way out is flagged.
-                if escapes_by_name(named) {
-                    counts.outside_root += 1;
-                    "outside_root"
-                } else {
-                    counts.excluded += 1;
-                    "excluded"
-                }
-            }
-            MediaLocation::Path(_) => match pathsafe::resolve(source.root(), named) {
-                Resolved::Outside => {
-                    counts.outside_root += 1;
-                    warnings.push(
-                        format!("{chat_id} message {}", message.message_id),
-                        if names_allowed {
-                            format!("media path outside the source root refused: {named}")
-                        } else {
-                            "media path outside the source root refused".to_string()
-                        },
-                    );
-                    "outside_root"
-                }
-                Resolved::Missing { rel } => {
-                    counts.missing += 1;
-                    warnings.push(
-                        format!("{chat_id} message {}", message.message_id),
-                        if names_allowed {
-                            format!("media file missing: {rel}")
-                        } else {
-                            "media file missing".to_string()
-                        },
-                    );
-                    row_source = rel;
-                    "missing"
-                }
-                Resolved::Inside { path, rel } => {
-                    // Anonymized: the message id and extension only (a file's own name
-                    // can carry a person's, `张伟的简历.pdf`).
-                    let mut name = media::bundle_path(
-                        group_dir,
-                        &message.message_id,
-                        index,
-                        media_ref,
-                        names_allowed,
-                    );
-                    let mut n = 1;
-                    while used_names.contains(&name) {
-                        name = media::bundle_path(
-                            group_dir,
-                            &format!("{}-{n}", message.message_id),
-                            index,
-                            media_ref,
-                            names_allowed,
-                        );
-                        n += 1;
-                    }
-                    let mut file =
-                        std::fs::File::open(&path).map_err(|source| ExportError::ReadSource {
-                            path: rel.clone(),
-                            source,
-                        })?;
-                    let digest = bag.copy_file(&name, &mut file, media::is_compressed(&name))?;
-                    used_names.insert(name.clone());
-                    crate::failpoint::hit("export.media.copied");
-                    counts.copied += 1;
-                    counts.copied_bytes += digest.size;
-                    sources.entry(rel.clone()).or_insert_with(|| SourceRecord {
-                        path: path.clone(),
-                        size: digest.size,
-                        sha256_before: digest.sha256.clone(),
-                        is_media: true,
-                    });
-                    bundle_path = format!("data/{name}");
-                    size = digest.size.to_string();
-                    sha = digest.sha256;
-                    row_source = if names_allowed { rel } else { sha.clone() };
-                    if shown.0.is_empty() {
-                        shown = (bundle_path.clone(), sha.clone());
-                    }
-                    "copied"
-                }
-            },
-        };
-        // Anonymized: a path is shown only as the copied file's hash.
-        if !names_allowed && status != "copied" {
-            row_source.clear();
-        }
-        media_csv
-            .row(&[
-                platform,
-                chat_id,
-                &message.message_id,
-                media_ref.kind.as_str(),
-                &row_source,
-                &bundle_path,
-                &size,
-                &sha,
-                status,
-            ])
-            .map_err(|source| ExportError::Write {
-                path: "media.csv".into(),
-                source,
-            })?;
-    }
-    Ok(shown)
-}
-
 /// Media are copied unless `--no-media`; anonymized exports copy them only with `--with-media`.
 fn media_wanted(opts: &ExportOptions) -> bool {
     opts.media && opts.anonymize.as_ref().is_none_or(|a| a.with_media)
-}
-
-fn escapes_by_name(named: &str) -> bool {
-    named.starts_with('/') || named.split('/').any(|part| part == "..")
 }
 
 type HashResult = Result<(String, u64), ExportError>;

@@ -17,8 +17,8 @@ use super::{
     format_time, human_time, serde_opt_time, serde_time, sha256_hex, sha256_reader, RetentionError,
 };
 use crate::failpoint;
-use crate::sink::csv::CsvSink;
 pub use crate::sink::csv::CsvStyle;
+use crate::sink::csv::CsvTable;
 
 /// Version of the plan file shape.
 pub const PLAN_FORMAT_VERSION: u32 = 1;
@@ -495,7 +495,7 @@ fn push_json_line(json: &mut Vec<u8>, entry: &PlanEntry) -> Result<(), Retention
     })
 }
 
-fn push_csv_row(csv: &mut CsvSink<Vec<u8>>, entry: &PlanEntry) -> Result<(), RetentionError> {
+fn push_csv_row(csv: &mut CsvTable<Vec<u8>>, entry: &PlanEntry) -> Result<(), RetentionError> {
     let number = |n: u64| n.to_string();
     let (size, dev, ino) = (number(entry.size), number(entry.dev), number(entry.ino));
     let mtime = format_time(&entry.mtime);
@@ -528,7 +528,7 @@ fn push_csv_row(csv: &mut CsvSink<Vec<u8>>, entry: &PlanEntry) -> Result<(), Ret
 pub struct EntryBlock {
     /// Each entry as `,\n{…}`; the writer drops the comma before the first entry.
     json: Vec<u8>,
-    csv: CsvSink<Vec<u8>>,
+    csv: CsvTable<Vec<u8>>,
     stats: PlanStats,
 }
 
@@ -536,7 +536,7 @@ impl EntryBlock {
     pub fn new(reference_time: DateTime<Utc>, style: CsvStyle) -> EntryBlock {
         EntryBlock {
             json: Vec::new(),
-            csv: CsvSink::rows_only(Vec::new(), style),
+            csv: CsvTable::rows_only(Vec::new(), style),
             stats: PlanStats::new(reference_time),
         }
     }
@@ -596,12 +596,12 @@ impl PlanWriter {
         let mut json = BufWriter::with_capacity(1 << 20, temp_beside(json_path)?);
         json.write_all(&json_start)
             .map_err(|e| RetentionError::io("write", json_path, e))?;
-        let mut csv = CsvSink::new(
+        let mut csv = CsvTable::new(
             BufWriter::with_capacity(1 << 20, temp_beside(&csv_path)?),
             style,
             &CSV_COLUMNS,
         )
-        .and_then(CsvSink::into_inner)
+        .and_then(CsvTable::into_inner)
         .map_err(|e| RetentionError::io("write", &csv_path, e))?;
         csv.flush()
             .map_err(|e| RetentionError::io("write", &csv_path, e))?;

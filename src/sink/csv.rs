@@ -4,6 +4,10 @@
 use std::borrow::Cow;
 use std::io::Write;
 
+use super::{GroupRow, MediaRow, MemberRow, MessageRow, Sink};
+use crate::evidence::{BagWriter, PayloadText};
+use crate::export::ExportError;
+
 pub const MESSAGES_HEADER: [&str; 14] = [
     "platform",
     "group_id",
@@ -88,35 +92,35 @@ pub fn unguard_cell(cell: &str) -> &str {
     }
 }
 
-pub struct CsvSink<W: Write> {
+pub struct CsvTable<W: Write> {
     writer: ::csv::Writer<W>,
     style: CsvStyle,
     rows: u64,
 }
 
-impl<W: Write> CsvSink<W> {
-    pub fn new(mut inner: W, style: CsvStyle, header: &[&str]) -> std::io::Result<CsvSink<W>> {
+impl<W: Write> CsvTable<W> {
+    pub fn new(mut inner: W, style: CsvStyle, header: &[&str]) -> std::io::Result<CsvTable<W>> {
         if style.bom {
             inner.write_all("\u{FEFF}".as_bytes())?;
         }
-        let mut sink = CsvSink::with_buffer(inner, style, 256 * 1024);
+        let mut sink = CsvTable::with_buffer(inner, style, 256 * 1024);
         sink.write_cells(header)?;
         Ok(sink)
     }
 
     /// Rows only, without the BOM and the header: a piece of a CSV file whose start is
     /// written elsewhere (rows rendered on several threads, then appended in order).
-    pub fn rows_only(inner: W, style: CsvStyle) -> CsvSink<W> {
-        CsvSink::with_buffer(inner, style, 8 * 1024)
+    pub fn rows_only(inner: W, style: CsvStyle) -> CsvTable<W> {
+        CsvTable::with_buffer(inner, style, 8 * 1024)
     }
 
-    fn with_buffer(inner: W, style: CsvStyle, capacity: usize) -> CsvSink<W> {
+    fn with_buffer(inner: W, style: CsvStyle, capacity: usize) -> CsvTable<W> {
         let writer = ::csv::WriterBuilder::new()
             .terminator(::csv::Terminator::CRLF)
             .quote_style(::csv::QuoteStyle::Necessary)
             .buffer_capacity(capacity)
             .from_writer(inner);
-        CsvSink {
+        CsvTable {
             writer,
             style,
             rows: 0,
@@ -167,12 +171,173 @@ fn csv_to_io(error: ::csv::Error) -> std::io::Error {
     }
 }
 
+/// The four CSV files of outputs.md as a [`Sink`]: `messages.csv`, `media.csv`,
+/// `members.csv` and `groups.csv`, written as the rows arrive.
+pub struct CsvFiles {
+    style: CsvStyle,
+    messages: CsvTable<PayloadText>,
+    media: CsvTable<PayloadText>,
+    members: CsvTable<PayloadText>,
+    groups: Option<CsvTable<PayloadText>>,
+}
+
+impl CsvFiles {
+    /// Opens the files that fill during the pass (`groups.csv` is written at the end).
+    pub fn create(bag: &mut BagWriter, style: CsvStyle) -> Result<CsvFiles, ExportError> {
+        Ok(CsvFiles {
+            style,
+            messages: open(bag, MESSAGES, style, &MESSAGES_HEADER)?,
+            media: open(bag, MEDIA, style, &MEDIA_HEADER)?,
+            members: open(bag, MEMBERS, style, &MEMBERS_HEADER)?,
+            groups: None,
+        })
+    }
+}
+
+const MESSAGES: &str = "messages.csv";
+const MEDIA: &str = "media.csv";
+const MEMBERS: &str = "members.csv";
+const GROUPS: &str = "groups.csv";
+
+fn open(
+    bag: &mut BagWriter,
+    name: &'static str,
+    style: CsvStyle,
+    header: &[&str],
+) -> Result<CsvTable<PayloadText>, ExportError> {
+    CsvTable::new(bag.text_file(name)?, style, header).map_err(write_error(name))
+}
+
+fn write_error(name: &'static str) -> impl Fn(std::io::Error) -> ExportError {
+    move |source| ExportError::Write {
+        path: name.to_string(),
+        source,
+    }
+}
+
+fn flag(value: bool) -> &'static str {
+    if value {
+        "true"
+    } else {
+        "false"
+    }
+}
+
+impl Sink for CsvFiles {
+    fn members(&mut self, _bag: &mut BagWriter, members: &[MemberRow]) -> Result<(), ExportError> {
+        for m in members {
+            self.members
+                .row(&[
+                    m.platform,
+                    m.group_id,
+                    m.member_id,
+                    m.display_name,
+                    m.group_nickname,
+                    m.role,
+                    m.joined_at_utc,
+                    flag(m.left),
+                ])
+                .map_err(write_error(MEMBERS))?;
+        }
+        Ok(())
+    }
+
+    fn message(
+        &mut self,
+        _bag: &mut BagWriter,
+        message: &MessageRow,
+        media: &[MediaRow],
+    ) -> Result<(), ExportError> {
+        let mut size = String::new();
+        for file in media {
+            size.clear();
+            if let Some(bytes) = file.size {
+                size.push_str(&bytes.to_string());
+            }
+            self.media
+                .row(&[
+                    message.platform,
+                    message.group_id,
+                    message.message_id,
+                    file.kind.as_str(),
+                    &file.source_path,
+                    &file.bundle_path,
+                    &size,
+                    &file.sha256,
+                    file.status.as_str(),
+                ])
+                .map_err(write_error(MEDIA))?;
+        }
+        self.messages
+            .row(&[
+                message.platform,
+                message.group_id,
+                message.group_name,
+                message.message_id,
+                message.time_utc,
+                message.time_local,
+                message.sender_id,
+                message.sender_name,
+                message.direction.as_str(),
+                message.kind.as_str(),
+                message.text,
+                message.media_path,
+                message.media_sha256,
+                message.raw_type,
+            ])
+            .map_err(write_error(MESSAGES))
+    }
+
+    fn groups(&mut self, bag: &mut BagWriter, groups: &[GroupRow]) -> Result<(), ExportError> {
+        let mut table = open(bag, GROUPS, self.style, &GROUPS_HEADER)?;
+        for g in groups {
+            table
+                .row(&[
+                    g.platform,
+                    g.group_id,
+                    g.group_name,
+                    g.owner_id,
+                    &g.member_count.to_string(),
+                    &g.message_count.to_string(),
+                    &g.first_message_utc,
+                    &g.last_message_utc,
+                ])
+                .map_err(write_error(GROUPS))?;
+        }
+        self.groups = Some(table);
+        Ok(())
+    }
+
+    fn finish(
+        self: Box<Self>,
+        bag: &mut BagWriter,
+    ) -> Result<Vec<(&'static str, u64)>, ExportError> {
+        let this = *self;
+        let groups = match this.groups {
+            Some(table) => table,
+            None => open(bag, GROUPS, this.style, &GROUPS_HEADER)?,
+        };
+        let mut counts = Vec::with_capacity(4);
+        for (table, name) in [
+            (this.messages, MESSAGES),
+            (this.media, MEDIA),
+            (this.members, MEMBERS),
+            (groups, GROUPS),
+        ] {
+            counts.push((name, table.rows()));
+            let file = table.into_inner().map_err(write_error(name))?;
+            bag.finish_text(file)?;
+        }
+        Ok(counts)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn write(style: CsvStyle, cells: &[&str]) -> Vec<u8> {
-        let mut sink = CsvSink::new(Vec::new(), style, &["a", "b"]).unwrap();
+        let mut sink = CsvTable::new(Vec::new(), style, &["a", "b"]).unwrap();
         sink.row(cells).unwrap();
         sink.into_inner().unwrap()
     }

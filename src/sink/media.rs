@@ -1,9 +1,16 @@
-//! Naming media inside the bundle: readable, collision-free, never needing escapes.
+//! Media in the bundle: copying what messages reference (never from outside the source
+//! root), and naming it readably, collision-free, never needing escapes.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::pathsafe::sanitize_component;
-use crate::records::{MediaLocation, MediaRef};
+use super::{MediaRow, MediaStatus};
+use crate::evidence::BagWriter;
+use crate::export::ExportError;
+use crate::pathsafe::{self, sanitize_component, Resolved};
+use crate::records::{MediaLocation, MediaRef, Message};
 
 /// Extensions whose content is already compressed: stored, not deflated, in a zip.
 const COMPRESSED: [&str; 22] = [
@@ -66,6 +73,193 @@ pub fn bundle_path(
         format!("{id}_{index}{ext}")
     };
     format!("media/{group_dir}/{file}")
+}
+
+/// How many media files ended how, for the summary.
+#[derive(Debug, Clone, Default)]
+pub struct MediaCounts {
+    pub copied: u64,
+    pub missing: u64,
+    pub not_downloaded: u64,
+    pub outside_root: u64,
+    pub excluded: u64,
+    pub copied_bytes: u64,
+}
+
+/// A source media file copied into the bundle, hashed as it was read.
+#[derive(Debug, Clone)]
+pub struct CopiedFile {
+    pub path: PathBuf,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// Copies the media files messages reference into `data/media/<group>/`, refusing paths
+/// that leave the source root, and says what became of each (the rows every sink gets).
+pub struct MediaCopier {
+    copy: bool,
+    names_allowed: bool,
+    group_dir: String,
+    used_names: HashSet<String>,
+    pub counts: MediaCounts,
+    /// Every source file copied, by its path relative to the root, for the check that it
+    /// still hashes the same at the end.
+    pub copied: BTreeMap<String, CopiedFile>,
+}
+
+impl MediaCopier {
+    /// `copy == false`: files are not read and are listed as excluded. `names_allowed ==
+    /// false` (anonymized): bundle names hold the message id and extension only, and a
+    /// source path is shown only as the copied file's hash.
+    pub fn new(copy: bool, names_allowed: bool) -> MediaCopier {
+        MediaCopier {
+            copy,
+            names_allowed,
+            group_dir: String::new(),
+            used_names: HashSet::new(),
+            counts: MediaCounts::default(),
+            copied: BTreeMap::new(),
+        }
+    }
+
+    /// The conversation whose messages come next, under its id as written.
+    pub fn start_group(&mut self, chat_id: &str) {
+        self.group_dir = group_dir(chat_id);
+        self.used_names.clear();
+    }
+
+    /// Copies `message`'s media; `warn` gets a sentence for each file missing or refused.
+    pub fn copy(
+        &mut self,
+        bag: &mut BagWriter,
+        root: &Path,
+        message: &Message,
+        warn: &mut dyn FnMut(String),
+    ) -> Result<Vec<MediaRow>, ExportError> {
+        let mut rows = Vec::with_capacity(message.media.len());
+        for (index, media_ref) in message.media.iter().enumerate() {
+            let named = match &media_ref.location {
+                MediaLocation::Path(p) | MediaLocation::NotDownloaded(p) => p.as_str(),
+            };
+            let mut row = MediaRow {
+                kind: media_ref.kind,
+                source_path: named.to_string(),
+                bundle_path: String::new(),
+                size: None,
+                sha256: String::new(),
+                status: MediaStatus::Excluded,
+            };
+            row.status = match &media_ref.location {
+                MediaLocation::NotDownloaded(_) => {
+                    self.counts.not_downloaded += 1;
+                    MediaStatus::NotDownloaded
+                }
+                MediaLocation::Path(_) if !self.copy => {
+                    // Excluded media are not read; only a path that names its way out is flagged.
+                    if escapes_by_name(named) {
+                        self.counts.outside_root += 1;
+                        MediaStatus::OutsideRoot
+                    } else {
+                        self.counts.excluded += 1;
+                        MediaStatus::Excluded
+                    }
+                }
+                MediaLocation::Path(_) => match pathsafe::resolve(root, named) {
+                    Resolved::Outside => {
+                        self.counts.outside_root += 1;
+                        warn(if self.names_allowed {
+                            format!("media path outside the source root refused: {named}")
+                        } else {
+                            "media path outside the source root refused".to_string()
+                        });
+                        MediaStatus::OutsideRoot
+                    }
+                    Resolved::Missing { rel } => {
+                        self.counts.missing += 1;
+                        warn(if self.names_allowed {
+                            format!("media file missing: {rel}")
+                        } else {
+                            "media file missing".to_string()
+                        });
+                        row.source_path = rel;
+                        MediaStatus::Missing
+                    }
+                    Resolved::Inside { path, rel } => {
+                        self.copy_one(bag, message, index, media_ref, path, rel, &mut row)?;
+                        MediaStatus::Copied
+                    }
+                },
+            };
+            // Anonymized: a path is shown only as the copied file's hash.
+            if !self.names_allowed && row.status != MediaStatus::Copied {
+                row.source_path.clear();
+            }
+            rows.push(row);
+        }
+        Ok(rows)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn copy_one(
+        &mut self,
+        bag: &mut BagWriter,
+        message: &Message,
+        index: usize,
+        media_ref: &MediaRef,
+        path: PathBuf,
+        rel: String,
+        row: &mut MediaRow,
+    ) -> Result<(), ExportError> {
+        // Anonymized: the message id and extension only (a file's own name can carry a
+        // person's, `张伟的简历.pdf`).
+        let mut name = bundle_path(
+            &self.group_dir,
+            &message.message_id,
+            index,
+            media_ref,
+            self.names_allowed,
+        );
+        let mut n = 1;
+        while self.used_names.contains(&name) {
+            name = bundle_path(
+                &self.group_dir,
+                &format!("{}-{n}", message.message_id),
+                index,
+                media_ref,
+                self.names_allowed,
+            );
+            n += 1;
+        }
+        let mut file = std::fs::File::open(&path).map_err(|source| ExportError::ReadSource {
+            path: rel.clone(),
+            source,
+        })?;
+        let digest = bag.copy_file(&name, &mut file, is_compressed(&name))?;
+        self.used_names.insert(name.clone());
+        crate::failpoint::hit("export.media.copied");
+        self.counts.copied += 1;
+        self.counts.copied_bytes += digest.size;
+        self.copied
+            .entry(rel.clone())
+            .or_insert_with(|| CopiedFile {
+                path,
+                size: digest.size,
+                sha256: digest.sha256.clone(),
+            });
+        row.bundle_path = format!("data/{name}");
+        row.size = Some(digest.size);
+        row.source_path = if self.names_allowed {
+            rel
+        } else {
+            digest.sha256.clone()
+        };
+        row.sha256 = digest.sha256;
+        Ok(())
+    }
+}
+
+fn escapes_by_name(named: &str) -> bool {
+    named.starts_with('/') || named.split('/').any(|part| part == "..")
 }
 
 #[cfg(test)]
