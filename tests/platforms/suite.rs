@@ -66,7 +66,7 @@ impl Cond {
             Cond::Contains(c, v) => get(c).contains(v),
             Cond::In(c, vs) => vs.contains(&get(c)),
             Cond::NonEmpty(c) => !get(c).is_empty(),
-            Cond::Digits(c) => !get(c).is_empty() && get(c).bytes().all(|b| b.is_ascii_digit()),
+            Cond::U64(c) => get(c).parse::<u64>().is_ok(),
             Cond::StartsWithDigit(c) => get(c).starts_with(|ch: char| ch.is_ascii_digit()),
         }
     }
@@ -277,6 +277,7 @@ fn exports_match_the_ground_truth_and_copy_media_exactly() {
 
         // groups.csv: the groups of the source, with the counts messages.csv has.
         let groups = read_csv(&bundle.join("data/groups.csv"));
+        assert_eq!(groups.len(), 4, "{name}: --groups 4");
         assert_eq!(
             groups
                 .iter()

@@ -57,8 +57,8 @@ pub enum Cond {
     Contains(&'static str, &'static str),
     In(&'static str, &'static [&'static str]),
     NonEmpty(&'static str),
-    /// A number (decimal digits only).
-    Digits(&'static str),
+    /// An unsigned 64-bit number.
+    U64(&'static str),
     StartsWithDigit(&'static str),
 }
 

@@ -68,7 +68,7 @@ pub const SOURCE: Source = Source {
         Fact::Some("media", &[Cond::Eq("kind", "file")]),
         Fact::Some("members", &[Cond::Eq("role", "owner")]),
         // The group number is the id.
-        Fact::All("groups", &[], &[Cond::Digits("group_id")]),
+        Fact::All("groups", &[], &[Cond::U64("group_id")]),
     ],
     small: &["--groups", "2", "--messages", "200", "--seed", "5"],
     bad_inputs: &[
