@@ -543,11 +543,7 @@ fn plan_entry(
 }
 
 fn hash_file(path: &Path) -> Result<String, PlanError> {
-    let mut file = std::fs::File::open(path).map_err(|source| PlanError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    evidence::tee::with_buffer(|buf| evidence::tee::hash_reader(&mut file, buf, None))
+    crate::digest::sha256_file(path)
         .map(|(sha, _)| sha)
         .map_err(|source| PlanError::Io {
             path: path.to_path_buf(),

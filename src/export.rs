@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use serde_json::json;
 
 use crate::anonymize::{Anonymizer, Identity, Key};
-use crate::evidence::{self, BagOptions, BagSummary, BagWriter, EvidenceError, TagFiles};
+use crate::evidence::{BagOptions, BagSummary, BagWriter, EvidenceError, TagFiles};
 use crate::records::{Group, Message, Warning};
 use crate::retention::FileStamp;
 use crate::sink::csv::{CsvFiles, CsvStyle};
@@ -856,7 +856,5 @@ fn hash_file(path: &std::path::Path) -> Result<(String, u64), ExportError> {
         path: path.display().to_string(),
         source,
     };
-    let mut file = std::fs::File::open(path).map_err(read_error)?;
-    evidence::tee::with_buffer(|buf| evidence::tee::hash_reader(&mut file, buf, None))
-        .map_err(read_error)
+    crate::digest::sha256_file(path).map_err(read_error)
 }

@@ -10,6 +10,7 @@ pub mod anonymize;
 pub mod cleanup;
 pub mod cli;
 pub mod demo;
+pub mod digest;
 pub mod evidence;
 pub mod exit;
 pub mod export;

@@ -371,7 +371,7 @@ impl BagWriter {
         );
         let bytes: u64 = self.payload.iter().map(|f| f.size).sum();
         let summary = PayloadSummary {
-            manifest_sha256: tee::sha256_hex(manifest.as_bytes()),
+            manifest_sha256: crate::digest::sha256_hex(manifest.as_bytes()),
             payload_oxum: format!("{bytes}.{}", self.payload.len()),
             files: self.payload.len(),
             bytes,
@@ -391,12 +391,12 @@ impl BagWriter {
         let tagmanifest = manifest_text(
             tag_files
                 .iter()
-                .map(|(name, bytes)| (*name, tee::sha256_hex(bytes)))
+                .map(|(name, bytes)| (*name, crate::digest::sha256_hex(bytes)))
                 .collect::<Vec<_>>()
                 .iter()
                 .map(|(name, digest)| (*name, digest.as_str())),
         );
-        let bag_digest = tee::sha256_hex(tagmanifest.as_bytes());
+        let bag_digest = crate::digest::sha256_hex(tagmanifest.as_bytes());
         tag_files.insert(TAGMANIFEST_TXT, tagmanifest.into_bytes());
 
         let (zip_sha256, sidecar_line) = match self.zip.take() {
@@ -627,11 +627,11 @@ mod tests {
         assert_eq!(paths, sorted);
         assert_eq!(
             summary.payload.manifest_sha256,
-            tee::sha256_hex(manifest.as_bytes())
+            crate::digest::sha256_hex(manifest.as_bytes())
         );
         assert_eq!(
             summary.bag_digest,
-            tee::sha256_hex(&fs::read(bag.join(TAGMANIFEST_TXT)).unwrap())
+            crate::digest::sha256_hex(&fs::read(bag.join(TAGMANIFEST_TXT)).unwrap())
         );
         if let Some(bagit) = bagit_py() {
             let (ok, out) = run(Command::new(bagit).arg("--validate").arg(&bag));
@@ -649,7 +649,7 @@ mod tests {
         assert!(!tmp.path().join("bag.zip.partial.d").exists());
         assert_eq!(
             summary.zip_sha256.as_deref(),
-            Some(tee::sha256_hex(&fs::read(&zip).unwrap()).as_str())
+            Some(crate::digest::sha256_hex(&fs::read(&zip).unwrap()).as_str())
         );
         let (ok, out) = run(Command::new("unzip").arg("-t").arg(&zip));
         assert!(ok && out.contains("No errors detected"), "{out}");
@@ -811,8 +811,9 @@ print(len(names))
             matches!(writer, Some(EvidenceError::ExistingOutput(_))),
             "{writer:?}"
         );
-        let digest =
-            tee::sha256_hex(&fs::read(tmp.path().join("bag").join(TAGMANIFEST_TXT)).unwrap());
+        let digest = crate::digest::sha256_hex(
+            &fs::read(tmp.path().join("bag").join(TAGMANIFEST_TXT)).unwrap(),
+        );
         assert_eq!(digest, first.bag_digest);
         assert!(!tmp.path().join("bag.replaced-500").exists());
         // With no sidecar to tell them apart, nothing is chosen or removed.

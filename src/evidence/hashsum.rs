@@ -123,8 +123,9 @@ impl CheckReport {
     }
 }
 
-/// One parsed checksum line.
-pub(crate) fn parse_line(line: &str) -> Option<(String, String)> {
+/// One `sha256sum` line (GNU text or binary form, escaped names, or BSD `--tag` form):
+/// `(name, lowercase digest)`. Every reader of checksum lines and sidecars uses this.
+pub fn parse_line(line: &str) -> Option<(String, String)> {
     let (escaped, line) = match line.strip_prefix('\\') {
         Some(rest) => (true, rest),
         None => (false, line),

@@ -25,7 +25,9 @@ use std::path::{Path, PathBuf};
 pub use bag::{
     BagOptions, BagSummary, BagWriter, FileDigest, PayloadSummary, PayloadText, TagFiles,
 };
-pub use hashsum::{check_sha256sum, format_sha256sum, hash_paths, CheckReport};
+pub use hashsum::{
+    check_sha256sum, format_sha256sum, hash_paths, parse_line as parse_sha256sum_line, CheckReport,
+};
 pub use verify::{verify, SourceCheck, VerifyOptions, VerifyReport};
 
 /// Everything that can go wrong while writing, verifying or hashing evidence.

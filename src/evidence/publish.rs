@@ -501,11 +501,7 @@ fn read_sidecar(path: &Path) -> Result<Option<(String, String)>, EvidenceError> 
     let Some(line) = text.strip_suffix('\n').filter(|l| !l.contains('\n')) else {
         return Ok(None);
     };
-    let Some((digest, name)) = line.split_once("  ") else {
-        return Ok(None);
-    };
-    let hex = digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit());
-    Ok((hex && !name.is_empty()).then(|| (digest.to_string(), name.to_string())))
+    Ok(super::hashsum::parse_line(line).map(|(name, digest)| (digest, name)))
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), EvidenceError> {

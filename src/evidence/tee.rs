@@ -5,6 +5,8 @@ use std::io::{self, Read, Write};
 
 use sha2::{Digest, Sha256};
 
+use crate::digest::hex;
+
 /// Buffer size for streaming copies and file hashing: large enough that SHA-NI,
 /// not syscalls, sets the pace.
 pub const IO_BUFFER: usize = 1 << 20;
@@ -89,22 +91,6 @@ pub fn with_buffer<T>(f: impl FnOnce(&mut [u8]) -> T) -> T {
         // Re-entered on this thread (rayon work-stealing inside `f`): use a fresh one.
         Err(_) => f(&mut vec![0; IO_BUFFER]),
     })
-}
-
-/// Lowercase hex of a digest.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        out.push(DIGITS[usize::from(byte >> 4)] as char);
-        out.push(DIGITS[usize::from(byte & 0xf)] as char);
-    }
-    out
-}
-
-/// SHA-256 of a byte slice as lowercase hex.
-pub fn sha256_hex(data: &[u8]) -> String {
-    hex(&Sha256::digest(data))
 }
 
 /// Which side of a copy failed, so the caller can name the right file.
@@ -203,6 +189,7 @@ pub fn read_up_to(src: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::digest::sha256_hex;
 
     const ABC: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
 

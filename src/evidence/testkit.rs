@@ -7,7 +7,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde_json::json;
 
 use super::bag::{BagOptions, BagSummary, BagWriter, TagFiles};
-use super::tee::sha256_hex;
+use crate::digest::sha256_hex;
 
 pub fn fixed_time() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 6, 12, 0, 5, 20).unwrap()

@@ -714,8 +714,8 @@ fn check_sidecar(
     };
     let shown = sidecar.display();
     let line = text.lines().next().unwrap_or_default();
-    match line.split_once("  ") {
-        Some((digest, path)) if path == expected_path => {
+    match super::hashsum::parse_line(line) {
+        Some((path, digest)) if path == expected_path => {
             if actual.as_deref() != Some(digest.to_ascii_lowercase().as_str()) {
                 report.problem(format!(
                     "{shown} records {digest}, but the bundle hashes to {}",
@@ -846,7 +846,7 @@ fn check_sources(evidence: Result<Option<Vec<u8>>, String>, root: &Path) -> Sour
 
 fn hash_file(path: &Path) -> io::Result<String> {
     let mut file = tee::open_regular(path)?;
-    tee::with_buffer(|buf| tee::hash_reader(&mut file, buf, None)).map(|(digest, _)| digest)
+    crate::digest::sha256_reader(&mut file).map(|(digest, _)| digest)
 }
 
 /// A bag on disk.

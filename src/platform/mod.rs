@@ -46,6 +46,48 @@ pub trait Platform: Send + Sync + 'static {
     fn simulate(&self, opts: &SimOptions) -> Result<SimReport, SimError>;
 }
 
+/// A platform as plain data: what [`Platform`] asks, as names and functions. The built-in
+/// platforms are descriptors; a platform from outside may be one too, or implement
+/// [`Platform`] itself.
+#[derive(Debug)]
+pub struct Descriptor {
+    pub name: &'static str,
+    pub aliases: &'static [&'static str],
+    pub expected_layout: &'static str,
+    pub probe: fn(&Path) -> Result<bool, SourceError>,
+    pub open: fn(&Path) -> Result<Box<dyn Source>, SourceError>,
+    pub cache_class: fn(&str) -> CacheClass,
+    pub retention: &'static PlatformRetention,
+    pub simulate: fn(&SimOptions) -> Result<SimReport, SimError>,
+}
+
+impl Platform for Descriptor {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn aliases(&self) -> &'static [&'static str] {
+        self.aliases
+    }
+    fn expected_layout(&self) -> &'static str {
+        self.expected_layout
+    }
+    fn probe(&self, root: &Path) -> Result<bool, SourceError> {
+        (self.probe)(root)
+    }
+    fn open(&self, root: &Path) -> Result<Box<dyn Source>, SourceError> {
+        (self.open)(root)
+    }
+    fn cache_class(&self, rel_path: &str) -> CacheClass {
+        (self.cache_class)(rel_path)
+    }
+    fn retention(&self) -> &'static PlatformRetention {
+        self.retention
+    }
+    fn simulate(&self, opts: &SimOptions) -> Result<SimReport, SimError> {
+        (self.simulate)(opts)
+    }
+}
+
 /// How code outside the platform directories holds a platform.
 pub type PlatformRef = &'static dyn Platform;
 

@@ -16,7 +16,6 @@ use std::path::{Component, Path};
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, RenameFlags, Stat};
 use rustix::io::Errno;
 
-use super::hex;
 use super::plan::{unix_time as unix_stamp, FileStamp};
 use crate::failpoint;
 
@@ -173,30 +172,10 @@ pub(crate) fn open_file_at(dir: impl AsFd, name: &OsStr) -> Result<File, Errno> 
 
 /// SHA-256 and length of an open file from its start, and its first 16 bytes.
 pub(crate) fn hash_open(file: &mut File) -> std::io::Result<(String, u64, [u8; 16])> {
-    use sha2::{Digest, Sha256};
     file.seek(SeekFrom::Start(0))?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 64 * 1024];
-    let mut head = [0u8; 16];
-    let mut total = 0u64;
-    loop {
-        let n = match file.read(&mut buffer) {
-            Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if n == 0 {
-            break;
-        }
-        if total < 16 {
-            let start = total as usize;
-            let take = (16 - start).min(n);
-            head[start..start + take].copy_from_slice(&buffer[..take]);
-        }
-        hasher.update(&buffer[..n]);
-        total += n as u64;
-    }
-    Ok((hex(&hasher.finalize()), total, head))
+    let mut reader = crate::digest::HeadOf::<_, 16>::new(&mut *file);
+    let (digest, total) = crate::digest::sha256_reader(&mut reader)?;
+    Ok((digest, total, reader.head()))
 }
 
 /// The first 16 bytes of an open file (fewer are zero-filled).

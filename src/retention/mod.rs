@@ -11,11 +11,9 @@ pub(crate) mod handles;
 pub mod plan;
 pub mod policy;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Months, Utc};
-use sha2::{Digest, Sha256};
 
 pub use clean::{clean, undo, CleanEvent, CleanOptions, CleanReport, UndoReport};
 pub use decide::{
@@ -181,34 +179,7 @@ pub(crate) fn human_time(t: &DateTime<Utc>) -> String {
     }
 }
 
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        let _ = write!(out, "{byte:02x}");
-    }
-    out
-}
-
-/// SHA-256 and length of everything a reader yields.
-pub(crate) fn sha256_reader(reader: &mut dyn Read) -> std::io::Result<(String, u64)> {
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 64 * 1024];
-    let mut total = 0u64;
-    loop {
-        let n = reader.read(&mut buffer)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-        total += n as u64;
-    }
-    Ok((hex(&hasher.finalize()), total))
-}
+pub(crate) use crate::digest::{sha256_hex, sha256_reader};
 
 /// serde helpers for `DateTime<Utc>` as RFC 3339 text (chrono is built without serde).
 pub(crate) mod serde_time {

@@ -790,17 +790,22 @@ impl Plan {
             }
             Err(e) => return Err(RetentionError::io("read", &sidecar, e)),
         };
-        let mut fields = sidecar_text.lines().next().unwrap_or("").split_whitespace();
-        let expected = fields.next().unwrap_or("").to_ascii_lowercase();
-        if expected.len() != 64 || !expected.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(malformed(
-                "expected `<64 hex digits>  <file name>`".to_string(),
-            ));
-        }
-        if let Some(named) = fields.next() {
-            let named = named.trim_start_matches('*');
+        let line = sidecar_text.lines().next().unwrap_or("").trim_end();
+        // A sha256sum line, or the digest alone.
+        let bare = (line.len() == 64 && line.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| line.to_ascii_lowercase());
+        let (named, expected) = match (crate::evidence::parse_sha256sum_line(line), bare) {
+            (Some((name, digest)), _) => (Some(name), digest),
+            (None, Some(digest)) => (None, digest),
+            (None, None) => {
+                return Err(malformed(
+                    "expected `<64 hex digits>  <file name>`".to_string(),
+                ))
+            }
+        };
+        if let Some(named) = named {
             let actual_name = json_path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if Path::new(named).file_name().and_then(|n| n.to_str()) != Some(actual_name) {
+            if Path::new(&named).file_name().and_then(|n| n.to_str()) != Some(actual_name) {
                 return Err(malformed(format!(
                     "it is for {named:?}, not {actual_name:?}"
                 )));

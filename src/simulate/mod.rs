@@ -278,16 +278,7 @@ pub fn md5_hex(bytes: &[u8]) -> String {
     hex(&Md5::digest(bytes))
 }
 
-/// Lowercase hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        text.push(char::from(DIGITS[usize::from(byte & 15)]));
-    }
-    text
-}
+pub use crate::digest::hex;
 
 /// `len` random lowercase hex characters.
 pub fn random_hex(rng: &mut impl RngCore, len: usize) -> String {
@@ -327,6 +318,23 @@ pub fn set_mtime(path: &Path, mtime_ms: i64) -> Result<(), SimError> {
     let millis = u64::try_from(mtime_ms.max(0)).unwrap_or(0);
     file.set_modified(UNIX_EPOCH + Duration::from_millis(millis))
         .map_err(io_error(path))
+}
+
+/// Writes `dir/报价单.xlsx` with the name in GBK bytes, not UTF-8, as unpacked from an old
+/// archive: a file name no UTF-8-only tool can hold.
+pub fn write_gbk_named_document(
+    dir: &Path,
+    rng: &mut impl Rng,
+    len: usize,
+    mtime_ms: i64,
+) -> Result<(), SimError> {
+    use std::os::unix::ffi::OsStrExt;
+    let name = std::ffi::OsStr::from_bytes(b"\xb1\xa8\xbc\xdb\xb5\xa5.xlsx");
+    write_file_at(
+        &dir.join(name),
+        &media::document(rng, "xlsx", len),
+        mtime_ms,
+    )
 }
 
 /// Media byte generators. They produce small files whose first bytes are the
@@ -552,6 +560,15 @@ pub(crate) mod testkit {
     use std::collections::BTreeMap;
     use std::fs;
     use std::path::{Path, PathBuf};
+
+    /// The options most simulator tests start from: 3,000 messages at a fixed time.
+    pub fn options(out: PathBuf) -> super::SimOptions {
+        super::SimOptions {
+            messages: 3000,
+            now_ms: 1_750_000_000_000,
+            ..super::SimOptions::new(out)
+        }
+    }
 
     /// A fresh directory for one test of one platform's simulator.
     pub fn test_dir(platform: &str, name: &str) -> PathBuf {

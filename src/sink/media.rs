@@ -33,7 +33,7 @@ pub fn group_dir(group_id: &str) -> String {
         clean
     } else {
         let digest = Sha256::digest(group_id.as_bytes());
-        let short: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+        let short = crate::digest::hex(&digest[..4]);
         format!("{clean}-{short}")
     }
 }

@@ -8,6 +8,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 
 use super::{wal, SourceError};
@@ -244,4 +245,37 @@ pub fn map_sqlite_error(path: &Path, error: rusqlite::Error) -> SourceError {
         path: path.to_path_buf(),
         detail: error.to_string(),
     }
+}
+
+/// An integer stored as INTEGER, REAL or a numeric string, as apps do not always store what
+/// the schema declares.
+pub fn lenient_int(value: ValueRef) -> Option<i64> {
+    match value {
+        ValueRef::Integer(i) => Some(i),
+        ValueRef::Real(f) if f.is_finite() => Some(f as i64),
+        ValueRef::Text(t) => std::str::from_utf8(t).ok()?.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// Text stored as TEXT or BLOB (invalid UTF-8 replaced, and flagged through `lossy`), or a
+/// number written in decimal (ids stored as numbers).
+pub fn lenient_text(value: ValueRef, lossy: &mut bool) -> Option<String> {
+    match value {
+        ValueRef::Text(t) | ValueRef::Blob(t) => match std::str::from_utf8(t) {
+            Ok(s) => Some(s.to_string()),
+            Err(_) => {
+                *lossy = true;
+                Some(String::from_utf8_lossy(t).into_owned())
+            }
+        },
+        ValueRef::Integer(i) => Some(i.to_string()),
+        ValueRef::Real(f) => Some(f.to_string()),
+        ValueRef::Null => None,
+    }
+}
+
+/// [`lenient_text`] where a replaced byte does not matter (names, ids in side tables).
+pub fn lenient_text_lossy(value: ValueRef) -> Option<String> {
+    lenient_text(value, &mut false)
 }

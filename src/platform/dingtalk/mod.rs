@@ -13,10 +13,8 @@ pub mod simulate;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::platform::{Platform, PlatformRef};
+use crate::platform::{Descriptor, PlatformRef};
 use crate::records::{CacheClass, Group, MediaKind, Member, Warning};
-use crate::retention::policy::PlatformRetention;
-use crate::simulate::{SimError, SimOptions, SimReport};
 use crate::source::sqlite::{self, Database};
 use crate::source::stream::{self, MessageStream};
 use crate::source::{Source, SourceError, SourceFile};
@@ -28,39 +26,16 @@ use message::ImageJoin;
 use shards::Shards;
 
 /// DingTalk PC, as the registry knows it.
-pub struct Dingtalk;
-
-pub static DINGTALK: Dingtalk = Dingtalk;
-
-impl Platform for Dingtalk {
-    fn name(&self) -> &'static str {
-        "dingtalk"
-    }
-
-    fn expected_layout(&self) -> &'static str {
-        "DingTalk DBFiles/dingtalk.db (tables tbmsg_000…)"
-    }
-
-    fn probe(&self, root: &Path) -> Result<bool, SourceError> {
-        probe(root)
-    }
-
-    fn open(&self, root: &Path) -> Result<Box<dyn Source>, SourceError> {
-        open(root)
-    }
-
-    fn cache_class(&self, rel_path: &str) -> CacheClass {
-        cache_class(rel_path)
-    }
-
-    fn retention(&self) -> &'static PlatformRetention {
-        &retention::RETENTION
-    }
-
-    fn simulate(&self, opts: &SimOptions) -> Result<SimReport, SimError> {
-        simulate::simulate_dingtalk(opts)
-    }
-}
+pub static DINGTALK: Descriptor = Descriptor {
+    name: "dingtalk",
+    aliases: &[],
+    expected_layout: "DingTalk DBFiles/dingtalk.db (tables tbmsg_000…)",
+    probe,
+    open,
+    cache_class,
+    retention: &retention::RETENTION,
+    simulate: simulate::simulate_dingtalk,
+};
 
 /// The database, relative to the account directory.
 pub const DATABASE: &str = "DBFiles/dingtalk.db";

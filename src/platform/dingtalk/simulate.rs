@@ -20,7 +20,7 @@
 //!   naming members by `realName`.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use rand::distributions::{Distribution, WeightedIndex};
@@ -1162,12 +1162,12 @@ fn write_orphans(opts: &SimOptions) -> Result<usize, SimError> {
         written += 1;
     }
     if opts.edge_rate > 0.0 {
-        use std::ffi::OsStr;
-        use std::os::unix::ffi::OsStrExt;
-        // "报价单.xlsx" in GBK, as unpacked from an old archive.
-        let name = OsStr::from_bytes(b"\xb1\xa8\xbc\xdb\xb5\xa5.xlsx");
-        let path: PathBuf = opts.out.join("resource_cache/0f").join(name);
-        write_file_at(&path, &media::document(&mut rng, "xlsx", 700), old)?;
+        crate::simulate::write_gbk_named_document(
+            &opts.out.join("resource_cache/0f"),
+            &mut rng,
+            700,
+            old,
+        )?;
         written += 1;
     }
     Ok(written)
@@ -1178,18 +1178,8 @@ mod tests {
     use super::*;
     use crate::platform::dingtalk::DingtalkSource;
     use crate::records::{Direction, Kind as MessageKind};
-    use crate::simulate::testkit::{snapshot, test_dir};
+    use crate::simulate::testkit::{options, snapshot, test_dir};
     use crate::source::Source;
-
-    const NOW: i64 = 1_750_000_000_000;
-
-    fn options(out: PathBuf) -> SimOptions {
-        SimOptions {
-            messages: 3000,
-            now_ms: NOW,
-            ..SimOptions::new(out)
-        }
-    }
 
     fn count_group_rows(conn: &Connection) -> i64 {
         let mut total = 0;

@@ -1,33 +1,18 @@
 //! Reading SQLite values the way DingTalk stores them, which is not always as declared.
 
-use rusqlite::types::ValueRef;
 use rusqlite::Row;
+
+use crate::source::sqlite;
 
 /// An integer stored as INTEGER, REAL or a numeric string.
 pub fn int(row: &Row, idx: usize) -> Option<i64> {
-    match row.get_ref(idx).ok()? {
-        ValueRef::Integer(i) => Some(i),
-        ValueRef::Real(f) if f.is_finite() => Some(f as i64),
-        ValueRef::Text(t) => std::str::from_utf8(t).ok()?.trim().parse().ok(),
-        _ => None,
-    }
+    sqlite::lenient_int(row.get_ref(idx).ok()?)
 }
 
 /// Text, keeping every valid byte; invalid UTF-8 is replaced and flagged through `lossy`.
 /// Integers (ids stored as numbers) come back in decimal.
 pub fn text(row: &Row, idx: usize, lossy: &mut bool) -> Option<String> {
-    match row.get_ref(idx).ok()? {
-        ValueRef::Text(t) | ValueRef::Blob(t) => match std::str::from_utf8(t) {
-            Ok(s) => Some(s.to_string()),
-            Err(_) => {
-                *lossy = true;
-                Some(String::from_utf8_lossy(t).into_owned())
-            }
-        },
-        ValueRef::Integer(i) => Some(i.to_string()),
-        ValueRef::Real(f) => Some(f.to_string()),
-        ValueRef::Null => None,
-    }
+    sqlite::lenient_text(row.get_ref(idx).ok()?, lossy)
 }
 
 /// Text where a replaced byte does not matter (names, ids in side tables).

@@ -39,23 +39,7 @@ pub struct GroupInfo {
     pub member_columns: Option<Vec<String>>,
 }
 
-fn text(value: ValueRef) -> Option<String> {
-    match value {
-        ValueRef::Text(t) | ValueRef::Blob(t) => Some(String::from_utf8_lossy(t).into_owned()),
-        ValueRef::Integer(i) => Some(i.to_string()),
-        ValueRef::Real(f) => Some(f.to_string()),
-        ValueRef::Null => None,
-    }
-}
-
-fn int(value: ValueRef) -> Option<i64> {
-    match value {
-        ValueRef::Integer(i) => Some(i),
-        ValueRef::Real(f) => Some(f as i64),
-        ValueRef::Text(t) => std::str::from_utf8(t).ok()?.trim().parse().ok(),
-        _ => None,
-    }
-}
+use crate::source::sqlite::{lenient_int as int, lenient_text_lossy as text};
 
 /// `"col"` when the table has it, else `NULL`.
 fn column_or_null(columns: &[String], name: &str) -> String {

@@ -14,49 +14,24 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::types::ValueRef;
 
-use crate::platform::{Platform, PlatformRef};
+use crate::platform::{Descriptor, PlatformRef};
 use crate::records::{CacheClass, Group, MediaKind, Member, Role, Warning};
-use crate::retention::policy::PlatformRetention;
-use crate::simulate::{SimError, SimOptions, SimReport};
 use crate::source::sqlite::{self, Database};
 use crate::source::stream::{self, MessageStream};
 use crate::source::{Source, SourceError, SourceFile};
 use message::GroupKey;
 
 /// QQ NT, as the registry knows it.
-pub struct Qq;
-
-pub static QQ: Qq = Qq;
-
-impl Platform for Qq {
-    fn name(&self) -> &'static str {
-        "qq"
-    }
-
-    fn expected_layout(&self) -> &'static str {
-        "QQ NT nt_db/nt_msg.db (table group_msg_table)"
-    }
-
-    fn probe(&self, root: &Path) -> Result<bool, SourceError> {
-        probe(root)
-    }
-
-    fn open(&self, root: &Path) -> Result<Box<dyn Source>, SourceError> {
-        open(root)
-    }
-
-    fn cache_class(&self, rel_path: &str) -> CacheClass {
-        cache_class(rel_path)
-    }
-
-    fn retention(&self) -> &'static PlatformRetention {
-        &retention::RETENTION
-    }
-
-    fn simulate(&self, opts: &SimOptions) -> Result<SimReport, SimError> {
-        simulate::simulate_qq(opts)
-    }
-}
+pub static QQ: Descriptor = Descriptor {
+    name: "qq",
+    aliases: &[],
+    expected_layout: "QQ NT nt_db/nt_msg.db (table group_msg_table)",
+    probe,
+    open,
+    cache_class,
+    retention: &retention::RETENTION,
+    simulate: simulate::simulate_qq,
+};
 
 pub const MSG_DB: &str = "nt_db/nt_msg.db";
 pub const INFO_DB: &str = "nt_db/group_info.db";

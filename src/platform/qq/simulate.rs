@@ -1220,14 +1220,13 @@ fn write_extra_files(root: &Path, opts: &SimOptions, world: &World) -> Result<us
     )?;
     count += 1;
     // A file name that is not UTF-8 (GBK bytes of 报价单).
-    {
-        use std::os::unix::ffi::OsStrExt;
-        let name = std::ffi::OsStr::from_bytes(b"\xb1\xa8\xbc\xdb\xb5\xa5.xlsx");
-        let path = root.join("nt_data/File").join(name);
-        let bytes = media::document(&mut rng, "xlsx", 500);
-        write_file_at(&path, &bytes, opts.now_ms - 2 * DAY_MS)?;
-        count += 1;
-    }
+    crate::simulate::write_gbk_named_document(
+        &root.join("nt_data/File"),
+        &mut rng,
+        500,
+        opts.now_ms - 2 * DAY_MS,
+    )?;
+    count += 1;
     for (index, group) in world.groups.iter().enumerate().take(20) {
         let png = media::png(16, 16, [index as u8 * 40, 120, 200]);
         write_file_at(

@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use rusqlite::types::ValueRef;
 use rusqlite::Connection;
 
 use super::{NameMap, DATABASE};
@@ -52,13 +51,7 @@ pub struct Contacts {
     pub rooms: HashMap<String, Room>,
 }
 
-fn text(value: ValueRef) -> Option<String> {
-    match value {
-        ValueRef::Text(t) | ValueRef::Blob(t) => Some(String::from_utf8_lossy(t).into_owned()),
-        ValueRef::Integer(i) => Some(i.to_string()),
-        _ => None,
-    }
-}
+use crate::source::sqlite::lenient_text_lossy as text;
 
 pub fn owner(
     conn: &Connection,

@@ -510,7 +510,7 @@ fn voice_refs(raw: &Columns) -> Vec<MediaRef> {
         return Vec::new();
     };
     let hash = Md5::digest(key.as_bytes());
-    let hex = data_encoding::HEXLOWER.encode(&hash);
+    let hex = crate::digest::hex(&hash);
     vec![MediaRef {
         kind: MediaKind::Voice,
         location: MediaLocation::Path(format!(

@@ -14,48 +14,23 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::platform::{Platform, PlatformRef};
+use crate::platform::{Descriptor, PlatformRef};
 use crate::records::{CacheClass, Group, MediaKind, Member, Warning};
-use crate::retention::policy::PlatformRetention;
-use crate::simulate::{SimError, SimOptions, SimReport};
 use crate::source::sqlite::{self, Database};
 use crate::source::stream::{self, MessageStream};
 use crate::source::{Source, SourceError, SourceFile};
 
 /// WeChat for Android, as the registry knows it.
-pub struct Wechat;
-
-pub static WECHAT: Wechat = Wechat;
-
-impl Platform for Wechat {
-    fn name(&self) -> &'static str {
-        "wechat"
-    }
-
-    fn expected_layout(&self) -> &'static str {
-        "WeChat EnMicroMsg.db (tables message, rcontact)"
-    }
-
-    fn probe(&self, root: &Path) -> Result<bool, SourceError> {
-        probe(root)
-    }
-
-    fn open(&self, root: &Path) -> Result<Box<dyn Source>, SourceError> {
-        open(root)
-    }
-
-    fn cache_class(&self, rel_path: &str) -> CacheClass {
-        cache_class(rel_path)
-    }
-
-    fn retention(&self) -> &'static PlatformRetention {
-        &retention::RETENTION
-    }
-
-    fn simulate(&self, opts: &SimOptions) -> Result<SimReport, SimError> {
-        simulate::simulate_wechat(opts)
-    }
-}
+pub static WECHAT: Descriptor = Descriptor {
+    name: "wechat",
+    aliases: &[],
+    expected_layout: "WeChat EnMicroMsg.db (tables message, rcontact)",
+    probe,
+    open,
+    cache_class,
+    retention: &retention::RETENTION,
+    simulate: simulate::simulate_wechat,
+};
 
 pub const DATABASE: &str = "EnMicroMsg.db";
 const REQUIRED_TABLES: [&str; 2] = ["message", "rcontact"];

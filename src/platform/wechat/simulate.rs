@@ -19,7 +19,6 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use rand::distributions::{Distribution, WeightedIndex};
@@ -2246,12 +2245,7 @@ fn write_orphans(opts: &SimOptions) -> Result<usize, SimError> {
     )?;
     written += 4;
     if opts.edge_rate > 0.0 {
-        use std::ffi::OsStr;
-        use std::os::unix::ffi::OsStrExt;
-        // "报价单.xlsx" in GBK, as unpacked from an old archive.
-        let name = OsStr::from_bytes(b"\xb1\xa8\xbc\xdb\xb5\xa5.xlsx");
-        let path: PathBuf = opts.out.join("Download").join(name);
-        write_file_at(&path, &media::document(&mut rng, "xlsx", 700), old)?;
+        crate::simulate::write_gbk_named_document(&opts.out.join("Download"), &mut rng, 700, old)?;
         written += 1;
     }
     Ok(written)
@@ -2260,18 +2254,10 @@ fn write_orphans(opts: &SimOptions) -> Result<usize, SimError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simulate::testkit::{snapshot, test_dir};
+    use crate::simulate::testkit::{options, snapshot, test_dir};
     use std::collections::BTreeSet;
 
     const NOW: i64 = 1_750_000_000_000;
-
-    fn options(out: PathBuf) -> SimOptions {
-        SimOptions {
-            messages: 3000,
-            now_ms: NOW,
-            ..SimOptions::new(out)
-        }
-    }
 
     #[test]
     fn same_options_give_identical_bytes() {

@@ -22,47 +22,22 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::platform::{Platform, PlatformRef};
+use crate::platform::{Descriptor, PlatformRef};
 use crate::records::{CacheClass, Group, MediaKind, Member, Role, Warning};
-use crate::retention::policy::PlatformRetention;
-use crate::simulate::{SimError, SimOptions, SimReport};
 use crate::source::stream::{self, MessageStream};
 use crate::source::{Source, SourceError, SourceFile};
 
 /// WeCom (企业微信) archive, as the registry knows it.
-pub struct Wecom;
-
-pub static WECOM: Wecom = Wecom;
-
-impl Platform for Wecom {
-    fn name(&self) -> &'static str {
-        "wecom"
-    }
-
-    fn expected_layout(&self) -> &'static str {
-        "WeCom archive/*.jsonl"
-    }
-
-    fn probe(&self, root: &Path) -> Result<bool, SourceError> {
-        probe(root)
-    }
-
-    fn open(&self, root: &Path) -> Result<Box<dyn Source>, SourceError> {
-        open(root)
-    }
-
-    fn cache_class(&self, rel_path: &str) -> CacheClass {
-        cache_class(rel_path)
-    }
-
-    fn retention(&self) -> &'static PlatformRetention {
-        &retention::RETENTION
-    }
-
-    fn simulate(&self, opts: &SimOptions) -> Result<SimReport, SimError> {
-        simulate::simulate_wecom(opts)
-    }
-}
+pub static WECOM: Descriptor = Descriptor {
+    name: "wecom",
+    aliases: &[],
+    expected_layout: "WeCom archive/*.jsonl",
+    probe,
+    open,
+    cache_class,
+    retention: &retention::RETENTION,
+    simulate: simulate::simulate_wecom,
+};
 
 pub const ARCHIVE_DIR: &str = "archive";
 pub const GROUPS_DIR: &str = "groups";

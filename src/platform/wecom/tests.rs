@@ -483,7 +483,7 @@ fn detection_by_content() {
     assert!(probe(root).unwrap());
     assert_eq!(
         crate::source::detect(root).unwrap().name(),
-        WECOM.name(),
+        WECOM.name,
         "no other platform claims it"
     );
     let empty = tempfile::tempdir().unwrap();
