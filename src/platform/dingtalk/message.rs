@@ -16,13 +16,7 @@ use crate::source::sqlite::map_sqlite_error;
 use crate::source::stream::Emitter;
 use crate::source::SourceError;
 
-const TEXT: i64 = 1;
-const IMAGE: i64 = 2;
-const SYSTEM: i64 = 102;
-const VOICE: i64 = 300;
-const VIDEO: i64 = 400;
-const FILE: i64 = 501;
-const RED_PACKET: i64 = 902;
+use super::schema::{FILE, IMAGE, RED_PACKET, SYSTEM, TEXT, VIDEO, VOICE};
 
 /// How images are found: `im_image_info` columns, decided at open.
 #[derive(Debug, Clone)]

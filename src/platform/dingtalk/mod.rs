@@ -4,6 +4,7 @@
 pub(crate) mod content;
 mod conversation;
 mod message;
+pub mod schema;
 mod shards;
 mod value;
 

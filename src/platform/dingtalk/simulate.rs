@@ -50,13 +50,10 @@ pub const UNKNOWN_TYPES: [i64; 4] = [1200, 2900, 104, 1101];
 /// A `createdAt` planted as text that is no number (with edge cases on).
 pub const BAD_TIME_TEXT: &str = "昨天";
 
-pub const TYPE_TEXT: i64 = 1;
-pub const TYPE_IMAGE: i64 = 2;
-pub const TYPE_SYSTEM: i64 = 102;
-pub const TYPE_VOICE: i64 = 300;
-pub const TYPE_VIDEO: i64 = 400;
-pub const TYPE_FILE: i64 = 501;
-pub const TYPE_RED_PACKET: i64 = 902;
+pub use super::schema::{
+    FILE as TYPE_FILE, IMAGE as TYPE_IMAGE, RED_PACKET as TYPE_RED_PACKET, SYSTEM as TYPE_SYSTEM,
+    TEXT as TYPE_TEXT, VIDEO as TYPE_VIDEO, VOICE as TYPE_VOICE,
+};
 
 /// Share of the newest group messages left only in the WAL.
 const WAL_SHARE: f64 = 0.02;

@@ -3,33 +3,8 @@
 
 use super::proto::{DecodeError, Reader, Value};
 
-/// The repeated element field, and the number some QQ versions use instead.
-pub const ELEMENT_FIELD: u32 = 40800;
-pub const ELEMENT_FIELD_ALT: u32 = 48000;
-
-/// Element types (`45002`).
-pub mod element_type {
-    pub const TEXT: u64 = 1;
-    pub const PICTURE: u64 = 2;
-    pub const FILE: u64 = 3;
-    pub const VOICE: u64 = 4;
-    pub const VIDEO: u64 = 5;
-    pub const FACE: u64 = 6;
-    // 7 is a reply: what it quotes is not exported.
-    pub const GREY_TIP: u64 = 8;
-    pub const RED_PACKET: u64 = 9;
-}
-
-const FIELD_ELEMENT_TYPE: u32 = 45002;
-const FIELD_TEXT: u32 = 45101;
-const FIELD_FILE_NAME: u32 = 45402;
-const FIELD_FILE_PATH: u32 = 45403;
-const FIELD_FILE_SIZE: u32 = 45405;
-const FIELD_MD5: u32 = 45406;
-const FIELD_VIDEO_SECONDS: u32 = 45410;
-const FIELD_VOICE_SECONDS: u32 = 45906;
-const FIELD_FACE_TEXT: u32 = 47602;
-const FIELD_RED_PACKET_TITLE: u32 = 48443;
+pub use super::schema::element_type;
+use super::schema::field;
 
 /// One segment of a message; strings are raw bytes borrowed from the body.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -58,7 +33,7 @@ pub fn parse(body: &[u8]) -> Result<Vec<Element<'_>>, DecodeError> {
     let mut elements = Vec::new();
     for field in Reader::new(body) {
         let (number, value) = field?;
-        if number == ELEMENT_FIELD || number == ELEMENT_FIELD_ALT {
+        if number == field::ELEMENT || number == field::ELEMENT_ALT {
             match value {
                 Value::Bytes(bytes) => elements.push(parse_element(bytes)?),
                 other => return Err(wrong(number, &other)),
@@ -80,12 +55,12 @@ fn parse_element(bytes: &[u8]) -> Result<Element<'_>, DecodeError> {
     for field in Reader::new(bytes) {
         let (number, value) = field?;
         let slot_bytes = match number {
-            FIELD_TEXT => Some(&mut element.text),
-            FIELD_FILE_NAME => Some(&mut element.file_name),
-            FIELD_FILE_PATH => Some(&mut element.file_path),
-            FIELD_MD5 => Some(&mut element.md5),
-            FIELD_FACE_TEXT => Some(&mut element.face_text),
-            FIELD_RED_PACKET_TITLE => Some(&mut element.red_packet_title),
+            field::TEXT => Some(&mut element.text),
+            field::FILE_NAME => Some(&mut element.file_name),
+            field::FILE_PATH => Some(&mut element.file_path),
+            field::MD5 => Some(&mut element.md5),
+            field::FACE_TEXT => Some(&mut element.face_text),
+            field::RED_PACKET_TITLE => Some(&mut element.red_packet_title),
             _ => None,
         };
         if let Some(slot) = slot_bytes {
@@ -96,10 +71,10 @@ fn parse_element(bytes: &[u8]) -> Result<Element<'_>, DecodeError> {
             continue;
         }
         let slot_number = match number {
-            FIELD_ELEMENT_TYPE => Some(&mut element.element_type),
-            FIELD_FILE_SIZE => Some(&mut element.file_size),
-            FIELD_VOICE_SECONDS => Some(&mut element.voice_seconds),
-            FIELD_VIDEO_SECONDS => Some(&mut element.video_seconds),
+            field::ELEMENT_TYPE => Some(&mut element.element_type),
+            field::FILE_SIZE => Some(&mut element.file_size),
+            field::VOICE_SECONDS => Some(&mut element.voice_seconds),
+            field::VIDEO_SECONDS => Some(&mut element.video_seconds),
             _ => None,
         };
         if let Some(slot) = slot_number {
@@ -188,18 +163,21 @@ mod tests {
         let mut body = Vec::new();
         bytes_field(
             &mut body,
-            ELEMENT_FIELD,
-            &element(&[(FIELD_TEXT, "你好".as_bytes())], &[(45002, 1)]),
+            field::ELEMENT,
+            &element(&[(field::TEXT, "你好".as_bytes())], &[(45002, 1)]),
         );
         bytes_field(
             &mut body,
-            ELEMENT_FIELD_ALT,
-            &element(&[(FIELD_FACE_TEXT, "/捂脸".as_bytes())], &[(45002, 6)]),
+            field::ELEMENT_ALT,
+            &element(&[(field::FACE_TEXT, "/捂脸".as_bytes())], &[(45002, 6)]),
         );
         bytes_field(
             &mut body,
-            ELEMENT_FIELD,
-            &element(&[(FIELD_FILE_PATH, b"/x/nt_data/Pic/a.jpg")], &[(45002, 2)]),
+            field::ELEMENT,
+            &element(
+                &[(field::FILE_PATH, b"/x/nt_data/Pic/a.jpg")],
+                &[(45002, 2)],
+            ),
         );
         let elements = parse(&body).unwrap();
         assert_eq!(elements.len(), 3);
@@ -222,11 +200,11 @@ mod tests {
         bytes_field(&mut el, 46002, b"\xff\xfe junk");
         key(&mut el, 45002, 0);
         varint(&mut el, 1);
-        bytes_field(&mut el, FIELD_TEXT, b"ok");
+        bytes_field(&mut el, field::TEXT, b"ok");
         let mut body = Vec::new();
         key(&mut body, 1, 5);
         body.extend_from_slice(&[1, 2, 3, 4]);
-        bytes_field(&mut body, ELEMENT_FIELD, &el);
+        bytes_field(&mut body, field::ELEMENT, &el);
         let elements = parse(&body).unwrap();
         assert_eq!(message_text(&elements).0, "ok");
     }
@@ -234,17 +212,17 @@ mod tests {
     #[test]
     fn known_fields_with_the_wrong_wire_type_are_errors() {
         let mut body = Vec::new();
-        key(&mut body, ELEMENT_FIELD, 0);
+        key(&mut body, field::ELEMENT, 0);
         varint(&mut body, 5);
         assert!(matches!(
             parse(&body),
             Err(DecodeError::WrongWireType { field: 40800, .. })
         ));
         let mut el = Vec::new();
-        key(&mut el, FIELD_TEXT, 0);
+        key(&mut el, field::TEXT, 0);
         varint(&mut el, 5);
         let mut body = Vec::new();
-        bytes_field(&mut body, ELEMENT_FIELD, &el);
+        bytes_field(&mut body, field::ELEMENT, &el);
         assert!(parse(&body).is_err());
     }
 
@@ -253,8 +231,8 @@ mod tests {
         let mut body = Vec::new();
         bytes_field(
             &mut body,
-            ELEMENT_FIELD,
-            &element(&[(FIELD_TEXT, b"hello world")], &[(45002, 1)]),
+            field::ELEMENT,
+            &element(&[(field::TEXT, b"hello world")], &[(45002, 1)]),
         );
         for cut in 1..body.len() {
             assert!(parse(&body[..cut]).is_err(), "cut at {cut}");
@@ -266,8 +244,8 @@ mod tests {
         let mut body = Vec::new();
         bytes_field(
             &mut body,
-            ELEMENT_FIELD,
-            &element(&[(FIELD_TEXT, b"a\xffb")], &[(45002, 1)]),
+            field::ELEMENT,
+            &element(&[(field::TEXT, b"a\xffb")], &[(45002, 1)]),
         );
         let elements = parse(&body).unwrap();
         assert_eq!(message_text(&elements), ("a\u{FFFD}b".to_string(), true));
@@ -278,8 +256,8 @@ mod tests {
         let mut body = Vec::new();
         bytes_field(
             &mut body,
-            ELEMENT_FIELD,
-            &element(&[(FIELD_TEXT, "群主已解散该群".as_bytes())], &[(45002, 8)]),
+            field::ELEMENT,
+            &element(&[(field::TEXT, "群主已解散该群".as_bytes())], &[(45002, 8)]),
         );
         let elements = parse(&body).unwrap();
         assert_eq!(grey_tip_text(&elements).0, "群主已解散该群");

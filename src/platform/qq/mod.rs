@@ -5,6 +5,7 @@ pub(crate) mod body;
 mod group;
 pub(crate) mod message;
 pub mod proto;
+pub mod schema;
 
 pub mod retention;
 pub mod simulate;

@@ -16,8 +16,6 @@ use crate::simulate::{
     SimOptions, SimReport, SimRng, TimeSpread, DAY_MS, HOUR_MS,
 };
 
-const MSG_DB: &str = "nt_db/nt_msg.db";
-const INFO_DB: &str = "nt_db/group_info.db";
 /// Where QQ keeps its files on an Android device; rows name media by this absolute path.
 const DEVICE_PREFIX: &str = "/storage/emulated/0/Android/data/com.tencent.mobileqq/files/";
 
@@ -31,32 +29,8 @@ const STREAM_FILES: u64 = 3;
 const MSG_TABLE_DDL: &str = r#"CREATE TABLE group_msg_table ("40001" INTEGER PRIMARY KEY, "40002" INTEGER, "40003" INTEGER, "40010" INTEGER, "40011" INTEGER, "40012" INTEGER, "40013" INTEGER, "40020" TEXT, "40026" INTEGER, "40021" TEXT, "40027" INTEGER, "40040" INTEGER, "40041" INTEGER, "40050" INTEGER, "40052" INTEGER, "40090" TEXT, "40093" TEXT, "40800" BLOB, "40900" BLOB, "40105" INTEGER, "40005" INTEGER, "40058" INTEGER, "40006" TEXT, "40100" INTEGER, "40600" BLOB, "40060" INTEGER, "40850" INTEGER, "40851" INTEGER, "40601" BLOB, "40801" BLOB, "40605" BLOB, "40030" INTEGER, "40033" INTEGER, "40062" BLOB, "40083" INTEGER, "40084" INTEGER)"#;
 const MSG_INSERT: &str = r#"INSERT INTO group_msg_table ("40001", "40002", "40003", "40010", "40011", "40012", "40013", "40020", "40021", "40027", "40030", "40033", "40041", "40050", "40058", "40090", "40093", "40800") VALUES (?1, ?2, ?3, 2, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, 2, ?11, ?12, ?13, ?14, ?15)"#;
 
-/// Protobuf field numbers of a body element (sources.md §2).
-mod field {
-    pub const ELEMENT: u32 = 40800;
-    pub const ELEMENT_ALT: u32 = 48000;
-    pub const ELEMENT_ID: u32 = 45001;
-    pub const ELEMENT_TYPE: u32 = 45002;
-    pub const TEXT: u32 = 45101;
-    pub const AT_TYPE: u32 = 45102;
-    pub const AT_UID: u32 = 45103;
-    pub const FILE_NAME: u32 = 45402;
-    pub const FILE_PATH: u32 = 45403;
-    pub const FILE_SIZE: u32 = 45405;
-    pub const MD5: u32 = 45406;
-    pub const VIDEO_SECONDS: u32 = 45410;
-    pub const PIC_WIDTH: u32 = 45411;
-    pub const PIC_HEIGHT: u32 = 45412;
-    pub const VOICE_SECONDS: u32 = 45906;
-    pub const REPLY_SEQ: u32 = 47402;
-    pub const REPLY_UID: u32 = 47403;
-    pub const FACE_INDEX: u32 = 47601;
-    pub const FACE_TEXT: u32 = 47602;
-    pub const ARK_JSON: u32 = 47901;
-    pub const RED_PACKET_AMOUNT: u32 = 48412;
-    pub const RED_PACKET_TITLE: u32 = 48443;
-    pub const FORWARD_XML: u32 = 48602;
-}
+use super::schema::{element_type as el, field};
+use super::{INFO_DB, MSG_DB};
 
 /// A minimal protobuf encoder for message bodies.
 mod pb {
@@ -89,22 +63,6 @@ mod pb {
         varint(out, value.len() as u64);
         out.extend_from_slice(value);
     }
-}
-
-/// Element types (`45002`).
-mod el {
-    pub const TEXT: u64 = 1;
-    pub const PICTURE: u64 = 2;
-    pub const FILE: u64 = 3;
-    pub const VOICE: u64 = 4;
-    pub const VIDEO: u64 = 5;
-    pub const FACE: u64 = 6;
-    pub const REPLY: u64 = 7;
-    pub const GREY_TIP: u64 = 8;
-    pub const RED_PACKET: u64 = 9;
-    /// Types the spec does not list (ark cards, forwards): the importer must skip them.
-    pub const ARK: u64 = 10;
-    pub const MULTI_FORWARD: u64 = 16;
 }
 
 struct Person {

@@ -15,8 +15,7 @@ use crate::source::sqlite::map_sqlite_error;
 use crate::source::stream::Emitter;
 use crate::source::SourceError;
 
-const SYSTEM: i64 = 10000;
-const APP_FAMILY: i64 = 49;
+use super::schema::{app_type, msg_type};
 
 /// What a producer thread needs to read one conversation.
 #[derive(Clone)]
@@ -233,7 +232,7 @@ pub fn interpret(raw: RawRow, query: &Query) -> Message {
     let content = content.unwrap_or_default();
 
     // The payload is `content[payload_start..]`: after the sender prefix, if any.
-    let (direction, sender_id, payload_start) = if type_code == SYSTEM {
+    let (direction, sender_id, payload_start) = if type_code == msg_type::SYSTEM {
         (Direction::System, None, 0)
     } else if raw.is_send {
         (Direction::Sent, query.owner.clone(), 0)
@@ -252,11 +251,15 @@ pub fn interpret(raw: RawRow, query: &Query) -> Message {
     };
 
     let mut parsed = parse_payload(type_code, &content[payload_start..], &raw);
-    if !has_content && type_code == SYSTEM {
+    if !has_content && type_code == msg_type::SYSTEM {
         // An empty system message is still one: nothing to show, nothing malformed.
         parsed.kind = Kind::System;
         parsed.text = Some(String::new());
-    } else if !has_content && type_code != 3 && type_code != 34 && type_code != 43 {
+    } else if !has_content
+        && type_code != msg_type::IMAGE
+        && type_code != msg_type::VOICE
+        && type_code != msg_type::VIDEO
+    {
         parsed.kind = Kind::Other;
         parsed.text = None;
         parsed.warning = Some("no content (NULL)".into());
@@ -327,10 +330,10 @@ fn parse_payload(type_code: i64, payload: &str, raw: &Columns) -> Parsed {
         parsed.warning = Some(format!("malformed {what} payload"));
     };
     match type_code {
-        1 => {
+        msg_type::TEXT => {
             parsed.kind = Kind::Text;
         }
-        3 => {
+        msg_type::IMAGE => {
             parsed.media = image_refs(raw);
             if xml::has_element(payload, "img") {
                 parsed.kind = Kind::Image;
@@ -339,7 +342,7 @@ fn parse_payload(type_code: i64, payload: &str, raw: &Columns) -> Parsed {
                 malformed(&mut parsed, "image");
             }
         }
-        34 => {
+        msg_type::VOICE => {
             parsed.media = voice_refs(raw);
             match xml::attribute(payload, "voicemsg", "voicelength") {
                 Some(ms) => {
@@ -350,7 +353,7 @@ fn parse_payload(type_code: i64, payload: &str, raw: &Columns) -> Parsed {
                 None => malformed(&mut parsed, "voice"),
             }
         }
-        43 => {
+        msg_type::VIDEO => {
             parsed.media = video_refs(raw);
             if xml::has_element(payload, "videomsg") {
                 parsed.kind = Kind::Video;
@@ -360,7 +363,7 @@ fn parse_payload(type_code: i64, payload: &str, raw: &Columns) -> Parsed {
                 malformed(&mut parsed, "video");
             }
         }
-        47 => {
+        msg_type::EMOJI => {
             if xml::has_element(payload, "emoji") {
                 parsed.kind = Kind::Emoji;
                 parsed.text = Some("[emoji]".into());
@@ -368,7 +371,7 @@ fn parse_payload(type_code: i64, payload: &str, raw: &Columns) -> Parsed {
                 malformed(&mut parsed, "emoji");
             }
         }
-        48 => {
+        msg_type::LOCATION => {
             if xml::has_element(payload, "location") {
                 parsed.kind = Kind::Location;
                 let name = xml::attribute(payload, "location", "poiname")
@@ -380,7 +383,7 @@ fn parse_payload(type_code: i64, payload: &str, raw: &Columns) -> Parsed {
                 malformed(&mut parsed, "location");
             }
         }
-        SYSTEM => {
+        msg_type::SYSTEM => {
             if payload.contains("撤回") {
                 parsed.kind = Kind::Recall;
             } else if xml::has_element(payload, "sysmsg")
@@ -394,7 +397,7 @@ fn parse_payload(type_code: i64, payload: &str, raw: &Columns) -> Parsed {
                 parsed.kind = Kind::System;
             }
         }
-        code if code == APP_FAMILY || (code > 0xFFFF && code & 0xFFFF == APP_FAMILY) => {
+        code if code == msg_type::APP || (code > 0xFFFF && code & 0xFFFF == msg_type::APP) => {
             parse_app_message(code, payload, raw, &mut parsed);
         }
         _ => {
@@ -410,10 +413,10 @@ fn parse_app_message(code: i64, payload: &str, raw: &Columns, parsed: &mut Parse
         .and_then(|t| t.trim().parse::<i64>().ok());
     // Codes above 65535 name their family too; the payload's own <type> wins when present.
     let family = app_type.or(match code {
-        436207665 => Some(2001),
-        419430449 => Some(2000),
-        822083633 => Some(57),
-        1090519089 => Some(6),
+        msg_type::RED_PACKET => Some(app_type::RED_PACKET),
+        msg_type::TRANSFER => Some(app_type::TRANSFER),
+        msg_type::QUOTE => Some(app_type::QUOTE),
+        msg_type::FILE => Some(app_type::FILE),
         _ => None,
     });
     if let Some(n) = app_type {
@@ -421,12 +424,12 @@ fn parse_app_message(code: i64, payload: &str, raw: &Columns, parsed: &mut Parse
     }
     let title = xml::element_text(payload, "title").unwrap_or_default();
     match family {
-        Some(5) if app_type.is_some() => {
+        Some(app_type::LINK) if app_type.is_some() => {
             parsed.kind = Kind::Link;
             let url = xml::element_text(payload, "url").unwrap_or_default();
             parsed.text = Some(format!("[link] {title} {url}").trim_end().to_string());
         }
-        Some(6) => {
+        Some(app_type::FILE) => {
             parsed.media = file_refs(raw, &title);
             if app_type.is_some() {
                 parsed.kind = Kind::File;
@@ -436,17 +439,17 @@ fn parse_app_message(code: i64, payload: &str, raw: &Columns, parsed: &mut Parse
                 parsed.warning = Some("malformed file payload".into());
             }
         }
-        Some(57) if app_type.is_some() => {
+        Some(app_type::QUOTE) if app_type.is_some() => {
             parsed.kind = Kind::Quote;
             parsed.text = Some(title);
         }
-        Some(2000) if xml::has_element(payload, "wcpayinfo") => {
+        Some(app_type::TRANSFER) if xml::has_element(payload, "wcpayinfo") => {
             parsed.kind = Kind::Transfer;
             let fee = xml::element_text(payload, "feedesc").unwrap_or_default();
             let memo = xml::element_text(payload, "pay_memo").unwrap_or_default();
             parsed.text = Some(format!("[transfer] {fee} {memo}").trim_end().to_string());
         }
-        Some(2001) if xml::has_element(payload, "wcpayinfo") => {
+        Some(app_type::RED_PACKET) if xml::has_element(payload, "wcpayinfo") => {
             parsed.kind = Kind::RedPacket;
             let wish = xml::element_text(payload, "sendertitle")
                 .filter(|s| !s.is_empty())

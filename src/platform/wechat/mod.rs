@@ -3,6 +3,7 @@
 
 mod contact;
 pub(crate) mod message;
+pub mod schema;
 mod spool;
 pub(crate) mod xml;
 

@@ -56,21 +56,12 @@ pub const OUTSIDE_PATHS: [&str; 3] = [
 /// Type codes the spec does not list; importers keep them as kind `other`.
 pub const UNKNOWN_TYPES: [i64; 6] = [99999, 1_048_625, 10002, 50, 37, 268_445_456];
 
-pub const TYPE_TEXT: i64 = 1;
-pub const TYPE_IMAGE: i64 = 3;
-pub const TYPE_VOICE: i64 = 34;
-pub const TYPE_CARD: i64 = 42;
-pub const TYPE_VIDEO: i64 = 43;
-pub const TYPE_EMOJI: i64 = 47;
-pub const TYPE_LOCATION: i64 = 48;
-pub const TYPE_APP: i64 = 49;
-pub const TYPE_SYSTEM: i64 = 10000;
-pub const TYPE_RED_PACKET: i64 = 436_207_665;
-pub const TYPE_TRANSFER: i64 = 419_430_449;
-pub const TYPE_QUOTE: i64 = 822_083_633;
-pub const TYPE_FILE: i64 = 1_090_519_089;
-/// "Pat" (拍一拍): a real app-message family code (low 16 bits = 49).
-pub const TYPE_PAT: i64 = 922_746_929;
+pub use super::schema::msg_type::{
+    APP as TYPE_APP, CARD as TYPE_CARD, EMOJI as TYPE_EMOJI, FILE as TYPE_FILE,
+    IMAGE as TYPE_IMAGE, LOCATION as TYPE_LOCATION, PAT as TYPE_PAT, QUOTE as TYPE_QUOTE,
+    RED_PACKET as TYPE_RED_PACKET, SYSTEM as TYPE_SYSTEM, TEXT as TYPE_TEXT,
+    TRANSFER as TYPE_TRANSFER, VIDEO as TYPE_VIDEO, VOICE as TYPE_VOICE,
+};
 
 /// Share of the newest group messages left only in the WAL.
 const WAL_SHARE: f64 = 0.02;
