@@ -8,7 +8,9 @@
 #                                           per target (-runs=0), for CI
 #
 # Needs `rustup toolchain install nightly` and `cargo install cargo-fuzz`. Targets run one
-# after another under `nice`; the build uses CARGO_BUILD_JOBS (default 1). New inputs go to
+# after another under `nice`; the build uses CARGO_BUILD_JOBS (default 1). FUZZ_SANITIZER
+# (default `address`) is passed as `--sanitizer`; CI uses `none` for a build that takes
+# half as long, since the parsers are safe Rust. New inputs go to
 # fuzz/grown/<target>/ (not committed), failing inputs to fuzz/artifacts/<target>/, logs to
 # fuzz/grown/logs/. A failing input belongs, once its bug is fixed, in
 # fuzz/regressions/<target>/, which tests/fuzz_regressions.rs replays on stable.
@@ -20,6 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-1}"
 TOOLCHAIN="${FUZZ_TOOLCHAIN:-+nightly}"
+SANITIZER="${FUZZ_SANITIZER:-address}"
 
 mode=fuzz
 seconds=600
@@ -54,7 +57,7 @@ fi
 
 echo "building ${#targets[@]} fuzz targets (CARGO_BUILD_JOBS=$CARGO_BUILD_JOBS)"
 for target in "${targets[@]}"; do
-    nice -n 10 cargo "$TOOLCHAIN" fuzz build "$target"
+    nice -n 10 cargo "$TOOLCHAIN" fuzz build --sanitizer "$SANITIZER" "$target"
 done
 
 mkdir -p fuzz/grown/logs
@@ -75,7 +78,7 @@ for target in "${targets[@]}"; do
     done
     before=$(find "fuzz/artifacts/$target" -type f 2>/dev/null | wc -l || true)
     status=0
-    nice -n 10 cargo "$TOOLCHAIN" fuzz run "$target" "${dirs[@]}" -- \
+    nice -n 10 cargo "$TOOLCHAIN" fuzz run --sanitizer "$SANITIZER" "$target" "${dirs[@]}" -- \
         "${flags[@]}" -timeout=10 -rss_limit_mb=512 -print_final_stats=1 \
         >"$log" 2>&1 || status=$?
     after=$(find "fuzz/artifacts/$target" -type f 2>/dev/null | wc -l || true)

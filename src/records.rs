@@ -218,6 +218,24 @@ pub fn representable_seconds(seconds: i64) -> Option<i64> {
     seconds.checked_mul(1000).and_then(representable_ms)
 }
 
+/// A message time read from `column` (milliseconds), if the outputs can write it; a
+/// missing or unwritable time is left empty with a warning saying so.
+pub fn checked_time_ms(column: &str, ms: Option<i64>, warnings: &mut Vec<String>) -> Option<i64> {
+    match ms {
+        Some(ms) => {
+            let time = representable_ms(ms);
+            if time.is_none() {
+                warnings.push(unrepresentable_time(column, ms));
+            }
+            time
+        }
+        None => {
+            warnings.push(format!("no {column}: time left empty"));
+            None
+        }
+    }
+}
+
 /// The warning for a time column that holds no writable instant.
 pub fn unrepresentable_time(column: &str, value: impl fmt::Display) -> String {
     format!("{column} {value} is not a representable time (years 0000-9999): time left empty")

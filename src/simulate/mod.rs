@@ -320,6 +320,23 @@ pub fn set_mtime(path: &Path, mtime_ms: i64) -> Result<(), SimError> {
         .map_err(io_error(path))
 }
 
+/// Puts `conn` in WAL mode with no automatic or closing checkpoint, so that what is written
+/// from now on stays in the `-wal` file, as an app that is still running leaves it.
+pub fn keep_writes_in_wal(conn: &rusqlite::Connection) -> Result<(), SimError> {
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(SimError::InvalidOption(format!(
+            "SQLite refused WAL mode (journal mode is {mode}); is the output on a network file system?"
+        )));
+    }
+    conn.execute_batch("PRAGMA wal_autocheckpoint=0;")?;
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )?;
+    Ok(())
+}
+
 /// Writes `dir/报价单.xlsx` with the name in GBK bytes, not UTF-8, as unpacked from an old
 /// archive: a file name no UTF-8-only tool can hold.
 pub fn write_gbk_named_document(

@@ -9,8 +9,7 @@ use super::shards::Shard;
 use super::value::{int, quote, text};
 use super::DATABASE;
 use crate::records::{
-    representable_ms, unrepresentable_time, Direction, Kind, MediaKind, MediaLocation, MediaRef,
-    Message,
+    checked_time_ms, Direction, Kind, MediaKind, MediaLocation, MediaRef, Message,
 };
 use crate::source::sqlite::map_sqlite_error;
 use crate::source::stream::Emitter;
@@ -218,19 +217,7 @@ fn interpret(raw: RawRow, query: &Query) -> Message {
         (_, Some(row_id)) => row_id.to_string(),
         _ => String::new(),
     };
-    let time_ms = match raw.created_ms {
-        Some(ms) => {
-            let time = representable_ms(ms);
-            if time.is_none() {
-                warnings.push(unrepresentable_time("createdAt", ms));
-            }
-            time
-        }
-        None => {
-            warnings.push("no createdAt: time left empty".into());
-            None
-        }
-    };
+    let time_ms = checked_time_ms("createdAt", raw.created_ms, &mut warnings);
     let is_system = raw.content_type == Some(SYSTEM);
     let sender_id = if is_system {
         None

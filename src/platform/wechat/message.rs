@@ -8,8 +8,7 @@ use rusqlite::{Connection, Row};
 
 use super::xml;
 use crate::records::{
-    representable_ms, unrepresentable_time, Direction, Kind, MediaKind, MediaLocation, MediaRef,
-    Message,
+    checked_time_ms, Direction, Kind, MediaKind, MediaLocation, MediaRef, Message,
 };
 use crate::source::sqlite::map_sqlite_error;
 use crate::source::stream::Emitter;
@@ -213,19 +212,7 @@ pub fn interpret(raw: RawRow, query: &Query) -> Message {
         Some(id) if id != 0 => id.to_string(),
         _ => raw.local_id.to_string(),
     };
-    let time_ms = match raw.create_time {
-        Some(ms) => {
-            let time = representable_ms(ms);
-            if time.is_none() {
-                warnings.push(unrepresentable_time("createTime", ms));
-            }
-            time
-        }
-        None => {
-            warnings.push("no createTime: time left empty".into());
-            None
-        }
-    };
+    let time_ms = checked_time_ms("createTime", raw.create_time, &mut warnings);
     let type_code = raw.type_code.unwrap_or(-1);
     let content = raw.content.take();
     let has_content = content.is_some();

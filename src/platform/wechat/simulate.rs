@@ -24,7 +24,6 @@ use std::time::Instant;
 use rand::distributions::{Distribution, WeightedIndex};
 use rand::seq::SliceRandom;
 use rand::Rng;
-use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection};
 
 use crate::simulate::edge::{self, GroupKind};
@@ -1003,18 +1002,7 @@ impl<'a> Simulation<'a> {
         self.conn.execute_batch("COMMIT")?;
         self.conn.execute_batch(INDEXES)?;
         self.indexes_created = true;
-        let mode: String = self
-            .conn
-            .query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(SimError::InvalidOption(format!(
-                "SQLite refused WAL mode (journal mode is {mode}); is the output on a network file system?"
-            )));
-        }
-        // Keep the newest rows in the WAL: no automatic or closing checkpoint.
-        self.conn.execute_batch("PRAGMA wal_autocheckpoint=0;")?;
-        self.conn
-            .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+        crate::simulate::keep_writes_in_wal(&self.conn)?;
         self.conn.execute_batch("BEGIN")?;
         self.in_wal = true;
         Ok(())
