@@ -544,7 +544,7 @@ fn write_payload(
     identities: &Identities,
     databases_before: impl FnOnce() -> Result<Vec<(String, SourceRecord)>, ExportError>,
 ) -> Result<WrittenPayload, ExportError> {
-    // Media files read are added as they are copied; the databases once hashed.
+    // Every source file read: media as the copier read them, the databases once hashed.
     let mut sources: BTreeMap<String, SourceRecord> = BTreeMap::new();
     let mut warnings = Warnings {
         kept: source
@@ -656,35 +656,8 @@ fn write_payload(
     }
     progress.finish_and_clear();
 
-    let group_cells: Vec<(Cow<str>, Cow<str>, Cow<str>)> = groups
-        .iter()
-        .map(|g| {
-            (
-                identities.chat_id(g),
-                identities.text(&g.name),
-                identities.id(g.owner_id.as_deref().unwrap_or("")),
-            )
-        })
-        .collect();
-    let group_rows: Vec<GroupRow> = groups
-        .iter()
-        .zip(&stats)
-        .zip(&group_cells)
-        .map(|((group, s), (id, name, owner))| GroupRow {
-            platform,
-            group_id: id,
-            group_name: name,
-            owner_id: owner,
-            member_count: if s.members > 0 {
-                s.members
-            } else {
-                group.declared_member_count.unwrap_or(0)
-            },
-            message_count: s.messages,
-            first_message_utc: s.first_ms.map(timefmt::utc_millis).unwrap_or_default(),
-            last_message_utc: s.last_ms.map(timefmt::utc_millis).unwrap_or_default(),
-        })
-        .collect();
+    let group_cells = group_cells(groups, identities);
+    let group_rows = group_rows(platform, groups, &stats, &group_cells);
     let mut counts = serde_json::Map::new();
     for mut sink in sinks {
         sink.groups(bag, &group_rows)?;
@@ -707,7 +680,26 @@ fn write_payload(
     crate::failpoint::hit("export.csv.finished");
 
     sources.extend(databases_before()?);
-    // Every source file read must still hash as it did: otherwise the app was writing.
+    let source_entries = recheck_sources(&sources, early_after, identities)?;
+
+    Ok(WrittenPayload {
+        counts,
+        total_messages,
+        total_members,
+        media_counts,
+        source_entries,
+        warnings,
+    })
+}
+
+/// Hashes every source file read once more (those a thread hashed early are joined): each
+/// must still hash as it did when read, or the app was writing. Returns evidence.json's
+/// `sources`, in path order.
+fn recheck_sources(
+    sources: &BTreeMap<String, SourceRecord>,
+    early_after: Option<std::thread::JoinHandle<Vec<(String, HashResult)>>>,
+    identities: &Identities,
+) -> Result<Vec<SourceEntry>, ExportError> {
     let mut after: Vec<(String, HashResult)> = match early_after {
         Some(handle) => handle
             .join()
@@ -741,14 +733,52 @@ fn write_payload(
         });
     }
 
-    Ok(WrittenPayload {
-        counts,
-        total_messages,
-        total_members,
-        media_counts,
-        source_entries,
-        warnings,
-    })
+    Ok(source_entries)
+}
+
+/// Each group's id, name and owner as written.
+fn group_cells<'a>(
+    groups: &'a [Group],
+    identities: &Identities,
+) -> Vec<(Cow<'a, str>, Cow<'a, str>, Cow<'a, str>)> {
+    groups
+        .iter()
+        .map(|g| {
+            (
+                identities.chat_id(g),
+                identities.text(&g.name),
+                identities.id(g.owner_id.as_deref().unwrap_or("")),
+            )
+        })
+        .collect()
+}
+
+/// `groups.csv`'s rows: each group with the figures of its pass.
+fn group_rows<'a>(
+    platform: &'a str,
+    groups: &[Group],
+    stats: &[GroupStats],
+    cells: &'a [(Cow<'a, str>, Cow<'a, str>, Cow<'a, str>)],
+) -> Vec<GroupRow<'a>> {
+    groups
+        .iter()
+        .zip(stats)
+        .zip(cells)
+        .map(|((group, s), (id, name, owner))| GroupRow {
+            platform,
+            group_id: id,
+            group_name: name,
+            owner_id: owner,
+            member_count: if s.members > 0 {
+                s.members
+            } else {
+                group.declared_member_count.unwrap_or(0)
+            },
+            message_count: s.messages,
+            first_message_utc: s.first_ms.map(timefmt::utc_millis).unwrap_or_default(),
+            last_message_utc: s.last_ms.map(timefmt::utc_millis).unwrap_or_default(),
+        })
+        .collect()
 }
 
 /// One conversation's members, as the outputs show them, to every sink.
