@@ -28,6 +28,7 @@ pub mod cleanup;
 pub mod cli;
 pub mod demo;
 pub mod digest;
+pub mod durable;
 pub mod evidence;
 pub mod exit;
 pub mod export;

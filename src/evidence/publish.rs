@@ -26,7 +26,7 @@
 //! carrying our `bagit.txt`. Anything else under those names is refused, never deleted.
 
 use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{renameat_with, RenameFlags, CWD};
@@ -505,16 +505,11 @@ fn read_sidecar(path: &Path) -> Result<Option<(String, String)>, EvidenceError> 
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), EvidenceError> {
-    let mut file = File::create(path).map_err(io_err("create", path))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(io_err("write", path))
+    crate::durable::write_synced(path, bytes).map_err(io_err("write", path))
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), EvidenceError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("sync", dir))
+    crate::durable::sync_dir(dir).map_err(io_err("sync", dir))
 }
 
 fn remove_file(path: &Path) -> Result<(), EvidenceError> {

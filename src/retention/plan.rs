@@ -480,9 +480,7 @@ fn persist_synced(
     temp.persist(path)
         .map_err(|e| RetentionError::io("rename into place", path, e.error))?;
     failpoint::hit(points[1]);
-    if let Ok(dir_handle) = fs::File::open(parent_dir(path)) {
-        let _ = dir_handle.sync_all();
-    }
+    let _ = crate::durable::sync_dir(&parent_dir(path));
     Ok(())
 }
 
@@ -674,9 +672,7 @@ impl PlanWriter {
         let sidecar = sidecar_path(&self.json_path);
         match fs::remove_file(&sidecar) {
             Ok(()) => {
-                if let Ok(dir_handle) = fs::File::open(parent_dir(&sidecar)) {
-                    let _ = dir_handle.sync_all();
-                }
+                let _ = crate::durable::sync_dir(&parent_dir(&sidecar));
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(RetentionError::io("remove the old sidecar", &sidecar, e)),
