@@ -14,10 +14,10 @@ use crate::anonymize::{Anonymizer, Identity, Key};
 use crate::evidence::{BagOptions, BagSummary, BagWriter, EvidenceError, TagFiles};
 use crate::records::{Group, Message, Warning};
 use crate::retention::FileStamp;
-use crate::sink::csv::{CsvFiles, CsvStyle};
+use crate::sink::csv::CsvStyle;
 use crate::sink::media::MediaCopier;
 pub use crate::sink::media::MediaCounts;
-use crate::sink::{GroupRow, MediaStatus, MemberRow, MessageRow, Sink};
+use crate::sink::{Format, GroupHeader, GroupRow, MediaStatus, MemberRow, MessageRow, Sink};
 use crate::source::{self, Source, SourceError};
 use crate::timefmt;
 
@@ -77,6 +77,8 @@ pub struct ExportOptions {
     pub until: Option<DateTime<Utc>>,
     pub tz: FixedOffset,
     pub csv: CsvStyle,
+    /// The output formats, each a sink fed by the one pass (default: CSV).
+    pub formats: Vec<Format>,
     pub media: bool,
     pub include_private: bool,
     pub zip: bool,
@@ -110,6 +112,7 @@ impl ExportOptions {
                 bom: true,
                 guard: true,
             },
+            formats: vec![Format::Csv],
             media: true,
             include_private: false,
             zip: false,
@@ -559,7 +562,10 @@ fn write_payload(
     };
     warnings.total = warnings.kept.len() as u64;
 
-    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(CsvFiles::create(bag, opts.csv)?)];
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::with_capacity(opts.formats.len());
+    for format in &opts.formats {
+        sinks.push(format.sink(bag, opts.csv)?);
+    }
     let mut copier = MediaCopier::new(media_wanted(opts), !identities.active());
 
     let progress = crate::progress::counter(opts.progress, "messages");
@@ -577,13 +583,19 @@ fn write_payload(
         let chat_id = identities.chat_id(group);
         let members = source.members(&group.id)?;
         group_stats.members = members.len() as u64;
-        write_members(bag, &mut sinks, platform, &chat_id, &members, identities)?;
+        let group_name = identities.text(&group.name);
+        let header = GroupHeader {
+            platform,
+            group_id: &chat_id,
+            group_name: &group_name,
+            is_group: group.is_group,
+        };
+        begin_group(bag, &mut sinks, &header, &members, identities)?;
         let mut names: HashMap<String, String> = members
             .iter()
             .map(|m| (m.member_id.clone(), m.shown_name().to_string()))
             .collect();
         copier.start_group(&chat_id);
-        let group_name = identities.text(&group.name);
         let (mut time_utc, mut time_local) = (String::new(), String::new());
 
         let stream = source.messages(&group.id)?;
@@ -662,7 +674,7 @@ fn write_payload(
     for mut sink in sinks {
         sink.groups(bag, &group_rows)?;
         for (file, rows) in sink.finish(bag)? {
-            counts.insert(file.to_string(), rows.into());
+            counts.insert(file, rows.into());
         }
     }
     let total_messages = stats.iter().map(|s| s.messages).sum();
@@ -781,12 +793,11 @@ fn group_rows<'a>(
         .collect()
 }
 
-/// One conversation's members, as the outputs show them, to every sink.
-fn write_members(
+/// A conversation and its members, as the outputs show them, to every sink.
+fn begin_group(
     bag: &mut BagWriter,
     sinks: &mut [Box<dyn Sink>],
-    platform: &str,
-    chat_id: &str,
+    header: &GroupHeader,
     members: &[crate::records::Member],
     identities: &Identities,
 ) -> Result<(), ExportError> {
@@ -805,8 +816,8 @@ fn write_members(
         .iter()
         .zip(&cells)
         .map(|(m, (id, display_name, nickname, joined))| MemberRow {
-            platform,
-            group_id: chat_id,
+            platform: header.platform,
+            group_id: header.group_id,
             member_id: id,
             display_name,
             group_nickname: nickname,
@@ -816,7 +827,7 @@ fn write_members(
         })
         .collect();
     for sink in sinks {
-        sink.members(bag, &rows)?;
+        sink.begin_group(bag, header, &rows)?;
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use super::CliError;
 use crate::export::{self, ExportOptions};
 use crate::sink::csv::CsvStyle;
+use crate::sink::Format;
 use crate::{anonymize, timefmt};
 
 pub const EXAMPLES: &str = "Examples:\n  chatvault export /tmp/wx --out /tmp/bundle\n  chatvault export /tmp/wx --out /tmp/bundle --group 123@chatroom --since 2025-06-01 --zip";
@@ -31,6 +32,9 @@ pub struct Args {
     /// UTF-8 without the byte-order mark.
     #[arg(long)]
     no_bom: bool,
+    /// Output formats, a comma list of csv, jsonl, txt (each a file set in the bundle's data/).
+    #[arg(long, value_name = "LIST", default_value = "csv", value_parser = Format::parse_list)]
+    format: ::std::vec::Vec<Format>,
     /// Turn off the formula-injection guard.
     #[arg(long)]
     csv_raw: bool,
@@ -70,6 +74,7 @@ pub fn run(args: Args) -> Result<u8, CliError> {
         bom: !args.no_bom,
         guard: !args.csv_raw,
     };
+    opts.formats = args.format;
     opts.media = !args.no_media;
     opts.include_private = args.include_private;
     opts.zip = args.zip;

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::io::Write;
 
-use super::{GroupRow, MediaRow, MemberRow, MessageRow, Sink};
+use super::{GroupHeader, GroupRow, MediaRow, MemberRow, MessageRow, Sink};
 use crate::evidence::{BagWriter, PayloadText};
 use crate::export::ExportError;
 
@@ -224,7 +224,12 @@ fn flag(value: bool) -> &'static str {
 }
 
 impl Sink for CsvFiles {
-    fn members(&mut self, _bag: &mut BagWriter, members: &[MemberRow]) -> Result<(), ExportError> {
+    fn begin_group(
+        &mut self,
+        _bag: &mut BagWriter,
+        _group: &GroupHeader,
+        members: &[MemberRow],
+    ) -> Result<(), ExportError> {
         for m in members {
             self.members
                 .row(&[
@@ -308,10 +313,7 @@ impl Sink for CsvFiles {
         Ok(())
     }
 
-    fn finish(
-        self: Box<Self>,
-        bag: &mut BagWriter,
-    ) -> Result<Vec<(&'static str, u64)>, ExportError> {
+    fn finish(self: Box<Self>, bag: &mut BagWriter) -> Result<Vec<(String, u64)>, ExportError> {
         let this = *self;
         let groups = match this.groups {
             Some(table) => table,
@@ -324,7 +326,7 @@ impl Sink for CsvFiles {
             (this.members, MEMBERS),
             (groups, GROUPS),
         ] {
-            counts.push((name, table.rows()));
+            counts.push((name.to_string(), table.rows()));
             let file = table.into_inner().map_err(write_error(name))?;
             bag.finish_text(file)?;
         }

@@ -5,16 +5,85 @@
 //! [`Sink`]; the bundle writer underneath hashes whatever the sinks write.
 
 pub mod csv;
+pub mod jsonl;
 pub mod media;
+pub mod txt;
 
 use crate::evidence::BagWriter;
 use crate::export::ExportError;
 use crate::records::{Direction, Kind, MediaKind};
 
+/// The output formats `export --format` offers, one sink each; this is their only list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Format {
+    /// The four CSV files of outputs.md.
+    Csv,
+    /// `messages.jsonl`.
+    Jsonl,
+    /// `txt/<group>.txt`.
+    Txt,
+}
+
+impl Format {
+    pub const ALL: [Format; 3] = [Format::Csv, Format::Jsonl, Format::Txt];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Jsonl => "jsonl",
+            Format::Txt => "txt",
+        }
+    }
+
+    /// A comma list such as `csv,txt`: each format once, in this enum's order.
+    pub fn parse_list(text: &str) -> Result<Vec<Format>, String> {
+        let mut formats = Vec::new();
+        for word in text.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            let format = Format::ALL
+                .into_iter()
+                .find(|f| f.name().eq_ignore_ascii_case(word))
+                .ok_or_else(|| {
+                    let known: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
+                    format!(
+                        "unknown format `{word}`: use a comma list of {}",
+                        known.join(", ")
+                    )
+                })?;
+            if !formats.contains(&format) {
+                formats.push(format);
+            }
+        }
+        if formats.is_empty() {
+            return Err("no format given: use e.g. --format csv,txt".to_string());
+        }
+        formats.sort();
+        Ok(formats)
+    }
+
+    /// The sink writing this format into `bag`.
+    pub fn sink(
+        self,
+        bag: &mut BagWriter,
+        csv: csv::CsvStyle,
+    ) -> Result<Box<dyn Sink>, ExportError> {
+        Ok(match self {
+            Format::Csv => Box::new(csv::CsvFiles::create(bag, csv)?),
+            Format::Jsonl => Box::new(jsonl::JsonlFile::create(bag)?),
+            Format::Txt => Box::new(txt::TxtFiles::new()),
+        })
+    }
+}
+
 /// One output format.
 pub trait Sink {
-    /// A conversation starts: its members (in `members.csv` order), before its messages.
-    fn members(&mut self, bag: &mut BagWriter, members: &[MemberRow]) -> Result<(), ExportError>;
+    /// A conversation starts: its id and name as written, and its members (in
+    /// `members.csv` order), before its messages.
+    fn begin_group(
+        &mut self,
+        bag: &mut BagWriter,
+        group: &GroupHeader,
+        members: &[MemberRow],
+    ) -> Result<(), ExportError>;
     /// One message that passed the filters, with the outcome of each of its media files.
     fn message(
         &mut self,
@@ -26,10 +95,17 @@ pub trait Sink {
     fn groups(&mut self, bag: &mut BagWriter, groups: &[GroupRow]) -> Result<(), ExportError>;
     /// Closes the sink's files in the bag; returns the rows written per file, for
     /// evidence.json's `counts`.
-    fn finish(
-        self: Box<Self>,
-        bag: &mut BagWriter,
-    ) -> Result<Vec<(&'static str, u64)>, ExportError>;
+    fn finish(self: Box<Self>, bag: &mut BagWriter) -> Result<Vec<(String, u64)>, ExportError>;
+}
+
+/// The conversation whose messages follow, as the outputs show it.
+#[derive(Debug, Clone)]
+pub struct GroupHeader<'a> {
+    pub platform: &'a str,
+    pub group_id: &'a str,
+    pub group_name: &'a str,
+    /// `false` for a one-to-one chat.
+    pub is_group: bool,
 }
 
 /// A member of one conversation, as the outputs show it (pseudonymized when anonymizing).

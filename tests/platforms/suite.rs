@@ -663,6 +663,15 @@ fn anonymized_exports_leak_nothing() {
         for (out, extra) in [
             ("anon", vec![]),
             ("anon-zip", vec!["--zip", "--with-media"]),
+            (
+                "anon-formats",
+                vec![
+                    "--format",
+                    "csv,jsonl,txt",
+                    "--with-media",
+                    "--include-private",
+                ],
+            ),
         ] {
             let mut args = vec!["--anonymize", "--key-file", key.to_str().unwrap()];
             args.extend(extra);
@@ -670,6 +679,14 @@ fn anonymized_exports_leak_nothing() {
         }
         assert_no_leaks(&dir.path().join("anon"), &names, &pii);
         assert_no_leaks(&dir.path().join("anon-zip.zip"), &names, &pii);
+        // Every format, one-to-one chats (named by people) included.
+        let formats = dir.path().join("anon-formats");
+        assert!(formats.join("data/messages.jsonl").is_file(), "{name}");
+        assert!(
+            std::fs::read_dir(formats.join("data/txt")).unwrap().count() >= 2,
+            "{name}: txt files"
+        );
+        assert_no_leaks(&formats, &names, &pii);
         let anon_messages = read_csv(&dir.path().join("anon/data/messages.csv"));
         let plain_group_messages = messages.iter().filter(|m| {
             // The plain export above included private chats; the anonymized ones did not.
