@@ -351,7 +351,7 @@ pub(crate) fn is_within(dir: impl AsFd, ancestor: (u64, u64)) -> std::io::Result
 
 /// SQLite's database header, and the two magic numbers of a write-ahead log.
 pub(crate) fn looks_like_database(head: &[u8; 16]) -> bool {
-    head == b"SQLite format 3\0"
+    head == crate::source::sqlite::SQLITE_MAGIC
         || head[..4] == [0x37, 0x7f, 0x06, 0x82]
         || head[..4] == [0x37, 0x7f, 0x06, 0x83]
 }

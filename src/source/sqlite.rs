@@ -14,7 +14,8 @@ use rusqlite::{Connection, OpenFlags};
 use super::{wal, SourceError};
 use crate::records::Warning;
 
-const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+/// The first 16 bytes of every SQLite database file.
+pub const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
 /// True when the file starts with the SQLite header.
 pub fn is_sqlite(path: &Path) -> Result<bool, SourceError> {

@@ -464,12 +464,12 @@ pub fn simulate_wecom(opts: &SimOptions) -> Result<SimReport, SimError> {
     };
     let file_count = ((opts.messages + privates) / 100_000 + 3).min(32);
     let mut archive = Archive::create(
-        &opts.out.join("archive"),
+        &opts.out.join(super::ARCHIVE_DIR),
         file_count,
         seeded_rng(opts.seed, 4),
     )?;
     let mut media_writer = MediaWriter {
-        dir: opts.out.join("media"),
+        dir: opts.out.join(super::MEDIA_DIR),
         enabled: opts.media_files,
         rng: seeded_rng(opts.seed, 1),
         written: 0,
@@ -639,7 +639,7 @@ fn plant_hard_rows(
     let md5 = md5_hex(&bytes);
     if opts.media_files {
         write_file_at(
-            &opts.out.join("media").join(format!("{md5}.pdf")),
+            &opts.out.join(super::MEDIA_DIR).join(format!("{md5}.pdf")),
             &bytes,
             time,
         )?;
@@ -671,7 +671,7 @@ fn plant_hard_rows(
 }
 
 fn write_users(opts: &SimOptions, users: &[User]) -> Result<(), SimError> {
-    let path = opts.out.join("users.json");
+    let path = opts.out.join(super::USERS_FILE);
     let list: Vec<serde_json::Value> = users
         .iter()
         .filter(|u| u.listed)
@@ -698,7 +698,7 @@ fn write_groups(
     edges: &mut Edges,
     span_start: i64,
 ) -> Result<(), SimError> {
-    let dir = opts.out.join("groups");
+    let dir = opts.out.join(super::GROUPS_DIR);
     fs::create_dir_all(&dir).map_err(io_error(&dir))?;
     for (index, room) in rooms.iter().enumerate() {
         // One group (not the first) has messages but no file: no name, no member list.
