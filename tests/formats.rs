@@ -125,9 +125,12 @@ fn jsonl_holds_every_message_and_its_media_as_messages_csv_does() {
 /// The transcript line chatvault must write for a messages.csv row, built here from the
 /// row's fields by the format's rule.
 fn expected_block(row: &BTreeMap<String, String>) -> String {
+    // Every line break a reader might see (\r\n counted once) starts an indented line.
     let indent = |text: &str| {
-        text.split('\n')
-            .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        text.replace("\r\n", "\n")
+            .split([
+                '\n', '\r', '\u{0B}', '\u{0C}', '\u{85}', '\u{2028}', '\u{2029}',
+            ])
             .collect::<Vec<_>>()
             .join("\n    ")
     };

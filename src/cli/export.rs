@@ -32,7 +32,7 @@ pub struct Args {
     /// UTF-8 without the byte-order mark.
     #[arg(long)]
     no_bom: bool,
-    /// Output formats, a comma list of csv, jsonl, txt (each a file set in the bundle's data/).
+    /// Output formats, a comma list of csv, jsonl, txt, html (each a file set in the bundle's data/).
     #[arg(long, value_name = "LIST", default_value = "csv", value_parser = Format::parse_list)]
     format: ::std::vec::Vec<Format>,
     /// Turn off the formula-injection guard.

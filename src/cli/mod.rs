@@ -102,7 +102,7 @@ pub enum CliError {
     /// Confirmation typed at the terminal did not match: nothing was touched.
     #[error("{0}")]
     NotConfirmed(String),
-    #[error("cannot write to the terminal: {0}")]
+    #[error("cannot read from or write to the terminal: {0}")]
     Terminal(#[from] std::io::Error),
     #[error("cannot render JSON: {0}")]
     Json(#[from] serde_json::Error),

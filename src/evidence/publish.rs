@@ -501,6 +501,11 @@ fn read_sidecar(path: &Path) -> Result<Option<(String, String)>, EvidenceError> 
     let Some(line) = text.strip_suffix('\n').filter(|l| !l.contains('\n')) else {
         return Ok(None);
     };
+    // Only the form chatvault writes, `<64 hex>  name`: a user's own `sha256sum -b`,
+    // `--tag` or escaped line under this name is not ours to replace.
+    if line.starts_with('\\') || line.get(64..66) != Some("  ") {
+        return Ok(None);
+    }
     Ok(super::hashsum::parse_line(line).map(|(name, digest)| (digest, name)))
 }
 
@@ -528,4 +533,33 @@ pub(crate) fn remove_tree(path: &Path) -> Result<(), EvidenceError> {
         fs::remove_file(path)
     };
     result.map_err(io_err("remove", path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only the line chatvault writes is recognised as its sidecar; a user's own checksum
+    /// file under that name, in any other form, is not ours to replace.
+    #[test]
+    fn only_our_sidecar_form_is_ours() {
+        let dir = tempfile::tempdir().unwrap();
+        let digest = "ab".repeat(32);
+        let path = dir.path().join("b.sha256");
+        for (text, ours) in [
+            (format!("{digest}  b\n"), true),
+            (format!("{digest} *b\n"), false),
+            (format!("SHA256 (b) = {digest}\n"), false),
+            (format!("\\{digest}  b\\nc\n"), false),
+            (format!("{digest}  b"), false),
+            (format!("{digest}  b\n{digest}  c\n"), false),
+        ] {
+            std::fs::write(&path, &text).unwrap();
+            let read = read_sidecar(&path).unwrap();
+            assert_eq!(read.is_some(), ours, "{text:?}");
+            if ours {
+                assert_eq!(read.unwrap(), (digest.clone(), "b".to_string()));
+            }
+        }
+    }
 }

@@ -102,11 +102,15 @@ static REGISTERED: RwLock<Vec<PlatformRef>> = RwLock::new(Vec::new());
 /// policy and accepted on the command line like a built-in one. Registering a name twice
 /// replaces nothing: the first one stays.
 pub fn register(platform: PlatformRef) {
-    if by_name(platform.name()).is_some() {
+    let same = |p: &PlatformRef| p.name().eq_ignore_ascii_case(platform.name());
+    if BUILT_IN.iter().any(same) {
         return;
     }
+    // Checked and added under one lock, so two threads cannot both add a name.
     if let Ok(mut registered) = REGISTERED.write() {
-        registered.push(platform);
+        if !registered.iter().any(same) {
+            registered.push(platform);
+        }
     }
 }
 

@@ -327,12 +327,14 @@ fn open_root(
 
 /// The plan's platform, which the root must still hold.
 fn check_platform(plan: &Plan, root: &Path) -> Result<PlatformRef, RetentionError> {
-    let planned = platform::by_name(&plan.header.platform).ok_or_else(|| {
-        RetentionError::PlatformMismatch {
-            root: root.to_path_buf(),
-            plan_platform: plan.header.platform.clone(),
-            found: "a platform this tool does not know".to_string(),
-        }
+    // The name exactly as plans record it.
+    let planned = platform::all()
+        .into_iter()
+        .find(|p| p.name() == plan.header.platform);
+    let planned = planned.ok_or_else(|| RetentionError::PlatformMismatch {
+        root: root.to_path_buf(),
+        plan_platform: plan.header.platform.clone(),
+        found: "a platform this tool does not know".to_string(),
     })?;
     match crate::source::detect(root) {
         Ok(found) if found == planned => Ok(planned),

@@ -32,10 +32,25 @@ pub fn group_dir(group_id: &str) -> String {
     if clean == group_id {
         clean
     } else {
-        let digest = Sha256::digest(group_id.as_bytes());
-        let short = crate::digest::hex(&digest[..4]);
-        format!("{clean}-{short}")
+        format!("{clean}-{}", short_hash(group_id))
     }
+}
+
+/// A conversation's own file or directory name for the transcripts (`txt/`, `html/`):
+/// [`group_dir`], plus a short hash of the id when it holds capitals, so that ids differing
+/// only in case never share a name on a case-insensitive filesystem.
+pub fn group_file_stem(group_id: &str) -> String {
+    let dir = group_dir(group_id);
+    let hash = short_hash(group_id);
+    if group_id.bytes().any(|b| b.is_ascii_uppercase()) && !dir.ends_with(&hash) {
+        format!("{dir}-{hash}")
+    } else {
+        dir
+    }
+}
+
+fn short_hash(id: &str) -> String {
+    crate::digest::hex(&Sha256::digest(id.as_bytes())[..4])
 }
 
 /// The file's own name as the source gives it (last path component).

@@ -5,6 +5,7 @@
 //! [`Sink`]; the bundle writer underneath hashes whatever the sinks write.
 
 pub mod csv;
+pub mod html;
 pub mod jsonl;
 pub mod media;
 pub mod txt;
@@ -22,16 +23,19 @@ pub enum Format {
     Jsonl,
     /// `txt/<group>.txt`.
     Txt,
+    /// `html/`: the transcript, paginated, with an index of conversations.
+    Html,
 }
 
 impl Format {
-    pub const ALL: [Format; 3] = [Format::Csv, Format::Jsonl, Format::Txt];
+    pub const ALL: [Format; 4] = [Format::Csv, Format::Jsonl, Format::Txt, Format::Html];
 
     pub fn name(self) -> &'static str {
         match self {
             Format::Csv => "csv",
             Format::Jsonl => "jsonl",
             Format::Txt => "txt",
+            Format::Html => "html",
         }
     }
 
@@ -70,6 +74,7 @@ impl Format {
             Format::Csv => Box::new(csv::CsvFiles::create(bag, csv)?),
             Format::Jsonl => Box::new(jsonl::JsonlFile::create(bag)?),
             Format::Txt => Box::new(txt::TxtFiles::new()),
+            Format::Html => Box::new(html::HtmlTranscript::new()),
         })
     }
 }

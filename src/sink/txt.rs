@@ -5,7 +5,7 @@
 
 use std::io::Write;
 
-use super::media::group_dir;
+use super::media::group_file_stem;
 use super::{GroupHeader, GroupRow, MediaRow, MemberRow, MessageRow, Sink};
 use crate::evidence::{BagWriter, PayloadText};
 use crate::export::ExportError;
@@ -56,15 +56,28 @@ fn readable_time(rfc3339: &str, out: &mut String) {
     }
 }
 
-/// Appends `text` with every line after the first indented by four spaces.
+/// Whatever a reader may take for a line break: `\n`, `\r`, vertical tab, form feed,
+/// NEL and the Unicode line and paragraph separators.
+fn is_break(c: char) -> bool {
+    matches!(
+        c,
+        '\n' | '\r' | '\u{0B}' | '\u{0C}' | '\u{85}' | '\u{2028}' | '\u{2029}'
+    )
+}
+
+/// Appends `text` with every line after the first indented by four spaces (`\r\n` is one
+/// break), so that only a message's first line starts in column 0.
 fn push_indented(text: &str, out: &mut String) {
-    let mut lines = text.split('\n');
-    if let Some(first) = lines.next() {
-        out.push_str(first.strip_suffix('\r').unwrap_or(first));
-    }
-    for line in lines {
-        out.push_str("\n    ");
-        out.push_str(line.strip_suffix('\r').unwrap_or(line));
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if is_break(c) {
+            if c == '\r' && chars.peek() == Some(&'\n') {
+                chars.next();
+            }
+            out.push_str("\n    ");
+        } else {
+            out.push(c);
+        }
     }
 }
 
@@ -83,7 +96,7 @@ impl Sink for TxtFiles {
         _members: &[MemberRow],
     ) -> Result<(), ExportError> {
         self.close_current(bag)?;
-        let name = format!("txt/{}.txt", group_dir(group.group_id));
+        let name = format!("txt/{}.txt", group_file_stem(group.group_id));
         let mut file = bag.text_file(&name)?;
         self.line.clear();
         self.line.push_str("# ");
@@ -152,7 +165,7 @@ mod tests {
         readable_time("", &mut out);
         assert_eq!(out, "(no time)");
         out.clear();
-        push_indented("a\r\nb\nc", &mut out);
-        assert_eq!(out, "a\n    b\n    c");
+        push_indented("a\r\nb\nc\rd\u{2028}e", &mut out);
+        assert_eq!(out, "a\n    b\n    c\n    d\n    e");
     }
 }
