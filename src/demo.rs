@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use crate::export::{self, ExportOptions, ExportSummary};
 use crate::platform::Platform;
+use crate::sink::Format;
 use crate::simulate::{self, SimOptions, SimReport};
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +52,7 @@ pub fn run(out: &Path) -> Result<DemoReport, DemoError> {
     let mut options = ExportOptions::new(source_dir, out.join("export"));
     options.command_line = vec!["chatvault".into(), "demo".into()];
     options.progress = true;
+    options.formats = vec![Format::Csv, Format::Html];
     let export = export::export(&options)?;
     Ok(DemoReport {
         source,
@@ -64,7 +66,8 @@ impl DemoReport {
         let src = self.source.root.display();
         let bundle = self.export.bundle.path.display();
         format!(
-            "Simulated a WeChat account: {groups} groups, {messages} group messages, {media} media files\n  {src}\n\
+            "Open the transcript in a browser:\n  {bundle}/data/html/index.html\n\n\
+             Simulated a WeChat account: {groups} groups, {messages} group messages, {media} media files\n  {src}\n\
              Exported it to an evidence bundle:\n  {bundle}\n  bag digest {digest}\n\
              \nTry next:\n\
              \x20 chatvault inspect {src}\n\
