@@ -4,7 +4,7 @@
 #   - `export --no-media` of a simulated WeChat account (BENCH_MESSAGES, default 1,000,000)
 #     and of the same number of QQ, WeCom and DingTalk messages (BENCH_PLATFORMS);
 #   - `export --zip` with media (BENCH_MEDIA_MESSAGES, default 100,000 messages);
-#   - `verify` of that zip, and `plan --hash` of its source.
+#   - `verify` of that zip, `plan --hash` of its source and `hash` of its media tree.
 # Each line gives both medians and the median of the same-round ratios (this / base):
 # 1.00x means no change; the machine's drift cancels out within a round.
 #
@@ -59,6 +59,7 @@ for round in $(seq 1 "$BENCH_ROUNDS"); do
     both verify "$round" "$BENCH_DIR/verify.zip" verify "$BENCH_DIR/verify.zip"
     both plan "$round" "$BENCH_DIR/media-src" \
         plan "$BENCH_DIR/media-src" --out "$BENCH_DIR/plan.json" --now "$NOW" --hash
+    both hash "$round" "$BENCH_DIR/media-src" hash "$BENCH_DIR/media-src"
 done
 
 echo "| command | this build | base | this / base (same round) |"
@@ -73,4 +74,5 @@ done
 line zip "wechat \`export --zip\` with media, $MEDIA_N messages"
 line verify "\`verify\` of that zip"
 line plan "\`plan --hash\` of its source"
+line hash "\`hash\` of its source tree"
 bench_footer
