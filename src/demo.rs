@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use crate::export::{self, ExportOptions, ExportSummary};
 use crate::platform::Platform;
-use crate::sink::Format;
 use crate::simulate::{self, SimOptions, SimReport};
+use crate::sink::Format;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {

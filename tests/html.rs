@@ -294,3 +294,56 @@ fn chromium_renders_every_message_of_a_page() {
         "the screenshot is blank"
     );
 }
+
+/// Every page parses under html5lib's strict mode (the WHATWG parsing algorithm, failing on
+/// the first parse error). The Python with html5lib is `HTML5LIB_PYTHON` (set by `.ci/run`);
+/// without it the check is skipped, or fails under CI.
+#[test]
+fn every_page_parses_strictly() {
+    let python = match std::env::var_os("HTML5LIB_PYTHON") {
+        Some(p) => PathBuf::from(p),
+        None => {
+            assert!(
+                std::env::var_os("CHATVAULT_REQUIRE_TOOLS").is_none(),
+                "HTML5LIB_PYTHON is required under CI"
+            );
+            eprintln!("note: HTML5LIB_PYTHON not set; skipping the strict parse");
+            return;
+        }
+    };
+    for platform in PLATFORMS {
+        parses_strictly(&python, platform);
+    }
+}
+
+fn parses_strictly(python: &Path, platform: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = exported(platform, dir.path(), &[]);
+    let script = "import sys, html5lib\n\
+        bad = 0\n\
+        for path in sys.argv[1:]:\n\
+        \x20   try:\n\
+        \x20       html5lib.HTMLParser(strict=True).parse(open(path, 'rb').read())\n\
+        \x20   except Exception as e:\n\
+        \x20       bad += 1; print(path, e)\n\
+        print('parsed', len(sys.argv) - 1)\n\
+        sys.exit(1 if bad else 0)\n";
+    let files: Vec<PathBuf> = walkdir::WalkDir::new(bundle.join("data/html"))
+        .into_iter()
+        .map(|e| e.unwrap().into_path())
+        .filter(|p| p.extension().is_some_and(|e| e == "html"))
+        .collect();
+    assert!(files.len() >= 4);
+    let out = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{platform}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
