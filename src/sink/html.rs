@@ -41,6 +41,15 @@ const CSP: &str = "default-src 'none'; img-src 'self'; media-src 'self'; style-s
 /// isolates, which would silently reorder what follows (`abc\u{202E}gpj.exe`), are shown as
 /// a visible `[U+202E]`.
 pub fn text(value: &str, out: &mut String) {
+    // Most texts hold none of what needs care: copied whole. 0xC2 and 0xE2 lead the C1
+    // controls and the bidirectional marks (and, harmlessly, other characters).
+    let plain = value
+        .bytes()
+        .all(|b| b >= 0x20 && !matches!(b, b'&' | b'<' | b'>' | b'"' | b'\'' | 0x7F | 0xC2 | 0xE2));
+    if plain {
+        out.push_str(value);
+        return;
+    }
     let mut chars = value.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
