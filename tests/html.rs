@@ -90,8 +90,9 @@ fn unescape(html: &str) -> String {
 
 /// The bubbles' texts of a transcript page, in order (up to the media block, if any).
 fn bubble_texts(page: &str) -> Vec<String> {
-    page.split("<div class=\"bubble\">")
+    page.split("<div class=\"bubble")
         .skip(1)
+        .map(|rest| &rest[rest.find('>').unwrap() + 1..])
         .map(|rest| {
             let end = [
                 rest.find("<div class=\"media\">"),
@@ -137,6 +138,17 @@ fn transcripts_hold_every_message_with_its_exact_text() {
         want.sort();
         got.sort();
         assert_eq!(got, want, "{platform}");
+        // Cards carry their kind; every red packet is one.
+        let all_pages: String = pages.values().map(String::as_str).collect();
+        let red_packets = rows.iter().filter(|r| r["kind"] == "red_packet").count();
+        assert!(red_packets > 0, "{platform}: no red packet");
+        assert_eq!(
+            all_pages
+                .matches("<div class=\"bubble card red_packet\">")
+                .count(),
+            red_packets,
+            "{platform}"
+        );
         let nasty = rows.iter().filter(|r| r["text"].contains('<')).count();
         assert!(
             nasty > 0,
@@ -260,7 +272,7 @@ fn chromium_renders_every_message_of_a_page() {
     let expected = bubble_texts(page);
     assert!(expected.len() > 100, "{}", expected.len());
     assert_eq!(
-        dom.matches("class=\"bubble\"").count(),
+        dom.matches("class=\"bubble").count(),
         expected.len(),
         "{rel}"
     );

@@ -29,7 +29,10 @@ h1{font-size:1.3em}nav{margin:1em 0}nav a{margin-right:1em}\
 .msg.sent{align-items:flex-end}.msg.system{align-items:center}\
 .bubble{background:#fff;border-radius:.5em;padding:.4em .7em;max-width:80%;white-space:pre-wrap;overflow-wrap:anywhere}\
 .sent .bubble{background:#d6f5c6}.system .bubble{background:none;color:#666;font-size:.9em}\
-.meta{font-size:.75em;color:#666}.recall .bubble{font-style:italic;color:#777}\
+.meta{font-size:.75em;color:#666}\
+.card{border-left:.3em solid #999}.card.red_packet{border-color:#d33;background:#fde8e4}\
+.card.transfer{border-color:#e90;background:#fff3de}.card.link,.card.location{border-color:#37c}\
+.card.quote{border-color:#888;color:#333}.recall .bubble{font-style:italic;color:#777}\
 .media img{max-width:100%;max-height:24em;display:block}.missing{color:#a00;font-size:.85em}\
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left}\
 @media print{body{background:#fff;max-width:none}nav{display:none}.bubble{border:1px solid #ccc}}";
@@ -406,7 +409,13 @@ impl Sink for HtmlTranscript {
             text(m.time_local.get(23..).unwrap_or(""), buf);
             buf.push_str("</span>");
         }
-        buf.push_str("<div class=\"bubble\">");
+        // Red packets, transfers, links, locations and quotes are drawn as small cards.
+        match m.kind {
+            Kind::RedPacket | Kind::Transfer | Kind::Link | Kind::Location | Kind::Quote => {
+                let _ = write!(buf, "<div class=\"bubble card {}\">", m.kind.as_str());
+            }
+            _ => buf.push_str("<div class=\"bubble\">"),
+        }
         text(m.text, buf);
         write_media(media, 2, buf);
         buf.push_str("</div></div>\n");
