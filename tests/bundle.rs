@@ -52,16 +52,6 @@ fn listed(report: &serde_json::Value, category: &str, needle: &str) -> bool {
     })
 }
 
-fn shell_ok(cmd: &mut Process) {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn directory_bundle_passes_independent_validators() {
     let dir = tempfile::tempdir().unwrap();

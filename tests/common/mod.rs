@@ -32,6 +32,18 @@ pub fn run_ok(args: &[&str]) -> Output {
     out
 }
 
+/// Runs an outside tool (`bagit.py`, `sha256sum`, `unzip`, …) and fails the test, with its
+/// output, unless it succeeds.
+pub fn shell_ok(cmd: &mut std::process::Command) {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A fixed reference time so simulated sources are identical across runs.
 pub const NOW: &str = "2025-06-12T08:00:00Z";
 

@@ -559,16 +559,6 @@ fn simulated(p: &Source, dir: &Path) -> PathBuf {
     )
 }
 
-fn shell_ok(cmd: &mut Process) {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn bundles_validate_with_independent_tools() {
     on_every(all, |p| {
