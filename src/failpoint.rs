@@ -60,24 +60,26 @@ mod imp {
         if config.target.is_none() && config.trace.is_none() {
             return;
         }
-        let count = {
-            let mut seen = SEEN
-                .get_or_init(Default::default)
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            let count = seen.entry(name).or_insert(0);
-            *count += 1;
-            *count
-        };
+        let mut seen = SEEN
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let count = seen.entry(name).or_insert(0);
+        *count += 1;
+        let count = *count;
         if let (Some(path), 1) = (&config.trace, count) {
+            // One write of the whole line, under the lock: points reached on two threads
+            // at once (the plan's JSON and CSV are written in parallel) must not interleave
+            // into a mangled name that a later run can never hit.
             if let Ok(mut file) = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(path)
             {
-                let _ = writeln!(file, "{name}");
+                let _ = file.write_all(format!("{name}\n").as_bytes());
             }
         }
+        drop(seen);
         if let Some((target, nth)) = &config.target {
             if target == name && *nth == count {
                 std::process::abort();
