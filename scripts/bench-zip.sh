@@ -35,10 +35,10 @@ mkdir -p "$OUT"
 for r in $(seq 1 "$BENCH_ROUNDS"); do
     sample_load
     clean_out; warm "$SRC"
-    run export-zip "$r" "$CHATVAULT" export "$SRC" --out "$OUT/B" --zip
+    run export-zip "$r" "$CHATVAULT" export "$SRC" --out "$OUT/B" --zip --format csv
     ZIP_BYTES=$(stat -c %s "$OUT/B.zip")
     clean_out; warm "$SRC"
-    run export-dir "$r" "$CHATVAULT" export "$SRC" --out "$OUT/B2"
+    run export-dir "$r" "$CHATVAULT" export "$SRC" --out "$OUT/B2" --format csv
     run zip-r "$r" bash -c 'cd "$1" && zip -q -r -n .jpg:.png:.gif:.mp4:.amr B2.zip B2' _ "$OUT"
     ZIP2_BYTES=$(stat -c %s "$OUT/B2.zip")
     clean_out

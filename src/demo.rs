@@ -53,6 +53,7 @@ pub fn run(out: &Path) -> Result<DemoReport, DemoError> {
     options.command_line = vec!["chatvault".into(), "demo".into()];
     options.progress = true;
     options.formats = vec![Format::Csv, Format::Html];
+    options.case_id = Some("DEMO-1".into());
     let export = export::export(&options)?;
     Ok(DemoReport {
         source,
@@ -66,7 +67,7 @@ impl DemoReport {
         let src = self.source.root.display();
         let bundle = self.export.bundle.path.display();
         format!(
-            "Open the transcript in a browser:\n  {bundle}/data/html/index.html\n\n\
+            "Open the report and transcript in a browser:\n  {bundle}/data/html/index.html\n\n\
              Simulated a WeChat account: {groups} groups, {messages} group messages, {media} media files\n  {src}\n\
              Exported it to an evidence bundle:\n  {bundle}\n  bag digest {digest}\n\
              \nTry next:\n\

@@ -17,7 +17,9 @@ use crate::retention::FileStamp;
 use crate::sink::csv::CsvStyle;
 use crate::sink::media::MediaCopier;
 pub use crate::sink::media::MediaCounts;
-use crate::sink::{Format, GroupHeader, GroupRow, MediaStatus, MemberRow, MessageRow, Sink};
+use crate::sink::{
+    Format, GroupHeader, GroupRow, MediaStatus, MemberRow, MessageRow, QuoteRow, ReportFacts, Sink,
+};
 use crate::source::{self, Source, SourceError};
 use crate::timefmt;
 
@@ -77,7 +79,7 @@ pub struct ExportOptions {
     pub until: Option<DateTime<Utc>>,
     pub tz: FixedOffset,
     pub csv: CsvStyle,
-    /// The output formats, each a sink fed by the one pass (default: CSV).
+    /// The output formats, each a sink fed by the one pass (default: CSV and HTML).
     pub formats: Vec<Format>,
     pub media: bool,
     pub include_private: bool,
@@ -90,6 +92,10 @@ pub struct ExportOptions {
     pub progress: bool,
     /// Pseudonymize members and redact PII (outputs.md, "Anonymized exports").
     pub anonymize: Option<AnonymizeOptions>,
+    /// The case this export is evidence in, and who made it: recorded in evidence.json,
+    /// bag-info.txt and the report.
+    pub case_id: Option<String>,
+    pub examiner: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -112,7 +118,7 @@ impl ExportOptions {
                 bom: true,
                 guard: true,
             },
-            formats: vec![Format::Csv],
+            formats: vec![Format::Csv, Format::Html],
             media: true,
             include_private: false,
             zip: false,
@@ -121,6 +127,8 @@ impl ExportOptions {
             command_line: Vec::new(),
             progress: false,
             anonymize: None,
+            case_id: None,
+            examiner: None,
         }
     }
 }
@@ -298,54 +306,6 @@ pub fn export_source(
             .collect()
     };
 
-    let mut bag = BagWriter::create(BagOptions {
-        out: opts.out.clone(),
-        zip: opts.zip,
-        force: opts.force,
-        // Never write into, over or around what is being preserved.
-        protected: vec![opts.source.clone(), source.root().to_path_buf()],
-        fixed_time: opts.fixed_time,
-        tool_version: env!("CARGO_PKG_VERSION").to_string(),
-    })?;
-    // The "before" hashes run beside the export rather than ahead of it; the stamps taken
-    // above, compared after the "after" hashes, prove that both are of what was read.
-    let written = std::thread::scope(|scope| {
-        let before = scope.spawn(hash_databases);
-        // Hashing does not panic on input; a panic there is a bug and is passed on as one.
-        let joined = || {
-            before
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p))
-        };
-        write_payload(&mut bag, source, opts, &groups, &identities, joined)
-    });
-    let unchanged = || match stamps_before
-        .iter()
-        .find(|(file, before)| before.is_none() || *before != stamp(&file.path))
-    {
-        Some((file, _)) => Err(ExportError::SourceChanged {
-            path: file.rel_path.clone(),
-        }),
-        None => Ok(()),
-    };
-    let payload = match written.and_then(|payload| unchanged().map(|()| payload)) {
-        Ok(payload) => payload,
-        Err(error) => {
-            // A failed export leaves nothing that could pass for a finished one.
-            let _ = bag.abort();
-            return Err(error);
-        }
-    };
-    let WrittenPayload {
-        counts,
-        total_messages,
-        total_members,
-        media_counts,
-        source_entries,
-        warnings,
-    } = payload;
-
-    let finished_at = opts.fixed_time.unwrap_or_else(Utc::now);
     // Paths can carry people's names (/home/zhangwei/…): anonymized evidence records
     // none, and other evidence only the source directory's own name, so that the same
     // source exported from anywhere gives the same bundle.
@@ -366,7 +326,6 @@ pub fn export_source(
     } else {
         opts.command_line.clone()
     };
-    let key_fingerprint = identities.anonymizer.as_ref().map(|a| a.key_fingerprint());
     let filters = json!({
         "groups": opts
             .groups
@@ -385,11 +344,88 @@ pub fn export_source(
         "csv_guard": if opts.csv.guard { "excel" } else { "none" },
     });
 
+    let key_fingerprint = identities.anonymizer.as_ref().map(|a| a.key_fingerprint());
+    let owner_id = identities.id(source.owner_id().unwrap_or("")).into_owned();
+    let provenance = Provenance {
+        command_line: &command_line,
+        filters: &filters,
+        started_at,
+        owner_id: &owner_id,
+        key_fingerprint: key_fingerprint.as_deref(),
+    };
+
+    let mut bag = BagWriter::create(BagOptions {
+        out: opts.out.clone(),
+        zip: opts.zip,
+        force: opts.force,
+        // Never write into, over or around what is being preserved.
+        protected: vec![opts.source.clone(), source.root().to_path_buf()],
+        fixed_time: opts.fixed_time,
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+    })?;
+    // The "before" hashes run beside the export rather than ahead of it; the stamps taken
+    // above, compared after the "after" hashes, prove that both are of what was read.
+    let written = std::thread::scope(|scope| {
+        let before = scope.spawn(hash_databases);
+        // Hashing does not panic on input; a panic there is a bug and is passed on as one.
+        let joined = || {
+            before
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        };
+        write_payload(
+            &mut bag,
+            source,
+            opts,
+            &groups,
+            &identities,
+            &provenance,
+            joined,
+        )
+    });
+    let unchanged = || match stamps_before
+        .iter()
+        .find(|(file, before)| before.is_none() || *before != stamp(&file.path))
+    {
+        Some((file, _)) => Err(ExportError::SourceChanged {
+            path: file.rel_path.clone(),
+        }),
+        None => Ok(()),
+    };
+    let payload = match written.and_then(|payload| unchanged().map(|()| payload)) {
+        Ok(payload) => payload,
+        Err(error) => {
+            // A failed export leaves nothing that could pass for a finished one.
+            let _ = bag.abort();
+            return Err(error);
+        }
+    };
+    let WrittenPayload {
+        finished_at,
+        counts,
+        total_messages,
+        total_members,
+        media_counts,
+        source_entries,
+        warnings,
+    } = payload;
+
     let platform_name = source.platform().to_string();
     let guard = if opts.csv.guard { "excel" } else { "none" };
     let group_count = groups.len();
     let warnings_total = warnings.total;
     let first_warnings: Vec<Warning> = warnings.kept.iter().take(10).cloned().collect();
+    let case = (opts.case_id.is_some() || opts.examiner.is_some())
+        .then(|| json!({"id": opts.case_id, "examiner": opts.examiner}));
+    // A bag-info value is one line.
+    let one_line = |v: &str| v.replace(|c: char| c.is_control(), " ");
+    let case_labels: Vec<(&str, String)> = [
+        ("Chatvault-Case-Id", &opts.case_id),
+        ("Chatvault-Examiner", &opts.examiner),
+    ]
+    .into_iter()
+    .filter_map(|(label, value)| value.as_deref().map(|v| (label, one_line(v))))
+    .collect();
     let bundle = bag.finish(move |payload| {
         let evidence = Evidence {
             tool: json!({"name": "chatvault", "version": env!("CARGO_PKG_VERSION")}),
@@ -400,6 +436,7 @@ pub fn export_source(
             source: json!({"platform": platform_name, "root": root_display}),
             sources: &source_entries,
             filters: &filters,
+            case: case.clone(),
             counts: &counts,
             warnings_total,
             warnings: &warnings.kept,
@@ -423,6 +460,9 @@ pub fn export_source(
         ];
         if let Some(fingerprint) = &key_fingerprint {
             bag_info.push(("Chatvault-Key-Fingerprint".into(), fingerprint.clone()));
+        }
+        for (label, value) in &case_labels {
+            bag_info.push((label.to_string(), value.clone()));
         }
         bag_info.push(("Chatvault-Groups".into(), group_count.to_string()));
         bag_info.push(("Chatvault-Messages".into(), total_messages.to_string()));
@@ -497,6 +537,8 @@ pub fn recorded_command_line(
 
 /// What writing the payload produced, for the tag files and the summary.
 struct WrittenPayload {
+    /// When the payload was complete: the report's and evidence.json's finishing time.
+    finished_at: DateTime<Utc>,
     counts: serde_json::Value,
     total_messages: u64,
     total_members: u64,
@@ -505,16 +547,29 @@ struct WrittenPayload {
     warnings: Warnings,
 }
 
-/// One entry of evidence.json's `sources`.
+/// What the export records about itself, known before the payload is written.
+struct Provenance<'a> {
+    command_line: &'a [String],
+    filters: &'a serde_json::Value,
+    started_at: DateTime<Utc>,
+    owner_id: &'a str,
+    key_fingerprint: Option<&'a str>,
+}
+
+/// One entry of evidence.json's `sources`: a source file read, hashed before and after.
 #[derive(Debug, serde::Serialize)]
-struct SourceEntry {
+pub struct SourceEntry {
+    /// Relative to the source root; `None` for media of an anonymized export.
     #[serde(skip_serializing_if = "Option::is_none")]
-    path: Option<String>,
+    pub path: Option<String>,
+    /// A media file named by its hash alone (anonymized exports).
     #[serde(skip_serializing_if = "Option::is_none")]
-    media_sha256: Option<String>,
-    size: u64,
-    sha256_before: String,
-    sha256_after: String,
+    pub media_sha256: Option<String>,
+    pub size: u64,
+    pub sha256_before: String,
+    pub sha256_after: String,
+    #[serde(skip)]
+    pub is_media: bool,
 }
 
 /// evidence.json, serialized straight from the records (a `Value` tree of every warning
@@ -529,6 +584,9 @@ struct Evidence<'a> {
     source: serde_json::Value,
     sources: &'a [SourceEntry],
     filters: &'a serde_json::Value,
+    /// `--case-id` and `--examiner`, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    case: Option<serde_json::Value>,
     counts: &'a serde_json::Value,
     warnings_total: u64,
     warnings: &'a [Warning],
@@ -545,6 +603,7 @@ fn write_payload(
     opts: &ExportOptions,
     groups: &[Group],
     identities: &Identities,
+    provenance: &Provenance,
     databases_before: impl FnOnce() -> Result<Vec<(String, SourceRecord)>, ExportError>,
 ) -> Result<WrittenPayload, ExportError> {
     // Every source file read: media as the copier read them, the databases once hashed.
@@ -636,6 +695,17 @@ fn write_payload(
                 warnings.push(location(), w)
             })?;
             let shown = media.iter().find(|m| m.status == MediaStatus::Copied);
+            let quote = message.quote.as_deref().map(|q| {
+                let sender_id = q.sender_id.as_deref();
+                QuoteRow {
+                    message_id: q.message_id.clone().unwrap_or_default(),
+                    sender_id: identities.id(sender_id.unwrap_or("")).into_owned(),
+                    sender_name: identities
+                        .name(sender_id, q.sender_name.as_deref().unwrap_or(""))
+                        .into_owned(),
+                    text: identities.text(&q.text).into_owned(),
+                }
+            });
             let sender_id = message.sender_id.as_deref();
             let row = MessageRow {
                 platform,
@@ -653,6 +723,7 @@ fn write_payload(
                 media_path: shown.map_or("", |m| m.bundle_path.as_str()),
                 media_sha256: shown.map_or("", |m| m.sha256.as_str()),
                 raw_type: &message.raw_type,
+                quote: quote.as_ref(),
             };
             for sink in &mut sinks {
                 sink.message(bag, &row, &media)?;
@@ -671,15 +742,17 @@ fn write_payload(
     let group_cells = group_cells(groups, identities);
     let group_rows = group_rows(platform, groups, &stats, &group_cells);
     let mut counts = serde_json::Map::new();
+    let mut reports = Vec::new();
     for mut sink in sinks {
         sink.groups(bag, &group_rows)?;
-        for (file, rows) in sink.finish(bag)? {
+        let finished = sink.finish(bag)?;
+        for (file, rows) in finished.counts {
             counts.insert(file, rows.into());
         }
+        reports.extend(finished.report);
     }
     let total_messages = stats.iter().map(|s| s.messages).sum();
     let total_members = stats.iter().map(|s| s.members).sum();
-    let counts = serde_json::Value::Object(counts);
     let media_counts = copier.counts;
     for (rel, file) in copier.copied {
         sources.entry(rel).or_insert(SourceRecord {
@@ -694,7 +767,34 @@ fn write_payload(
     sources.extend(databases_before()?);
     let source_entries = recheck_sources(&sources, early_after, identities)?;
 
+    // Reports come last: they show every other payload file's hash and the sources'.
+    let finished_at = opts.fixed_time.unwrap_or_else(Utc::now);
+    let facts = ReportFacts {
+        tool_version: env!("CARGO_PKG_VERSION"),
+        command_line: provenance.command_line,
+        case_id: opts.case_id.as_deref(),
+        examiner: opts.examiner.as_deref(),
+        started: provenance.started_at,
+        finished: finished_at,
+        tz: opts.tz,
+        platform,
+        owner_id: provenance.owner_id,
+        key_fingerprint: provenance.key_fingerprint,
+        filters: provenance.filters,
+        sources: &source_entries,
+        media: &media_counts,
+        warnings_total: warnings.total,
+        warnings: &warnings.kept,
+    };
+    for report in reports {
+        for (file, rows) in report.write(bag, &facts)? {
+            counts.insert(file, rows.into());
+        }
+    }
+    let counts = serde_json::Value::Object(counts);
+
     Ok(WrittenPayload {
+        finished_at,
         counts,
         total_messages,
         total_members,
@@ -742,6 +842,7 @@ fn recheck_sources(
             size: record.size,
             sha256_before: record.sha256_before.clone(),
             sha256_after: sha_after,
+            is_media: record.is_media,
         });
     }
 

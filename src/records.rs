@@ -198,8 +198,22 @@ pub struct Message {
     pub raw_type: String,
     /// The primary file first, then thumbnails.
     pub media: Vec<MediaRef>,
+    /// What a reply quotes, when the source records it.
+    pub quote: Option<Box<Quote>>,
     /// Set when the row could not be fully parsed; the message is still exported.
     pub warning: Option<String>,
+}
+
+/// The message a reply quotes, as the reply itself records it (the quoted message may be
+/// outside the export, or gone).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Quote {
+    /// The quoted message's `message_id`, when the source names it.
+    pub message_id: Option<String>,
+    pub sender_id: Option<String>,
+    pub sender_name: Option<String>,
+    /// The quoted text as the reply carries it (a placeholder such as `[image]` for media).
+    pub text: String,
 }
 
 /// The first and last instants the outputs can write: RFC 3339 years 0000 to 9999, in

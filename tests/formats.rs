@@ -216,3 +216,70 @@ fn txt_transcripts_hold_every_message_with_its_exact_text() {
         );
     }
 }
+
+/// A WeChat reply's `reply_to` names what its `<refermsg>` does, read here from the
+/// database with a pattern of its own; and when the quoted text message is in the export,
+/// the quoted text is that message's text.
+#[test]
+fn jsonl_replies_name_the_message_they_quote() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = exported("wechat", dir.path());
+    let (_db_dir, conn) = ground_truth_db(&dir.path().join("src"), "EnMicroMsg.db");
+    let svrid = regex::Regex::new(r"<refermsg>[\s\S]*?<svrid>\s*([0-9]+)\s*</svrid>").unwrap();
+    let mut statement = conn
+        .prepare("SELECT msgSvrId, content FROM message WHERE type IN (49, 822083633) AND content LIKE '%<refermsg>%'")
+        .unwrap();
+    let truth: BTreeMap<String, String> = statement
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, Option<i64>>(0)?,
+                row.get::<_, Option<String>>(1)?,
+            ))
+        })
+        .unwrap()
+        .filter_map(|r| {
+            let (id, content) = r.unwrap();
+            let quoted = svrid.captures(content.as_deref()?)?[1].to_string();
+            Some((id?.to_string(), quoted))
+        })
+        .collect();
+    assert!(truth.len() > 20, "{} replies", truth.len());
+
+    let text = std::fs::read_to_string(bundle.join("data/messages.jsonl")).unwrap();
+    let objects: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let by_id: BTreeMap<&str, &serde_json::Value> = objects
+        .iter()
+        .map(|o| (o["message_id"].as_str().unwrap(), o))
+        .collect();
+    let (mut checked, mut texts) = (0, 0);
+    for (reply, quoted) in &truth {
+        let Some(object) = by_id.get(reply.as_str()) else {
+            continue;
+        };
+        if object["kind"] != "quote" {
+            continue; // a payload the simulator damaged on purpose
+        }
+        assert_eq!(object["reply_to"]["message_id"], quoted.as_str(), "{reply}");
+        checked += 1;
+        if let Some(target) = by_id.get(quoted.as_str()) {
+            let target_text = target["text"].as_str().unwrap();
+            // The reply carries its own copy, which the app made XML-safe.
+            if target["kind"] == "text" && !target_text.chars().any(|c| c.is_control()) {
+                assert_eq!(object["reply_to"]["text"], target_text, "{reply}");
+                texts += 1;
+            }
+        }
+    }
+    assert!(
+        checked > 20 && texts > 5,
+        "{checked} replies, {texts} quoted texts"
+    );
+    // Messages that quote nothing say so.
+    assert!(objects
+        .iter()
+        .filter(|o| o["kind"] != "quote")
+        .all(|o| o["reply_to"].is_null()));
+}

@@ -32,8 +32,8 @@ pub struct Args {
     /// UTF-8 without the byte-order mark.
     #[arg(long)]
     no_bom: bool,
-    /// Output formats, a comma list of csv, jsonl, txt, html (each a file set in the bundle's data/).
-    #[arg(long, value_name = "LIST", default_value = "csv", value_parser = Format::parse_list)]
+    /// Output formats, a comma list of csv, jsonl, txt, html (each a file set in the bundle's data/; html is the transcript and the report, data/html/index.html).
+    #[arg(long, value_name = "LIST", default_value = "csv,html", value_parser = Format::parse_list)]
     format: ::std::vec::Vec<Format>,
     /// Turn off the formula-injection guard.
     #[arg(long)]
@@ -62,6 +62,12 @@ pub struct Args {
     /// With --anonymize: copy media too, under message-id names.
     #[arg(long, requires = "anonymize")]
     with_media: bool,
+    /// The case this export is evidence in (recorded in evidence.json, bag-info.txt and the report).
+    #[arg(long, value_name = "ID")]
+    case_id: Option<String>,
+    /// Who made the export (recorded like --case-id).
+    #[arg(long, value_name = "NAME")]
+    examiner: Option<String>,
 }
 
 pub fn run(args: Args) -> Result<u8, CliError> {
@@ -74,7 +80,20 @@ pub fn run(args: Args) -> Result<u8, CliError> {
         bom: !args.no_bom,
         guard: !args.csv_raw,
     };
+    let html = args.format.contains(&Format::Html);
     opts.formats = args.format;
+    for (flag, value) in [("--case-id", &args.case_id), ("--examiner", &args.examiner)] {
+        if value
+            .as_deref()
+            .is_some_and(|v| v.trim().is_empty() || v.chars().any(char::is_control))
+        {
+            return Err(CliError::Usage(format!(
+                "{flag} must be one line of text, not empty"
+            )));
+        }
+    }
+    opts.case_id = args.case_id;
+    opts.examiner = args.examiner;
     opts.media = !args.no_media;
     opts.include_private = args.include_private;
     opts.zip = args.zip;
@@ -110,6 +129,16 @@ pub fn run(args: Args) -> Result<u8, CliError> {
     }
     let summary = export::export(&opts)?;
     print_summary(&summary);
+    if html {
+        let index = crate::sink::html::report::INDEX;
+        match summary.bundle.zip_sha256 {
+            Some(_) => println!("report and transcript: data/{index} in the zip"),
+            None => println!(
+                "report and transcript: {}",
+                summary.bundle.path.join("data").join(index).display()
+            ),
+        }
+    }
     Ok(crate::exit::OK)
 }
 

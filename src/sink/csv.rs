@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::io::Write;
 
-use super::{GroupHeader, GroupRow, MediaRow, MemberRow, MessageRow, Sink};
+use super::{Finished, GroupHeader, GroupRow, MediaRow, MemberRow, MessageRow, Sink};
 use crate::evidence::{BagWriter, PayloadText};
 use crate::export::ExportError;
 
@@ -313,7 +313,7 @@ impl Sink for CsvFiles {
         Ok(())
     }
 
-    fn finish(self: Box<Self>, bag: &mut BagWriter) -> Result<Vec<(String, u64)>, ExportError> {
+    fn finish(self: Box<Self>, bag: &mut BagWriter) -> Result<Finished, ExportError> {
         let this = *self;
         let groups = match this.groups {
             Some(table) => table,
@@ -330,7 +330,7 @@ impl Sink for CsvFiles {
             let file = table.into_inner().map_err(write_error(name))?;
             bag.finish_text(file)?;
         }
-        Ok(counts)
+        Ok(Finished::counts(counts))
     }
 }
 

@@ -1,12 +1,13 @@
 //! `data/messages.jsonl`: one JSON object per message, with the fields of `messages.csv`
-//! and the message's media as structured objects, for jq, DuckDB and scripts. Values are
+//! plus the message's media as structured objects and, for a reply, what it quotes
+//! (`reply_to`), for jq, DuckDB and scripts. Values are
 //! written as they are (no formula guard: JSON is not opened by spreadsheets).
 
 use std::io::Write;
 
 use serde::Serialize;
 
-use super::{GroupHeader, GroupRow, MediaRow, MemberRow, MessageRow, Sink};
+use super::{Finished, GroupHeader, GroupRow, MediaRow, MemberRow, MessageRow, QuoteRow, Sink};
 use crate::evidence::{BagWriter, PayloadText};
 use crate::export::ExportError;
 
@@ -46,6 +47,9 @@ struct MessageObject<'a> {
     media_sha256: &'a str,
     raw_type: &'a str,
     media: Vec<MediaObject<'a>>,
+    /// What a reply quotes: `null` when the message quotes nothing (or the source does
+    /// not record it).
+    reply_to: Option<&'a QuoteRow>,
 }
 
 #[derive(Serialize)]
@@ -107,6 +111,7 @@ impl Sink for JsonlFile {
                     status: f.status.as_str(),
                 })
                 .collect(),
+            reply_to: m.quote,
         };
         self.line.clear();
         serde_json::to_writer(&mut self.line, &object)
@@ -121,8 +126,8 @@ impl Sink for JsonlFile {
         Ok(())
     }
 
-    fn finish(self: Box<Self>, bag: &mut BagWriter) -> Result<Vec<(String, u64)>, ExportError> {
+    fn finish(self: Box<Self>, bag: &mut BagWriter) -> Result<Finished, ExportError> {
         bag.finish_text(self.out)?;
-        Ok(vec![(FILE.to_string(), self.rows)])
+        Ok(Finished::counts(vec![(FILE.to_string(), self.rows)]))
     }
 }

@@ -98,9 +98,61 @@ pub trait Sink {
     ) -> Result<(), ExportError>;
     /// Every exported conversation with its figures, once all messages are written.
     fn groups(&mut self, bag: &mut BagWriter, groups: &[GroupRow]) -> Result<(), ExportError>;
-    /// Closes the sink's files in the bag; returns the rows written per file, for
-    /// evidence.json's `counts`.
-    fn finish(self: Box<Self>, bag: &mut BagWriter) -> Result<Vec<(String, u64)>, ExportError>;
+    /// Closes the sink's files in the bag.
+    fn finish(self: Box<Self>, bag: &mut BagWriter) -> Result<Finished, ExportError>;
+}
+
+/// What a sink leaves once its files are closed.
+pub struct Finished {
+    /// The rows written per file, for evidence.json's `counts`.
+    pub counts: Vec<(String, u64)>,
+    /// A report still to write: it needs what is known only at the very end (every other
+    /// payload file's hash, the sources' hashes after reading).
+    pub report: Option<Box<dyn Report>>,
+}
+
+impl Finished {
+    pub fn counts(counts: Vec<(String, u64)>) -> Finished {
+        Finished {
+            counts,
+            report: None,
+        }
+    }
+}
+
+/// A page written last, from the export's provenance ([`ReportFacts`]).
+pub trait Report {
+    /// Writes the report into the bag; returns its files, for evidence.json's `counts`.
+    fn write(
+        self: Box<Self>,
+        bag: &mut BagWriter,
+        facts: &ReportFacts,
+    ) -> Result<Vec<(String, u64)>, ExportError>;
+}
+
+/// Where an export came from and what it found: what a report says beyond the rows.
+/// Identities are as the outputs show them (pseudonymized when anonymizing).
+pub struct ReportFacts<'a> {
+    pub tool_version: &'a str,
+    /// As recorded in evidence.json.
+    pub command_line: &'a [String],
+    pub case_id: Option<&'a str>,
+    pub examiner: Option<&'a str>,
+    pub started: chrono::DateTime<chrono::Utc>,
+    pub finished: chrono::DateTime<chrono::Utc>,
+    pub tz: chrono::FixedOffset,
+    pub platform: &'a str,
+    /// The account whose data this is, when the source says.
+    pub owner_id: &'a str,
+    pub key_fingerprint: Option<&'a str>,
+    /// evidence.json's `filters`.
+    pub filters: &'a serde_json::Value,
+    /// Every source file read, hashed before and after (evidence.json's `sources`).
+    pub sources: &'a [crate::export::SourceEntry],
+    pub media: &'a media::MediaCounts,
+    pub warnings_total: u64,
+    /// The warnings kept word for word.
+    pub warnings: &'a [crate::records::Warning],
 }
 
 /// The conversation whose messages follow, as the outputs show it.
@@ -147,6 +199,18 @@ pub struct MessageRow<'a> {
     pub media_path: &'a str,
     pub media_sha256: &'a str,
     pub raw_type: &'a str,
+    /// What a reply quotes, when the source records it.
+    pub quote: Option<&'a QuoteRow>,
+}
+
+/// The message a reply quotes, as the outputs show it (pseudonymized when anonymizing).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct QuoteRow {
+    /// The quoted message's `message_id`, or empty when the source does not name it.
+    pub message_id: String,
+    pub sender_id: String,
+    pub sender_name: String,
+    pub text: String,
 }
 
 /// What became of one media file a message references.

@@ -6,7 +6,7 @@
 use std::io::Write;
 
 use super::media::group_file_stem;
-use super::{GroupHeader, GroupRow, MediaRow, MemberRow, MessageRow, Sink};
+use super::{Finished, GroupHeader, GroupRow, MediaRow, MemberRow, MessageRow, Sink};
 use crate::evidence::{BagWriter, PayloadText};
 use crate::export::ExportError;
 use crate::records::Direction;
@@ -146,9 +146,9 @@ impl Sink for TxtFiles {
         self.close_current(bag)
     }
 
-    fn finish(mut self: Box<Self>, bag: &mut BagWriter) -> Result<Vec<(String, u64)>, ExportError> {
+    fn finish(mut self: Box<Self>, bag: &mut BagWriter) -> Result<Finished, ExportError> {
         self.close_current(bag)?;
-        Ok(std::mem::take(&mut self.counts))
+        Ok(Finished::counts(std::mem::take(&mut self.counts)))
     }
 }
 

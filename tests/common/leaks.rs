@@ -239,6 +239,11 @@ pub fn anonymized_exports_leak_nothing(platform: &str, originals: fn(&Path) -> O
             "--anonymize",
             "--key-file",
             key.to_str().unwrap(),
+            // Every output format, the report included.
+            "--format",
+            "csv,jsonl,txt,html",
+            "--case-id",
+            "case 7",
         ];
         args.extend_from_slice(extra);
         run_ok(&args);

@@ -286,3 +286,27 @@ pub fn expected_time_utc(value: &rusqlite::types::Value, unit_ms: i64) -> String
         _ => String::new(),
     }
 }
+
+/// Headless Chromium with a fresh profile on `url` (the flags Debian's build needs here).
+pub fn chromium_run(
+    browser: &Path,
+    profile: &Path,
+    args: &[&str],
+    url: &str,
+) -> std::process::Output {
+    std::process::Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .arg(url)
+        .output()
+        .unwrap()
+}

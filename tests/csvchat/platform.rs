@@ -256,6 +256,7 @@ impl Source for CsvchatSource {
                 text: field(5),
                 raw_type: field(4),
                 media,
+                quote: None,
                 warning: None,
             }))
         });

@@ -256,6 +256,7 @@ fn interpret(raw: RawRow, query: &Query) -> Message {
         text: parsed.text,
         raw_type: raw.content_type.map(|c| c.to_string()).unwrap_or_default(),
         media: parsed.media,
+        quote: None,
         warning: if warnings.is_empty() {
             None
         } else {

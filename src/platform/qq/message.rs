@@ -277,6 +277,7 @@ pub(crate) fn interpret(row: &Row, group_id: &str) -> Message {
         text,
         raw_type,
         media,
+        quote: None,
         warning,
     }
 }

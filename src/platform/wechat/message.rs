@@ -8,7 +8,7 @@ use rusqlite::{Connection, Row};
 
 use super::xml;
 use crate::records::{
-    checked_time_ms, Direction, Kind, MediaKind, MediaLocation, MediaRef, Message,
+    checked_time_ms, Direction, Kind, MediaKind, MediaLocation, MediaRef, Message, Quote,
 };
 use crate::source::sqlite::map_sqlite_error;
 use crate::source::stream::Emitter;
@@ -271,6 +271,7 @@ pub fn interpret(raw: RawRow, query: &Query) -> Message {
         text,
         raw_type: parsed.raw_type,
         media: parsed.media,
+        quote: parsed.quote,
         warning: if warnings.is_empty() {
             None
         } else {
@@ -296,6 +297,7 @@ struct Parsed {
     text: Option<String>,
     raw_type: String,
     media: Vec<MediaRef>,
+    quote: Option<Box<Quote>>,
     warning: Option<String>,
 }
 
@@ -309,6 +311,7 @@ fn parse_payload(type_code: i64, payload: &str, raw: &Columns) -> Parsed {
             String::new()
         },
         media: Vec::new(),
+        quote: None,
         warning: None,
     };
     let malformed = |parsed: &mut Parsed, what: &str| {
@@ -429,6 +432,7 @@ fn parse_app_message(code: i64, payload: &str, raw: &Columns, parsed: &mut Parse
         Some(app_type::QUOTE) if app_type.is_some() => {
             parsed.kind = Kind::Quote;
             parsed.text = Some(title);
+            parsed.quote = quoted(payload);
         }
         Some(app_type::TRANSFER) if xml::has_element(payload, "wcpayinfo") => {
             parsed.kind = Kind::Transfer;
@@ -451,6 +455,35 @@ fn parse_app_message(code: i64, payload: &str, raw: &Columns, parsed: &mut Parse
             parsed.warning = Some("malformed app message payload".into());
         }
     }
+}
+
+/// The `<refermsg>` of a reply: the quoted message's server id (this reader's
+/// `message_id`), its sender, and its text, or a placeholder for what is not text.
+fn quoted(payload: &str) -> Option<Box<Quote>> {
+    let refer = xml::element_inner(payload, "refermsg")?;
+    let field = |tag| {
+        xml::element_text(refer, tag)
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+    };
+    let content = xml::element_text(refer, "content").unwrap_or_default();
+    let text = match field("type").and_then(|t| t.parse::<i64>().ok()) {
+        None | Some(msg_type::TEXT) => content,
+        Some(msg_type::IMAGE) => "[image]".to_string(),
+        Some(msg_type::VOICE) => "[voice]".to_string(),
+        Some(msg_type::VIDEO) => "[video]".to_string(),
+        Some(msg_type::APP) => match xml::element_text(&content, "title") {
+            Some(title) if !title.is_empty() => title,
+            _ => "[app message]".to_string(),
+        },
+        Some(code) => format!("[type {code}]"),
+    };
+    Some(Box::new(Quote {
+        message_id: field("svrid").filter(|id| id != "0"),
+        sender_id: field("chatusr").or_else(|| field("fromusr")),
+        sender_name: field("displayname"),
+        text,
+    }))
 }
 
 fn split_dirs(name: &str) -> Option<(&str, &str)> {

@@ -4,13 +4,19 @@
 
 /// The text of the first `<tag>…</tag>`, unescaped (CDATA kept verbatim).
 pub fn element_text(xml: &str, tag: &str) -> Option<String> {
+    element_inner(xml, tag).map(unescape_text)
+}
+
+/// What lies between the first `<tag>` and its `</tag>`, raw (not unescaped): to read
+/// the elements of one part of a payload, such as a reply's `<refermsg>`.
+pub fn element_inner<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
     let start = find_open_tag(xml, tag)?;
     let after_open = start + xml[start..].find('>')? + 1;
     if xml[..after_open].ends_with("/>") {
-        return Some(String::new());
+        return Some("");
     }
     let end = after_open + find_close_tag(&xml[after_open..], tag)?;
-    Some(unescape_text(&xml[after_open..end]))
+    Some(&xml[after_open..end])
 }
 
 /// The value of `attr` on the first `<tag …>`.

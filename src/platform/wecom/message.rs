@@ -90,6 +90,7 @@ fn to_message(record: &Record, conversation: &str) -> Message {
         text: record.text.to_string(),
         raw_type: record.raw_type.to_string(),
         media,
+        quote: None,
         warning: record.warning.map(str::to_string),
     }
 }

@@ -5,16 +5,26 @@
 //! system messages centred; a date line per day; images inline from the bundle's media,
 //! other media as links, media that could not be copied as a placeholder with the reason.
 //!
+//! `index.html` is also the export's report ([`report`]): provenance, the sources'
+//! hashes, a table and charts per conversation, the roster, the warnings and a hash annex
+//! of the payload. It is written last, once everything it vouches for is known. A print
+//! stylesheet makes "Print to PDF" a document to file: a cover page, page numbers, the
+//! conversation's name at the head of every transcript page, the annex at the end.
+//!
 //! Safe by construction: every value from a source goes through [`text`] or [`attr`]
 //! (links are built only from bundle paths, percent-encoded); pages load nothing from
 //! outside the bundle and carry a Content-Security-Policy that allows only the bundle's
 //! own images and the inline stylesheet. No JavaScript.
 
+mod chart;
+pub mod report;
+
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Write;
 
 use super::media::group_file_stem;
-use super::{GroupHeader, GroupRow, MediaRow, MediaStatus, MemberRow, MessageRow, Sink};
+use super::{Finished, GroupHeader, GroupRow, MediaRow, MediaStatus, MemberRow, MessageRow, Sink};
 use crate::evidence::{BagWriter, PayloadText};
 use crate::export::ExportError;
 use crate::records::{Direction, Kind, MediaKind};
@@ -22,7 +32,7 @@ use crate::records::{Direction, Kind, MediaKind};
 /// Messages per transcript page.
 pub const PAGE_SIZE: usize = 2000;
 
-const STYLE: &str = "body{font-family:system-ui,\"Noto Sans CJK SC\",\"PingFang SC\",\"Microsoft YaHei\",sans-serif;max-width:52em;margin:0 auto;padding:1em;background:#f4f4f4;color:#111}\
+const STYLE: &str = "body{font-family:system-ui,\"Noto Sans CJK SC\",\"PingFang SC\",\"Microsoft YaHei\",sans-serif;max-width:60em;margin:0 auto;padding:1em;background:#f4f4f4;color:#111}\
 h1{font-size:1.3em}nav{margin:1em 0}nav a{margin-right:1em}\
 .day{text-align:center;color:#555;margin:1.2em 0 .4em;font-size:.9em}\
 .msg{margin:.35em 0;display:flex;flex-direction:column;align-items:flex-start}\
@@ -32,10 +42,16 @@ h1{font-size:1.3em}nav{margin:1em 0}nav a{margin-right:1em}\
 .meta{font-size:.75em;color:#666}\
 .card{border-left:.3em solid #999}.card.red_packet{border-color:#d33;background:#fde8e4}\
 .card.transfer{border-color:#e90;background:#fff3de}.card.link,.card.location{border-color:#37c}\
-.card.quote{border-color:#888;color:#333}.recall .bubble{font-style:italic;color:#777}\
+.card.quote{border-color:#888;color:#333}\
+.quoted{font-size:.85em;color:#555;border-left:.2em solid #bbb;padding:.1em .5em;margin:.1em 0;max-width:80%;white-space:pre-wrap;overflow-wrap:anywhere}.recall .bubble{font-style:italic;color:#777}\
 .media img{max-width:100%;max-height:24em;display:block}.missing{color:#a00;font-size:.85em}\
-table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left}\
-@media print{body{background:#fff;max-width:none}nav{display:none}.bubble{border:1px solid #ccc}}";
+table{border-collapse:collapse;font-size:.85em}td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left}\
+code{overflow-wrap:break-word}.facts td{white-space:pre-line}.hash{font-family:ui-monospace,monospace;font-size:.8em;overflow-wrap:anywhere}\
+.chart{width:100%;max-width:720px;height:auto;display:block;margin:.3em 0}.note{color:#555;font-size:.9em}\
+@page{size:A4;margin:16mm 14mm 18mm;@bottom-right{content:\"page \" counter(page) \" of \" counter(pages);font-size:8pt;color:#555}}\
+@media print{body{background:#fff;max-width:none;padding:0;font-size:10pt}nav{display:none}\
+.bubble{border:1px solid #ccc}.msg,tr,.chart{break-inside:avoid}h2,h3{break-after:avoid}\
+.cover{break-after:page}.annex{break-before:page}.media img{max-height:12em}}";
 
 const CSP: &str = "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'";
 
@@ -113,7 +129,27 @@ fn bundle_link(bundle_path: &str, depth: usize, out: &mut String) {
     }
 }
 
-fn page_start(title: &str, out: &mut String) {
+/// `value` as a CSS string (for a print header): everything but letters, digits and
+/// spaces as a hex escape, so no value can end the string or the stylesheet.
+fn css_string(value: &str, out: &mut String) {
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => {
+                let _ = write!(out, "[U+{:04X}]", u32::from(c));
+            }
+            c if c.is_control() => out.push_str("\\FFFD "),
+            c if c.is_alphanumeric() || c == ' ' => out.push(c),
+            c => {
+                let _ = write!(out, "\\{:X} ", u32::from(c));
+            }
+        }
+    }
+    out.push('"');
+}
+
+/// The page's head, up to `<body>`; `print_header` is printed at the top of every page.
+fn page_start(title: &str, print_header: &str, out: &mut String) {
     out.push_str("<!DOCTYPE html>\n<html lang=\"zh\">\n<head>\n<meta charset=\"utf-8\">\n");
     out.push_str("<meta http-equiv=\"Content-Security-Policy\" content=\"");
     out.push_str(CSP);
@@ -124,7 +160,9 @@ fn page_start(title: &str, out: &mut String) {
     text(title, out);
     out.push_str("</title>\n<style>");
     out.push_str(STYLE);
-    out.push_str("</style>\n</head>\n<body>\n");
+    out.push_str("@page{@top-left{content:");
+    css_string(print_header, out);
+    out.push_str(";font-size:8pt;color:#555}}</style>\n</head>\n<body>\n");
 }
 
 fn page_end(out: &mut String) {
@@ -138,30 +176,57 @@ fn page_name(page: usize) -> String {
 /// The conversation being written.
 struct Current {
     dir: String,
+    group_id: String,
     header_title: String,
     page: Option<PayloadText>,
     page_number: usize,
     on_page: usize,
     messages: u64,
     last_day: String,
-    /// (day, page number) of each day's first message.
-    days: Vec<(String, usize)>,
+    /// (day, page number of its first message, messages that day), in message order.
+    days: Vec<(String, usize, u64)>,
+    /// The report's roster rows, rendered when the conversation starts.
+    roster: String,
+    members: u64,
+    left: u64,
+    /// Messages per sender id: (name as last shown, messages).
+    senders: HashMap<String, (String, u64)>,
+    media_copied: u64,
+    media_not_copied: u64,
 }
 
-/// One conversation as the index lists it.
+/// One conversation as the report lists it.
 struct Listed {
     dir: String,
-    title: String,
+    group_id: String,
     pages: usize,
     messages: u64,
+    members: u64,
+    left: u64,
+    media_copied: u64,
+    media_not_copied: u64,
 }
+
+/// Senders drawn in a conversation's chart.
+const TOP_SENDERS: usize = 10;
 
 pub struct HtmlTranscript {
     current: Option<Current>,
     listed: Vec<Listed>,
+    /// The report's sections per conversation (charts, roster), spooled as each
+    /// conversation ends so that memory does not grow with the number of conversations.
+    sections: Option<std::io::BufWriter<std::fs::File>>,
+    groups: Vec<report::GroupLine>,
     /// Every file written, with the messages it holds, for evidence.json's counts.
     counts: Vec<(String, u64)>,
     buf: String,
+}
+
+fn write_error(name: &str) -> impl Fn(std::io::Error) -> ExportError + '_ {
+    move |source| ExportError::Write {
+        path: name.to_string(),
+        source,
+    }
 }
 
 impl HtmlTranscript {
@@ -169,17 +234,15 @@ impl HtmlTranscript {
         HtmlTranscript {
             current: None,
             listed: Vec::new(),
+            sections: None,
+            groups: Vec::new(),
             counts: Vec::new(),
             buf: String::with_capacity(64 * 1024),
         }
     }
 
     fn write(file: &mut PayloadText, name: &str, buf: &str) -> Result<(), ExportError> {
-        file.write_all(buf.as_bytes())
-            .map_err(|source| ExportError::Write {
-                path: name.to_string(),
-                source,
-            })
+        file.write_all(buf.as_bytes()).map_err(write_error(name))
     }
 
     /// Ends the open page (with its previous/next links), if any.
@@ -216,6 +279,7 @@ impl HtmlTranscript {
         buf.clear();
         page_start(
             &format!("{} · {}", current.header_title, current.page_number),
+            &current.header_title,
             buf,
         );
         buf.push_str("<h1>");
@@ -230,7 +294,8 @@ impl HtmlTranscript {
         Ok(())
     }
 
-    /// Closes the conversation: its last page and its index of days.
+    /// Closes the conversation: its last page, its index of days, and its section of the
+    /// report (spooled).
     fn close_group(&mut self, bag: &mut BagWriter) -> Result<(), ExportError> {
         let Some(mut current) = self.current.take() else {
             return Ok(());
@@ -240,7 +305,7 @@ impl HtmlTranscript {
         let mut file = bag.text_file(&name)?;
         let buf = &mut self.buf;
         buf.clear();
-        page_start(&current.header_title, buf);
+        page_start(&current.header_title, &current.header_title, buf);
         buf.push_str("<nav><a href=\"../index.html\">all conversations</a></nav>\n<h1>");
         text(&current.header_title, buf);
         let _ = writeln!(
@@ -248,7 +313,7 @@ impl HtmlTranscript {
             "</h1>\n<p>{} messages on {} pages</p>\n<ul>",
             current.messages, current.page_number
         );
-        for (day, page) in &current.days {
+        for (day, page, _) in &current.days {
             let _ = write!(buf, "<li><a href=\"{}#{}\">", page_name(*page), day_id(day));
             text(day, buf);
             buf.push_str("</a></li>\n");
@@ -258,11 +323,28 @@ impl HtmlTranscript {
         Self::write(&mut file, &name, buf)?;
         bag.finish_text(file)?;
         self.counts.push((name, 0));
+
+        buf.clear();
+        report::group_section(&current, buf);
+        let sections = match &mut self.sections {
+            Some(sections) => sections,
+            None => {
+                let spool = tempfile::tempfile().map_err(write_error(report::INDEX))?;
+                self.sections.insert(std::io::BufWriter::new(spool))
+            }
+        };
+        sections
+            .write_all(buf.as_bytes())
+            .map_err(write_error(report::INDEX))?;
         self.listed.push(Listed {
             dir: current.dir,
-            title: current.header_title,
+            group_id: current.group_id,
             pages: current.page_number,
             messages: current.messages,
+            members: current.members,
+            left: current.left,
+            media_copied: current.media_copied,
+            media_not_copied: current.media_not_copied,
         });
         Ok(())
     }
@@ -336,7 +418,7 @@ impl Sink for HtmlTranscript {
         &mut self,
         bag: &mut BagWriter,
         group: &GroupHeader,
-        _members: &[MemberRow],
+        members: &[MemberRow],
     ) -> Result<(), ExportError> {
         self.close_group(bag)?;
         let title = if group.group_name.is_empty() {
@@ -344,8 +426,11 @@ impl Sink for HtmlTranscript {
         } else {
             group.group_name.to_string()
         };
+        let mut roster = String::new();
+        report::roster(members, &mut roster);
         self.current = Some(Current {
             dir: group_file_stem(group.group_id),
+            group_id: group.group_id.to_string(),
             header_title: title,
             page: None,
             page_number: 0,
@@ -353,6 +438,12 @@ impl Sink for HtmlTranscript {
             messages: 0,
             last_day: String::new(),
             days: Vec::new(),
+            roster,
+            members: members.len() as u64,
+            left: members.iter().filter(|m| m.left).count() as u64,
+            senders: HashMap::new(),
+            media_copied: 0,
+            media_not_copied: 0,
         });
         Ok(())
     }
@@ -374,13 +465,39 @@ impl Sink for HtmlTranscript {
         buf.clear();
         let day = m.time_local.get(..10).unwrap_or("(no time)");
         if day != current.last_day {
-            if current.days.last().is_none_or(|(d, _)| d != day) {
-                current.days.push((day.to_string(), current.page_number));
+            if current.days.last().is_none_or(|(d, _, _)| d != day) {
+                current.days.push((day.to_string(), current.page_number, 0));
             }
             let _ = write!(buf, "<div class=\"day\" id=\"{}\">", day_id(day));
             text(day, buf);
             buf.push_str("</div>\n");
             current.last_day = day.to_string();
+        }
+        if let Some((_, _, n)) = current.days.last_mut() {
+            *n += 1;
+        }
+        if m.direction != Direction::System {
+            let name = shown_sender(m);
+            match current.senders.get_mut(m.sender_id) {
+                Some((shown, n)) => {
+                    *n += 1;
+                    if shown != name {
+                        name.clone_into(shown);
+                    }
+                }
+                None => {
+                    current
+                        .senders
+                        .insert(m.sender_id.to_string(), (name.to_string(), 1));
+                }
+            }
+        }
+        for file in media {
+            match file.status {
+                MediaStatus::Copied => current.media_copied += 1,
+                MediaStatus::Excluded => {}
+                _ => current.media_not_copied += 1,
+            }
         }
         let class = match m.direction {
             Direction::Sent => "sent",
@@ -396,18 +513,21 @@ impl Sink for HtmlTranscript {
         buf.push_str("\">");
         if m.direction != Direction::System {
             buf.push_str("<span class=\"meta\">");
-            text(
-                if m.sender_name.is_empty() {
-                    m.sender_id
-                } else {
-                    m.sender_name
-                },
-                buf,
-            );
+            text(shown_sender(m), buf);
             buf.push_str(" · ");
             text(m.time_local.get(11..19).unwrap_or(""), buf);
             text(m.time_local.get(23..).unwrap_or(""), buf);
             buf.push_str("</span>");
+        }
+        // A reply shows what it quotes above its own text.
+        if let Some(quote) = m.quote {
+            buf.push_str("<div class=\"quoted\">");
+            if !quote.sender_name.is_empty() {
+                text(&quote.sender_name, buf);
+                buf.push_str(": ");
+            }
+            text(&quote.text, buf);
+            buf.push_str("</div>");
         }
         // Red packets, transfers, links, locations and quotes are drawn as small cards.
         match m.kind {
@@ -433,55 +553,31 @@ impl Sink for HtmlTranscript {
 
     fn groups(&mut self, bag: &mut BagWriter, groups: &[GroupRow]) -> Result<(), ExportError> {
         self.close_group(bag)?;
-        let name = "html/index.html";
-        let mut file = bag.text_file(name)?;
-        let buf = &mut self.buf;
-        buf.clear();
-        page_start("chatvault transcript", buf);
-        buf.push_str("<h1>Conversations</h1>\n<table>\n<tr><th>conversation</th><th>id</th><th>members</th><th>messages</th><th>first</th><th>last</th></tr>\n");
-        for g in groups {
-            let listed = self
-                .listed
-                .iter()
-                .find(|l| l.dir == group_file_stem(g.group_id));
-            buf.push_str("<tr><td>");
-            match listed {
-                Some(l) if l.pages > 0 => {
-                    buf.push_str("<a href=\"");
-                    encode_component(&l.dir, buf);
-                    buf.push_str("/index.html\">");
-                    text(&l.title, buf);
-                    buf.push_str("</a>");
-                }
-                Some(l) => text(&l.title, buf),
-                None => text(g.group_name, buf),
-            }
-            buf.push_str("</td><td>");
-            text(g.group_id, buf);
-            let _ = write!(
-                buf,
-                "</td><td>{}</td><td>{}</td><td>",
-                g.member_count,
-                listed.map_or(g.message_count, |l| l.messages)
-            );
-            text(&g.first_message_utc, buf);
-            buf.push_str("</td><td>");
-            text(&g.last_message_utc, buf);
-            buf.push_str("</td></tr>\n");
-        }
-        buf.push_str("</table>\n");
-        page_end(buf);
-        Self::write(&mut file, name, buf)?;
-        bag.finish_text(file)?;
-        self.counts.push((name.to_string(), 0));
+        self.groups = groups.iter().map(report::GroupLine::from).collect();
         Ok(())
     }
 
-    fn finish(
-        mut self: Box<Self>,
-        _bag: &mut BagWriter,
-    ) -> Result<Vec<(String, u64)>, ExportError> {
-        Ok(std::mem::take(&mut self.counts))
+    fn finish(mut self: Box<Self>, bag: &mut BagWriter) -> Result<Finished, ExportError> {
+        self.close_group(bag)?;
+        let this = *self;
+        let report = report::ReportPage {
+            sections: this.sections,
+            listed: this.listed,
+            groups: this.groups,
+        };
+        Ok(Finished {
+            counts: this.counts,
+            report: Some(Box::new(report)),
+        })
+    }
+}
+
+/// A sender as the transcript names them: by name, else by id.
+fn shown_sender<'a>(m: &MessageRow<'a>) -> &'a str {
+    if m.sender_name.is_empty() {
+        m.sender_id
+    } else {
+        m.sender_name
     }
 }
 
