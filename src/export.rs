@@ -415,6 +415,8 @@ pub fn export_source(
     let group_count = groups.len();
     let warnings_total = warnings.total;
     let first_warnings: Vec<Warning> = warnings.kept.iter().take(10).cloned().collect();
+    // The account holder (a pseudonym when anonymized), for `check` and chained exports.
+    let owner_shown = (!owner_id.is_empty()).then(|| owner_id.clone());
     let case = (opts.case_id.is_some() || opts.examiner.is_some())
         .then(|| json!({"id": opts.case_id, "examiner": opts.examiner}));
     // A bag-info value is one line.
@@ -433,7 +435,7 @@ pub fn export_source(
             command_line: &command_line,
             started_utc: timefmt::utc_seconds(started_at),
             finished_utc: timefmt::utc_seconds(finished_at),
-            source: json!({"platform": platform_name, "root": root_display}),
+            source: json!({"platform": platform_name, "root": root_display, "owner": owner_shown}),
             sources: &source_entries,
             filters: &filters,
             case: case.clone(),

@@ -200,8 +200,32 @@ pub struct Message {
     pub media: Vec<MediaRef>,
     /// What a reply quotes, when the source records it.
     pub quote: Option<Box<Quote>>,
+    /// A red packet's terms (for `check`), when this message sends one and the source
+    /// records them.
+    pub red_packet: Option<Box<RedPacket>>,
+    /// The red packet this system message says was claimed, when the source names it by
+    /// id (WeChat's `paymsg`); text claims (`张三领取了李四的红包`) are read by `check`.
+    pub claim: Option<Box<RedPacketClaim>>,
     /// Set when the row could not be fully parsed; the message is still exported.
     pub warning: Option<String>,
+}
+
+/// What a red packet's message says of it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RedPacket {
+    /// The id claims name it by (WeChat `paymsgid`).
+    pub id: Option<String>,
+    /// Into how many parts it was split; `None` when the source does not say.
+    pub parts: Option<u64>,
+    /// The total, in fen, when the source records it.
+    pub amount_fen: Option<u64>,
+}
+
+/// A claim of a red packet named by id.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RedPacketClaim {
+    pub packet_id: String,
+    pub claimer_id: Option<String>,
 }
 
 /// The message a reply quotes, as the reply itself records it (the quoted message may be

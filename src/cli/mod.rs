@@ -2,6 +2,7 @@
 //! a `run`. The binary only sets up the allocator and calls [`main`]; a program (or a test)
 //! can run any command in-process with [`run_args`].
 
+pub mod check;
 pub mod clean;
 pub mod demo;
 pub mod export;
@@ -26,7 +27,7 @@ use crate::exit;
     name = "chatvault",
     version,
     about = "Export, seal, anonymize and clean up group-chat histories before a group is dissolved",
-    after_help = "Start with:  chatvault demo\nExit codes:  see README.md (0 ok, 2 usage, 3-12 distinct failures)"
+    after_help = "Start with:  chatvault demo\nExit codes:  see README.md (0 ok, 2 usage, 3-13 distinct failures)"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -44,6 +45,9 @@ pub enum Command {
     /// List a source's groups: members, messages, dates, media, dissolved or active.
     #[command(after_help = inspect::EXAMPLES)]
     Inspect(inspect::Args),
+    /// Is a group ready to be dissolved? Red packets, owner, notice, files, holds, export.
+    #[command(after_help = check::EXAMPLES)]
+    Check(check::Args),
     /// Export groups to CSV and media, sealed as a BagIt evidence bundle.
     #[command(after_help = export::EXAMPLES)]
     Export(export::Args),
@@ -96,6 +100,11 @@ pub enum CliError {
     Demo(#[from] crate::demo::DemoError),
     #[error(transparent)]
     Simulate(#[from] crate::simulate::SimError),
+    #[error(transparent)]
+    Check(#[from] crate::check::CheckError),
+    /// A file named on the command line cannot be read.
+    #[error("{0}")]
+    NotFound(String),
     /// The command line asks for something the arguments alone could not rule out.
     #[error("{0}")]
     Usage(String),
@@ -122,6 +131,8 @@ impl CliError {
             CliError::Lock(e) => e.exit_code(),
             CliError::Demo(e) => e.exit_code(),
             CliError::Simulate(e) => e.exit_code(),
+            CliError::Check(e) => e.exit_code(),
+            CliError::NotFound(_) => exit::NOT_FOUND,
             CliError::Usage(_) => exit::USAGE,
             CliError::NotConfirmed(_) | CliError::Terminal(_) | CliError::Json(_) => exit::INTERNAL,
         }
@@ -135,6 +146,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Demo(args) => demo::run(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Check(args) => check::run(args),
         Command::Export(args) => export::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Hash(args) => hash::run(args),

@@ -257,6 +257,8 @@ impl Source for CsvchatSource {
                 raw_type: field(4),
                 media,
                 quote: None,
+                red_packet: None,
+                claim: None,
                 warning: None,
             }))
         });

@@ -9,7 +9,7 @@ use super::shards::Shard;
 use super::value::{int, quote, text};
 use super::DATABASE;
 use crate::records::{
-    checked_time_ms, Direction, Kind, MediaKind, MediaLocation, MediaRef, Message,
+    checked_time_ms, Direction, Kind, MediaKind, MediaLocation, MediaRef, Message, RedPacket,
 };
 use crate::source::sqlite::map_sqlite_error;
 use crate::source::stream::Emitter;
@@ -204,6 +204,7 @@ struct Parsed {
     kind: Kind,
     text: String,
     media: Vec<MediaRef>,
+    red_packet: Option<Box<RedPacket>>,
     warnings: Vec<String>,
 }
 
@@ -239,6 +240,7 @@ fn interpret(raw: RawRow, query: &Query) -> Message {
             kind: Kind::Recall,
             text: "[recalled]".into(),
             media: Vec::new(),
+            red_packet: None,
             warnings: Vec::new(),
         }
     } else {
@@ -257,6 +259,8 @@ fn interpret(raw: RawRow, query: &Query) -> Message {
         raw_type: raw.content_type.map(|c| c.to_string()).unwrap_or_default(),
         media: parsed.media,
         quote: None,
+        red_packet: parsed.red_packet,
+        claim: None,
         warning: if warnings.is_empty() {
             None
         } else {
@@ -271,6 +275,7 @@ fn parse(raw: &RawRow) -> Parsed {
         kind: Kind::Other,
         text: content.unwrap_or_default().to_string(),
         media: Vec::new(),
+        red_packet: None,
         warnings: Vec::new(),
     };
     let Some(code) = raw.content_type else {
@@ -377,6 +382,15 @@ fn parse(raw: &RawRow) -> Parsed {
             parsed.kind = Kind::RedPacket;
             let title = body.title.unwrap_or_default();
             parsed.text = format!("[red packet] {title}").trim_end().to_string();
+            parsed.red_packet = Some(Box::new(RedPacket {
+                id: None,
+                parts: body
+                    .count
+                    .as_ref()
+                    .and_then(|c| c.as_u64().or_else(|| c.as_str()?.trim().parse().ok()))
+                    .filter(|&n| n > 0),
+                amount_fen: None,
+            }));
         }
         _ => {}
     }

@@ -278,6 +278,8 @@ pub(crate) fn interpret(row: &Row, group_id: &str) -> Message {
         raw_type,
         media,
         quote: None,
+        red_packet: None,
+        claim: None,
         warning,
     }
 }

@@ -9,6 +9,7 @@ use rusqlite::{Connection, Row};
 use super::xml;
 use crate::records::{
     checked_time_ms, Direction, Kind, MediaKind, MediaLocation, MediaRef, Message, Quote,
+    RedPacket, RedPacketClaim,
 };
 use crate::source::sqlite::map_sqlite_error;
 use crate::source::stream::Emitter;
@@ -272,6 +273,8 @@ pub fn interpret(raw: RawRow, query: &Query) -> Message {
         raw_type: parsed.raw_type,
         media: parsed.media,
         quote: parsed.quote,
+        red_packet: parsed.red_packet,
+        claim: parsed.claim,
         warning: if warnings.is_empty() {
             None
         } else {
@@ -298,6 +301,8 @@ struct Parsed {
     raw_type: String,
     media: Vec<MediaRef>,
     quote: Option<Box<Quote>>,
+    red_packet: Option<Box<RedPacket>>,
+    claim: Option<Box<RedPacketClaim>>,
     warning: Option<String>,
 }
 
@@ -312,6 +317,8 @@ fn parse_payload(type_code: i64, payload: &str, raw: &Columns) -> Parsed {
         },
         media: Vec::new(),
         quote: None,
+        red_packet: None,
+        claim: None,
         warning: None,
     };
     let malformed = |parsed: &mut Parsed, what: &str| {
@@ -383,6 +390,13 @@ fn parse_payload(type_code: i64, payload: &str, raw: &Columns) -> Parsed {
                 let id = xml::element_text(payload, "paymsgid").unwrap_or_default();
                 let claimer = xml::element_text(payload, "claimer").unwrap_or_default();
                 parsed.text = Some(format!("[red packet claimed] {id} by {claimer}"));
+                let id = id.trim();
+                if !id.is_empty() {
+                    parsed.claim = Some(Box::new(RedPacketClaim {
+                        packet_id: id.to_string(),
+                        claimer_id: Some(claimer.trim().to_string()).filter(|c| !c.is_empty()),
+                    }));
+                }
             } else {
                 parsed.kind = Kind::System;
             }
@@ -446,6 +460,16 @@ fn parse_app_message(code: i64, payload: &str, raw: &Columns, parsed: &mut Parse
                 .filter(|s| !s.is_empty())
                 .unwrap_or(title);
             parsed.text = Some(format!("[red packet] {wish}").trim_end().to_string());
+            let number = |tag| {
+                xml::element_text(payload, tag).and_then(|t| t.trim().parse::<u64>().ok())
+            };
+            parsed.red_packet = Some(Box::new(RedPacket {
+                id: xml::element_text(payload, "paymsgid")
+                    .map(|t| t.trim().to_string())
+                    .filter(|t| !t.is_empty()),
+                parts: number("totalnum").filter(|&n| n > 0),
+                amount_fen: None,
+            }));
         }
         Some(_) if app_type.is_some() => {
             parsed.kind = Kind::Other;

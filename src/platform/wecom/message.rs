@@ -91,6 +91,8 @@ fn to_message(record: &Record, conversation: &str) -> Message {
         raw_type: record.raw_type.to_string(),
         media,
         quote: None,
+        red_packet: None,
+        claim: None,
         warning: record.warning.map(str::to_string),
     }
 }
