@@ -79,10 +79,9 @@ pub fn read(bundle: &Path) -> Result<BundleFacts, BundleError> {
         ),
         Err(e) => return Err(unreadable(e.to_string())),
     };
-    let evidence: serde_json::Value = serde_json::from_slice(
-        &read_member(bundle, "evidence.json").map_err(unreadable)?,
-    )
-    .map_err(|e| unreadable(format!("evidence.json: {e}")))?;
+    let evidence: serde_json::Value =
+        serde_json::from_slice(&read_member(bundle, "evidence.json").map_err(unreadable)?)
+            .map_err(|e| unreadable(format!("evidence.json: {e}")))?;
     let databases = evidence["sources"]
         .as_array()
         .into_iter()
@@ -95,7 +94,11 @@ pub fn read(bundle: &Path) -> Result<BundleFacts, BundleError> {
         })
         .collect();
     let groups_csv = read_member(bundle, "data/groups.csv").map_err(unreadable)?;
-    let mut reader = csv::ReaderBuilder::new().from_reader(groups_csv.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(&groups_csv));
+    let mut reader = csv::ReaderBuilder::new().from_reader(
+        groups_csv
+            .strip_prefix(b"\xEF\xBB\xBF".as_slice())
+            .unwrap_or(&groups_csv),
+    );
     let headers = reader
         .headers()
         .map_err(|e| unreadable(format!("groups.csv: {e}")))?

@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::pathsafe::{self, Resolved};
-use crate::records::{Direction, Group, Kind, Member, MediaLocation, Role};
+use crate::records::{Direction, Group, Kind, MediaLocation, Member, Role};
 use crate::retention::policy::Policy;
 use crate::source::{self, Source, SourceError};
 use crate::timefmt;
@@ -259,7 +259,12 @@ pub fn check_source(source: &dyn Source, opts: &CheckOptions) -> Result<CheckRep
         source
             .source_files()
             .iter()
-            .filter_map(|f| Some((f.rel_path.clone(), crate::digest::sha256_file(&f.path).ok()?.0)))
+            .filter_map(|f| {
+                Some((
+                    f.rel_path.clone(),
+                    crate::digest::sha256_file(&f.path).ok()?.0,
+                ))
+            })
             .collect()
     };
     let wanted_hash = opts.announcement.as_deref().map(announcement::hash);
@@ -430,7 +435,9 @@ fn red_packet_rule(
     } else if unknown > 0 {
         (
             Status::Warn,
-            format!("{unknown} red packet(s) sent in the last 24 hours whose claims cannot be counted"),
+            format!(
+                "{unknown} red packet(s) sent in the last 24 hours whose claims cannot be counted"
+            ),
             "check in the app that they are fully claimed, or wait for the refund".to_string(),
         )
     } else {
@@ -466,7 +473,8 @@ fn owner_rule(policy: &Policy, source: &dyn Source, group: &Group) -> Finding {
         ),
         (Some(_), Some(_)) if source.platform().name() == "wecom" => (
             Status::Warn,
-            "the group's creator is someone else; only the admin console can dissolve it".to_string(),
+            "the group's creator is someone else; only the admin console can dissolve it"
+                .to_string(),
             "dissolve it from the WeCom admin console, or ask its creator".to_string(),
         ),
         (Some(_), Some(o)) => (
@@ -500,7 +508,9 @@ fn size_rules(policy: &Policy, source: &dyn Source, members: &[Member]) -> Vec<F
             rule: "notify.over_40".into(),
             status: Status::Warn,
             summary: format!("{current} members: each member removed will receive a system notice"),
-            evidence: vec![format!("{current} current members (more than {NOTIFY_OVER})")],
+            evidence: vec![format!(
+                "{current} current members (more than {NOTIFY_OVER})"
+            )],
             todo: "tell the members before removing anyone".into(),
             citation: citation(policy, "notify.over_40"),
         }
@@ -547,7 +557,12 @@ fn notice_rules(
     let commercial = group_type.is_some_and(GroupType::commercial);
     let mut rules = vec![("notice.default", 24 * HOUR_MS, "24 hours", Status::Warn)];
     if commercial {
-        rules.push(("notice.commercial", 30 * 24 * HOUR_MS, "30 days", Status::Block));
+        rules.push((
+            "notice.commercial",
+            30 * 24 * HOUR_MS,
+            "30 days",
+            Status::Block,
+        ));
     }
     let Some(dissolve_at) = opts.dissolve_at else {
         return rules
@@ -677,7 +692,10 @@ fn hold_rules(
             rule: "hold.education".into(),
             status: Status::Warn,
             summary: "teaching records must be kept at least 6 months".into(),
-            evidence: vec![format!("last message {}", pass.last_ms.map(utc).unwrap_or_default())],
+            evidence: vec![format!(
+                "last message {}",
+                pass.last_ms.map(utc).unwrap_or_default()
+            )],
             todo: format!(
                 "keep the export (and do not clean the cache) until at least {}",
                 from_last(pass.last_ms, 183)
@@ -690,7 +708,9 @@ fn hold_rules(
             summary: "transaction vouchers must be kept 3 years".into(),
             evidence: vec![format!(
                 "last payment (red packet or transfer) {}",
-                pass.last_voucher_ms.map(utc).unwrap_or_else(|| "(none)".into())
+                pass.last_voucher_ms
+                    .map(utc)
+                    .unwrap_or_else(|| "(none)".into())
             )],
             todo: format!(
                 "keep the export until at least {}",
@@ -716,7 +736,12 @@ fn hold_rules(
             evidence: Vec::new(),
             todo: opts
                 .dissolve_at
-                .map(|d| format!("the archive is kept until {}", utc(d.timestamp_millis() + 365 * 24 * HOUR_MS)))
+                .map(|d| {
+                    format!(
+                        "the archive is kept until {}",
+                        utc(d.timestamp_millis() + 365 * 24 * HOUR_MS)
+                    )
+                })
                 .unwrap_or_default(),
             citation: citation(policy, "hold.wecom.audit"),
         });
@@ -728,7 +753,8 @@ fn hold_rules(
             summary: "no hold by group type".into(),
             evidence: Vec::new(),
             todo: if group_type.is_none() {
-                "give --group-type ID=education|ecommerce|ip_content|commercial where it applies".into()
+                "give --group-type ID=education|ecommerce|ip_content|commercial where it applies"
+                    .into()
             } else {
                 String::new()
             },
@@ -802,7 +828,11 @@ fn export_rule(
         }
     }
     let (status, summary, todo) = if covered {
-        (Status::Ok, "exported and verified".to_string(), String::new())
+        (
+            Status::Ok,
+            "exported and verified".to_string(),
+            String::new(),
+        )
     } else if bundles.is_empty() {
         (
             Status::Block,

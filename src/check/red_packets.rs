@@ -116,11 +116,92 @@ impl Tracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::RedPacket;
+
+    fn message(
+        kind: Kind,
+        direction: Direction,
+        sender: Option<&str>,
+        t: i64,
+        text: &str,
+    ) -> Message {
+        Message {
+            group_id: "g".into(),
+            message_id: format!("m{t}"),
+            time_ms: Some(t),
+            sender_id: sender.map(str::to_string),
+            sender_name: None,
+            direction,
+            kind,
+            text: text.into(),
+            raw_type: String::new(),
+            media: Vec::new(),
+            quote: None,
+            red_packet: (kind == Kind::RedPacket).then(|| {
+                Box::new(RedPacket {
+                    id: None,
+                    parts: Some(2),
+                    amount_fen: None,
+                })
+            }),
+            claim: None,
+            warning: None,
+        }
+    }
+
+    #[test]
+    fn text_claims_count_for_the_latest_packet_of_the_sender_they_name() {
+        let now = 10 * REFUND_AFTER_MS;
+        let mut tracker = Tracker::new(now);
+        let names = |id: &str| match id {
+            "u1" => vec!["李四".to_string()],
+            _ => vec!["王五".to_string()],
+        };
+        let sent = now - 3_600_000;
+        tracker.message(
+            &message(Kind::RedPacket, Direction::Received, Some("u1"), sent, ""),
+            names,
+        );
+        tracker.message(
+            &message(
+                Kind::RedPacket,
+                Direction::Received,
+                Some("u2"),
+                sent + 1,
+                "",
+            ),
+            names,
+        );
+        let claim = |t, text| message(Kind::System, Direction::System, None, t, text);
+        tracker.message(&claim(sent + 2, "张三领取了李四的红包"), names);
+        tracker.message(&claim(sent + 3, "赵六领取了王五的红包"), names);
+        tracker.message(&claim(sent + 4, "赵六领取了李四的红包"), names);
+        tracker.message(&claim(sent + 5, "赵六领取了无名的红包"), names);
+        let claims: Vec<u64> = tracker.packets.iter().map(|p| p.claims).collect();
+        assert_eq!(claims, vec![2, 1]);
+        assert!(!tracker.packets[0].unclaimed() && tracker.packets[1].unclaimed());
+        // Older than 24 hours: refunded, not tracked.
+        let mut tracker = Tracker::new(now);
+        tracker.message(
+            &message(
+                Kind::RedPacket,
+                Direction::Received,
+                Some("u1"),
+                now - REFUND_AFTER_MS,
+                "",
+            ),
+            names,
+        );
+        assert!(tracker.packets.is_empty());
+    }
 
     #[test]
     fn text_claims_name_claimer_and_sender() {
         assert_eq!(text_claim("张三领取了李四的红包"), Some(("张三", "李四")));
-        assert_eq!(text_claim(" 张三领取了李四的红包\n"), Some(("张三", "李四")));
+        assert_eq!(
+            text_claim(" 张三领取了李四的红包\n"),
+            Some(("张三", "李四"))
+        );
         assert_eq!(text_claim("领取了李四的红包"), None);
         assert_eq!(text_claim("张三领取了红包"), None);
     }

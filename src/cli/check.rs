@@ -64,7 +64,11 @@ pub fn run(args: Args) -> Result<u8, CliError> {
     let opts = CheckOptions {
         source: args.source,
         groups: args.groups,
-        dissolve_at: args.dissolve_at.as_deref().map(timefmt::parse_time).transpose()?,
+        dissolve_at: args
+            .dissolve_at
+            .as_deref()
+            .map(timefmt::parse_time)
+            .transpose()?,
         group_types,
         bundles: args.bundles,
         announcement,

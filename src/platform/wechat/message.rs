@@ -460,9 +460,8 @@ fn parse_app_message(code: i64, payload: &str, raw: &Columns, parsed: &mut Parse
                 .filter(|s| !s.is_empty())
                 .unwrap_or(title);
             parsed.text = Some(format!("[red packet] {wish}").trim_end().to_string());
-            let number = |tag| {
-                xml::element_text(payload, tag).and_then(|t| t.trim().parse::<u64>().ok())
-            };
+            let number =
+                |tag| xml::element_text(payload, tag).and_then(|t| t.trim().parse::<u64>().ok());
             parsed.red_packet = Some(Box::new(RedPacket {
                 id: xml::element_text(payload, "paymsgid")
                     .map(|t| t.trim().to_string())
