@@ -21,6 +21,8 @@ pub struct BundleFacts {
     pub databases: HashMap<String, String>,
     /// Group id → last message (RFC 3339 UTC, as groups.csv has it).
     pub last_message: HashMap<String, String>,
+    /// Group id → name.
+    pub group_names: HashMap<String, String>,
     pub bag_digest: Option<String>,
 }
 
@@ -58,6 +60,16 @@ fn read_member(bundle: &Path, rel: &str) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
+/// A cell as written before the formula guard put `'` before it.
+fn unguard(cell: &str, guarded: bool) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if guarded && rest.starts_with(['=', '+', '-', '@', '\t', '\r', '\n', '\'']) => {
+            rest
+        }
+        _ => cell,
+    }
+}
+
 /// Verifies `bundle` and reads what the `export` rule compares.
 pub fn read(bundle: &Path) -> Result<BundleFacts, BundleError> {
     let unreadable = |reason: String| BundleError::Unreadable {
@@ -79,6 +91,20 @@ pub fn read(bundle: &Path) -> Result<BundleFacts, BundleError> {
         ),
         Err(e) => return Err(unreadable(e.to_string())),
     };
+    // What a bundle that does not verify says of itself is not to be relied on.
+    if failed.is_some() {
+        return Ok(BundleFacts {
+            path: bundle.to_path_buf(),
+            failed,
+            platform: String::new(),
+            owner: None,
+            anonymized: false,
+            databases: HashMap::new(),
+            last_message: HashMap::new(),
+            group_names: HashMap::new(),
+            bag_digest,
+        });
+    }
     let evidence: serde_json::Value =
         serde_json::from_slice(&read_member(bundle, "evidence.json").map_err(unreadable)?)
             .map_err(|e| unreadable(format!("evidence.json: {e}")))?;
@@ -93,6 +119,7 @@ pub fn read(bundle: &Path) -> Result<BundleFacts, BundleError> {
             ))
         })
         .collect();
+    let guarded = evidence["filters"]["csv_guard"] == "excel";
     let groups_csv = read_member(bundle, "data/groups.csv").map_err(unreadable)?;
     let mut reader = csv::ReaderBuilder::new().from_reader(
         groups_csv
@@ -110,12 +137,14 @@ pub fn read(bundle: &Path) -> Result<BundleFacts, BundleError> {
             .ok_or_else(|| unreadable(format!("groups.csv has no column {name}")))
     };
     let (id_column, last_column) = (column("group_id")?, column("last_message_utc")?);
+    let name_column = column("group_name")?;
     let mut last_message = HashMap::new();
+    let mut group_names = HashMap::new();
     for record in reader.records() {
         let record = record.map_err(|e| unreadable(format!("groups.csv: {e}")))?;
-        let id = record.get(id_column).unwrap_or_default();
-        // The formula guard may have put `'` before an id.
-        let id = id.strip_prefix('\'').unwrap_or(id);
+        let id = unguard(record.get(id_column).unwrap_or_default(), guarded);
+        let name = unguard(record.get(name_column).unwrap_or_default(), guarded);
+        group_names.insert(id.to_string(), name.to_string());
         last_message.insert(
             id.to_string(),
             record.get(last_column).unwrap_or_default().to_string(),
@@ -132,6 +161,7 @@ pub fn read(bundle: &Path) -> Result<BundleFacts, BundleError> {
         anonymized: evidence["anonymized"].as_bool().unwrap_or(false),
         databases,
         last_message,
+        group_names,
         bag_digest,
     })
 }

@@ -2,6 +2,7 @@
 //! a `run`. The binary only sets up the allocator and calls [`main`]; a program (or a test)
 //! can run any command in-process with [`run_args`].
 
+pub mod announce;
 pub mod check;
 pub mod clean;
 pub mod demo;
@@ -48,6 +49,9 @@ pub enum Command {
     /// Is a group ready to be dissolved? Red packets, owner, notice, files, holds, export.
     #[command(after_help = check::EXAMPLES)]
     Check(check::Args),
+    /// Draft a dissolution announcement, hash it, and find its copies on every platform.
+    #[command(after_help = announce::EXAMPLES)]
+    Announce(announce::Args),
     /// Export groups to CSV and media, sealed as a BagIt evidence bundle.
     #[command(after_help = export::EXAMPLES)]
     Export(export::Args),
@@ -147,6 +151,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Simulate(args) => simulate::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Check(args) => check::run(args),
+        Command::Announce(args) => announce::run(args),
         Command::Export(args) => export::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Hash(args) => hash::run(args),
