@@ -28,4 +28,4 @@ pub const CLEAN_SKIPPED: u8 = 11;
 /// Another chatvault run holds the lock on the same target.
 pub const LOCKED: u8 = 12;
 /// `check`: something blocks the dissolution (an unclaimed red packet, no bundle, …).
-pub const BLOCKED: u8 = 13;
+pub const BLOCKED: u8 = 14;

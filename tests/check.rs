@@ -174,7 +174,7 @@ fn red_packets_younger_than_24_hours_with_unclaimed_parts_block_to_the_second() 
     for reference in [now, claimed_now] {
         let expected = young_unclaimed(reference);
         let (code, report) = check(&root, &["--now", &utc(reference)]);
-        assert_eq!(code, 13);
+        assert_eq!(code, 14);
         for group in report["groups"].as_array().unwrap() {
             let id = group["group_id"].as_str().unwrap();
             let f = finding(&report, id, "block.red_packet");
@@ -379,7 +379,7 @@ fn the_notice_period_is_measured_to_the_second_by_hash_or_by_words() {
     let (code, report) = check(&root, &args);
     assert_eq!(status(&report, &group, "notice.default"), "ok");
     assert_eq!(status(&report, &group, "notice.commercial"), "block");
-    assert_eq!(code, 13);
+    assert_eq!(code, 14);
     unpost(&root, id);
     // A changed copy is not the announcement.
     let id = post(
@@ -398,7 +398,7 @@ fn only_a_verified_bundle_of_this_source_holding_the_last_message_counts() {
     let dir = tempfile::tempdir().unwrap();
     let root = wechat(dir.path(), &[]);
     let (code, report) = check(&root, &["--now", NOW]);
-    assert_eq!(code, 13);
+    assert_eq!(code, 14);
     let groups: Vec<String> = report["groups"]
         .as_array()
         .unwrap()

@@ -6,7 +6,7 @@ use super::CliError;
 use crate::check::{self, CheckOptions, GroupType};
 use crate::timefmt;
 
-pub const EXAMPLES: &str = "Examples:\n  chatvault check /tmp/wx --group 123@chatroom --dissolve-at 2025-06-30T12:00:00+08:00 --bundle /tmp/bundle\n  chatvault check /tmp/wx --group-type 123@chatroom=education --announcement notice.txt --json\n\nStatuses: ok, warn, n/a, block. Exit 13 when anything blocks.";
+pub const EXAMPLES: &str = "Examples:\n  chatvault check /tmp/wx --group 123@chatroom --dissolve-at 2025-06-30T12:00:00+08:00 --bundle /tmp/bundle\n  chatvault check /tmp/wx --group-type 123@chatroom=education --announcement notice.txt --json\n\nStatuses: ok, warn, n/a, block. Exit 14 when anything blocks.";
 
 #[derive(clap::Args)]
 pub struct Args {
