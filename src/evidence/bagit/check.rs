@@ -184,7 +184,8 @@ pub fn check_bag(bag: &dyn BagSource, mode: Mode, report: &mut VerifyReport) -> 
             if rel.starts_with("data/") {
                 bytes += size;
                 files += 1;
-                if !payload_listed.contains(&path_key(rel)) {
+                // Without a manifest to check there is no telling what is extra.
+                if !payload.is_empty() && !payload_listed.contains(&path_key(rel)) {
                     ctx.report.add(Finding::Extra, rel.to_string());
                     ctx.report.record(PathFinding::new(rel, "extra"));
                 } else if is_os_special_file(rel) {
