@@ -715,12 +715,7 @@ fn a_file_missing_from_one_of_two_manifests() {
             ));
         }
         // The file is still hashed with the manifest that lists it.
-        assert_eq!(
-            v.json["algorithms"]["sha256"]["matched"],
-            2 + 0,
-            "{}",
-            v.stdout
-        );
+        assert_eq!(v.json["algorithms"]["sha256"]["matched"], 2, "{}", v.stdout);
     }
     // Listed in the weaker manifest only (the one read second) is found too.
     let mut spec = Spec::new("1.0");
@@ -838,11 +833,9 @@ fn each_warning_case_is_valid_and_said() {
     // Listed as HELLO.txt, stored as hello.txt (a bag made on macOS or Windows).
     let spec = Spec::new("0.97");
     let bag = make(dir.path(), "case", &spec);
-    for manifest in ["manifest-sha512.txt"] {
-        let path = bag.join(manifest);
-        let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::write(&path, text.replace("data/hello.txt", "data/HELLO.txt")).unwrap();
-    }
+    let path = bag.join("manifest-sha512.txt");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("data/hello.txt", "data/HELLO.txt")).unwrap();
     reseal(&bag, &spec);
     with_warning(&verify(&bag, &[]), "case", "differ only by case");
 

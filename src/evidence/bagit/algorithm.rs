@@ -108,6 +108,9 @@ impl State {
     }
 }
 
+/// Each algorithm with the digest it computed.
+pub type Digests = Vec<(Algorithm, Vec<u8>)>;
+
 /// Chunks at least this large are hashed with each algorithm on its own rayon task, so a
 /// single large file still uses every core when a bag has several manifests.
 const SPLIT_AT: usize = 256 * 1024;
@@ -129,7 +132,7 @@ impl MultiHasher {
     }
 
     /// Each algorithm with its digest, in the order given to [`MultiHasher::new`].
-    pub fn finish(self) -> Vec<(Algorithm, Vec<u8>)> {
+    pub fn finish(self) -> Digests {
         self.states
             .into_iter()
             .map(|(a, state)| (a, state.finish()))
@@ -153,7 +156,7 @@ pub fn hash_reader(
     reader: &mut dyn Read,
     algorithms: &[Algorithm],
     buf: &mut [u8],
-) -> io::Result<(Vec<(Algorithm, Vec<u8>)>, u64)> {
+) -> io::Result<(Digests, u64)> {
     let mut hasher = MultiHasher::new(algorithms);
     let mut total = 0u64;
     loop {
