@@ -133,6 +133,38 @@ def bundle_seeds(out, corpus):
     zipped = read(os.path.join(out, "bag.zip"))
     if zipped:
         write(corpus, "bag_zip", zipped)
+    # bagit_tags: bagit.txt, bag-info.txt, the manifest, no fetch.txt.
+    write(corpus, "bagit_tags", b"\0".join(t or b"" for t in tags[:3]))
+
+
+def bagit_tag_seeds(corpus):
+    """bagit_tags seeds: the declarations, manifests and fetch lines other tools write,
+    and the broken and hostile forms of each."""
+    md5 = b"b1946ac92492d2347c6235b4d2611184"
+    declarations = [
+        b"BagIt-Version: 0.97\nTag-File-Character-Encoding: UTF-8\n",
+        b"BagIt-Version: 1.0\r\nTag-File-Character-Encoding: UTF-16",
+        b"\xef\xbb\xbfBagIt-Version : .97\nTag-File-Character-Encoding : ISO-8859-1 \n\n",
+    ]
+    infos = [
+        b"Payload-Oxum: 6.1\nExternal-Description: a\n  continued\n",
+        b"Test-Tag    :   5\n  \n: empty\nPayload-Oxum: 1.1\nPayload-Oxum: x\n",
+    ]
+    manifests = [
+        md5 + b"  data/hello.txt\n" + md5 + b" *data/a%0Ab%25c\r" + md5 + b"\t./data/x y\r\n",
+        md5 + b"  ../../../README.md\n" + md5 + b"  \\\\?\\UNC\\s\\x\n" + md5 + b"  ~root/x\n",
+        b"\xff\xfe" + "d41d8cd98f00b204e9800998ecf8427e  data/\u00e9\n".encode("utf-16-le"),
+        b"zz data/x\n" + md5 + b"\n" + md5 + b"  C:\\x\n",
+    ]
+    fetches = [
+        b"https://example.org/a - data/a\nhttp://x 12 data/b c\n",
+        b"https://e.org - /tmp/x\nno-scheme - data/x\nhttp://x 1k data/y\n",
+    ]
+    for d in declarations:
+        for i in infos:
+            for m in manifests:
+                for f in fetches:
+                    write(corpus, "bagit_tags", b"\0".join([d, i, m, f]))
 
 
 def file_seeds(paths, corpus, target):
@@ -142,6 +174,11 @@ def file_seeds(paths, corpus, target):
 
 
 def small_seeds(corpus):
+    bagit_tag_seeds(corpus)
+    _small_seeds(corpus)
+
+
+def _small_seeds(corpus):
     """Hand-written seeds: sha256sum lines, time arguments, a trimmed plan."""
     abc = b"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     for data in [

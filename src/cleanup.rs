@@ -599,7 +599,7 @@ fn bundle_payload_hashes(bundle: &Path) -> Result<HashSet<String>, PlanError> {
         path: bundle.to_path_buf(),
         detail,
     };
-    let report = evidence::verify(bundle, &evidence::VerifyOptions { source_root: None })
+    let report = evidence::verify(bundle, &evidence::VerifyOptions::default())
         .map_err(|e| bad(e.to_string()))?;
     if !report.ok() {
         return Err(bad(

@@ -27,5 +27,8 @@ pub const PLAN_REFUSED: u8 = 10;
 pub const CLEAN_SKIPPED: u8 = 11;
 /// Another chatvault run holds the lock on the same target.
 pub const LOCKED: u8 = 12;
+/// The input is a bag, but not a well-formed one: bagit.txt, a manifest, bag-info.txt or
+/// fetch.txt breaks the BagIt format (RFC 8493), though no checksum was found wrong.
+pub const INVALID_BAG: u8 = 13;
 /// `check`: something blocks the dissolution (an unclaimed red packet, no bundle, …).
 pub const BLOCKED: u8 = 14;

@@ -336,6 +336,57 @@ pub fn bag_zip(data: &[u8]) {
     }
 }
 
+/// The BagIt tag-file parsers (`evidence/bagit/`): NUL-separated `bagit.txt`,
+/// `bag-info.txt`, manifest text and `fetch.txt`. Each is parsed as it is, the manifest
+/// and fetch text also through every tag-file encoding; a path a parser accepts is never
+/// out of scope.
+pub fn bagit_tags(data: &[u8]) {
+    use crate::evidence::bagit::{baginfo, declaration, encoding, fetch, manifest, path};
+    let parts: Vec<&[u8]> = data.splitn(4, |&b| b == 0).collect();
+    let part = |i: usize| parts.get(i).copied().unwrap_or_default();
+    let declared = declaration::parse_declaration(part(0));
+    let version = declared.version.unwrap_or(declaration::Version::V1_0);
+    let info = String::from_utf8_lossy(part(1));
+    for v in [
+        version,
+        declaration::Version {
+            major: 0,
+            minor: 97,
+        },
+    ] {
+        let parsed = baginfo::parse_bag_info(&info, v, "bag-info.txt");
+        let _ = parsed.oxum();
+    }
+    let encodings = [
+        encoding::TagEncoding::Utf8,
+        encoding::TagEncoding::Latin1,
+        encoding::TagEncoding::Utf16,
+        encoding::TagEncoding::Utf16Le,
+    ];
+    for (index, text) in [part(2), part(3)].into_iter().enumerate() {
+        for enc in encodings {
+            let mut reader = encoding::Utf8Reader::new(text, enc);
+            let mut line = Vec::new();
+            while let Ok(Some(_)) = encoding::read_line(&mut reader, &mut line, 4096) {
+                let Ok(line) = std::str::from_utf8(&line) else {
+                    continue;
+                };
+                if index == 0 {
+                    for algorithm in crate::evidence::bagit::Algorithm::ALL {
+                        if let Ok(Some(entry)) = manifest::parse_line(line, algorithm) {
+                            assert!(path::out_of_scope(&entry.path).is_none(), "{entry:?}");
+                            assert_eq!(entry.digest.len(), algorithm.digest_len());
+                        }
+                    }
+                } else if let Ok(Some(entry)) = fetch::parse_fetch_line(line) {
+                    assert!(path::out_of_scope(&entry.path).is_none(), "{entry:?}");
+                    assert!(entry.path.starts_with("data/"));
+                }
+            }
+        }
+    }
+}
+
 /// `PLAN.json` (`retention/plan.rs` `Plan::read_verified`), written with a matching
 /// sidecar. A plan that reads must survive `to_json_bytes` unchanged (totals recomputed).
 pub fn plan_json(data: &[u8]) {
@@ -449,7 +500,7 @@ fn check_formatting(ms: i64, offset: Option<FixedOffset>) {
 pub type Target = fn(&[u8]);
 
 /// Every target by name (as in `fuzz/fuzz_targets/`), for `tests/fuzz_regressions.rs`.
-pub const TARGETS: [(&str, Target); 11] = [
+pub const TARGETS: [(&str, Target); 12] = [
     ("wechat_xml", wechat_xml),
     ("wechat_message", wechat_message),
     ("qq_body", qq_body),
@@ -458,6 +509,7 @@ pub const TARGETS: [(&str, Target); 11] = [
     ("sha256sum", sha256sum),
     ("bag_dir", bag_dir),
     ("bag_zip", bag_zip),
+    ("bagit_tags", bagit_tags),
     ("plan_json", plan_json),
     ("policy_toml", policy_toml),
     ("time_args", time_args),

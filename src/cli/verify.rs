@@ -1,28 +1,48 @@
-//! `chatvault verify`: a bundle's structure and every hash; with `--source`, the source's too.
+//! `chatvault verify`: any BagIt bag's structure and every checksum (RFC 8493 and
+//! earlier versions); for chatvault's bundles also evidence.json, the sidecar and, with
+//! `--source`, the source's files.
 
 use std::path::PathBuf;
 
 use super::CliError;
 use crate::evidence;
+use crate::evidence::bagit::Mode;
 
-pub const EXAMPLES: &str = "Examples:\n  chatvault verify /tmp/bundle\n  chatvault verify /tmp/bundle.zip --source /tmp/wx --json";
+pub const EXAMPLES: &str = "Examples:\n  chatvault verify /tmp/bundle\n  chatvault verify /tmp/bundle.zip --source /tmp/wx --json\n  chatvault verify ~/received/bag-from-archive --fast\n\nExit codes: 0 valid (warnings and files still to be fetched are listed), 8 tampered\n(a checksum differs, files missing or added), 13 not a well-formed bag, 9 not a bag at all.";
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The bundle directory or zip.
+    /// The bag: a directory, or a zip holding one top-level bag directory.
     bundle: PathBuf,
     /// Also check that the source files still hash as recorded in evidence.json.
     #[arg(long)]
     source: Option<PathBuf>,
+    /// Every finding as JSON on stdout (path, kind, expected and actual digests).
     #[arg(long)]
     json: bool,
+    /// Check only Payload-Oxum and that every listed file is there, and no other:
+    /// nothing is hashed (bagit.py's --fast).
+    #[arg(long, conflicts_with = "completeness_only")]
+    fast: bool,
+    /// Check the structure and that every listed file is there, and no other, without
+    /// hashing.
+    #[arg(long)]
+    completeness_only: bool,
 }
 
 pub fn run(args: Args) -> Result<u8, CliError> {
+    let mode = if args.fast {
+        Mode::Fast
+    } else if args.completeness_only {
+        Mode::CompletenessOnly
+    } else {
+        Mode::Full
+    };
     let report = evidence::verify(
         &args.bundle,
         &evidence::VerifyOptions {
             source_root: args.source,
+            mode,
         },
     )?;
     if args.json {
@@ -30,9 +50,9 @@ pub fn run(args: Args) -> Result<u8, CliError> {
     } else {
         print!("{}", report.render());
     }
-    Ok(if report.ok() {
-        crate::exit::OK
-    } else {
-        crate::exit::TAMPERED
-    })
+    // Warnings also go to stderr, where scripts and conformance harnesses look for them.
+    for warning in &report.warnings {
+        eprintln!("warning: {}", evidence::verify::shown(warning));
+    }
+    Ok(report.outcome().exit_code())
 }

@@ -10,6 +10,7 @@
 //! link `sha2-asm`, which has no SHA-NI path, so it must stay off.
 
 pub mod bag;
+pub mod bagit;
 pub mod hashsum;
 mod publish;
 pub mod tee;
@@ -28,7 +29,7 @@ pub use bag::{
 pub use hashsum::{
     check_sha256sum, format_sha256sum, hash_paths, parse_line as parse_sha256sum_line, CheckReport,
 };
-pub use verify::{verify, SourceCheck, VerifyOptions, VerifyReport};
+pub use verify::{verify, Outcome, SourceCheck, VerifyOptions, VerifyReport};
 
 /// Everything that can go wrong while writing, verifying or hashing evidence.
 #[derive(Debug, thiserror::Error)]

@@ -57,7 +57,9 @@ impl<W: Write> Write for HashingWriter<W> {
 }
 
 thread_local! {
-    static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Spare buffers of this thread: a stack, so that work stolen by the thread while it
+    /// waits inside a buffer's user (rayon) gets a buffer of its own, reused too.
+    static BUFFERS: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Opens `path` for reading only if it is a regular file. Opened non-blocking and
@@ -78,19 +80,21 @@ pub fn open_regular(path: &std::path::Path) -> io::Result<std::fs::File> {
     Ok(file)
 }
 
-/// Runs `f` with this thread's reusable `IO_BUFFER`-sized buffer (rayon workers
+/// Runs `f` with one of this thread's reusable `IO_BUFFER`-sized buffers (rayon workers
 /// hash many files; allocating 1 MiB per file would cost more than small files).
 pub fn with_buffer<T>(f: impl FnOnce(&mut [u8]) -> T) -> T {
-    BUFFER.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut buf) => {
-            if buf.len() != IO_BUFFER {
-                buf.resize(IO_BUFFER, 0);
-            }
-            f(&mut buf)
+    let mut buf = BUFFERS
+        .with(|cell| cell.borrow_mut().pop())
+        .unwrap_or_else(|| vec![0; IO_BUFFER]);
+    let result = f(&mut buf);
+    BUFFERS.with(|cell| {
+        let mut spare = cell.borrow_mut();
+        // A few are kept: as many as were in use at once on this thread, up to 4.
+        if spare.len() < 4 {
+            spare.push(buf);
         }
-        // Re-entered on this thread (rayon work-stealing inside `f`): use a fresh one.
-        Err(_) => f(&mut vec![0; IO_BUFFER]),
-    })
+    });
+    result
 }
 
 /// Which side of a copy failed, so the caller can name the right file.

@@ -1,24 +1,29 @@
-//! `chatvault verify`: checks a bundle (directory or zip) against its own manifests,
-//! and optionally the source files against evidence.json.
+//! `chatvault verify`: checks any BagIt bag (directory or zip) against RFC 8493 with
+//! [`super::bagit`], then, for chatvault's own bundles, evidence.json, the sidecar and
+//! (with `--source`) the source files.
 //!
 //! A zip is read entry by entry from its central directory and never extracted.
-//! Paths that could escape the bag (`..`, absolute, backslashes, symlinks,
-//! duplicate zip entries) are reported and never opened.
+//! Paths that could escape the bag (`..`, absolute, backslashes, `~`, drive letters,
+//! symlinks, duplicate zip entries) are reported and never opened.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::io::{self, Read};
+use std::collections::BTreeMap;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::bag::{BAGIT_TXT, BAG_INFO_TXT, EVIDENCE_JSON, MANIFEST_TXT, TAGMANIFEST_TXT};
-use super::{io_err, tee, unsafe_path_reason, zipread, EvidenceError};
+use super::bagit::source::{BagSource, DirBag, ZipBag, ZipFinding};
+use super::bagit::{check_bag, Algorithm, BagFacts, Mode};
+use super::{tee, unsafe_path_reason, EvidenceError};
 
 #[derive(Debug, Clone, Default)]
 pub struct VerifyOptions {
     /// Re-hash the source files listed in evidence.json under this root.
     pub source_root: Option<PathBuf>,
+    /// How much to check: everything, or completeness only (no hashing).
+    pub mode: Mode,
 }
 
 /// Source files re-hashed against evidence.json's `sources`.
@@ -40,72 +45,202 @@ impl SourceCheck {
     }
 }
 
+/// What a verification concluded, in order of gravity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Complete, and every checksum matched (warnings and files still to be fetched
+    /// allowed).
+    Valid,
+    /// Complete; checksums were not computed (`--fast`, `--completeness-only`).
+    Complete,
+    /// The bag breaks the BagIt format (bagit.txt, manifests, bag-info, unsafe paths …),
+    /// but every file that could be checked matched.
+    Invalid,
+    /// A checksum does not match, or files are missing, added or unsafe: the content is
+    /// not what the manifests recorded.
+    Tampered,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Valid => "valid",
+            Outcome::Complete => "complete",
+            Outcome::Invalid => "invalid",
+            Outcome::Tampered => "tampered",
+        }
+    }
+
+    /// The command's exit code ([`crate::exit`]).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Valid | Outcome::Complete => crate::exit::OK,
+            Outcome::Invalid => crate::exit::INVALID_BAG,
+            Outcome::Tampered => crate::exit::TAMPERED,
+        }
+    }
+}
+
+/// One path's finding, with the digests per algorithm where there are any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathFinding {
+    pub path: String,
+    /// "modified", "missing", "extra", "unsafe", "out-of-scope", "fetch-pending",
+    /// "not-in-manifest", "listed-twice", "unreadable".
+    pub kind: &'static str,
+    /// (algorithm, expected, actual) for a checked file.
+    pub digests: Vec<(Algorithm, String, Option<String>)>,
+    pub note: Option<String>,
+}
+
+impl PathFinding {
+    pub fn new(path: &str, kind: &'static str) -> PathFinding {
+        PathFinding {
+            path: path.to_string(),
+            kind,
+            digests: Vec::new(),
+            note: None,
+        }
+    }
+
+    pub fn note(mut self, note: impl Into<String>) -> PathFinding {
+        self.note = Some(note.into());
+        self
+    }
+}
+
+/// Checksums compared per algorithm.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AlgorithmCount {
+    pub matched: u64,
+    pub mismatched: u64,
+}
+
 /// Outcome of [`verify`]. Paths are relative to the bag root ("data/…", "bag-info.txt").
 #[derive(Debug, Clone, Default)]
 pub struct VerifyReport {
     pub bundle: PathBuf,
     pub is_zip: bool,
+    pub mode: Mode,
+    /// As `bagit.txt` gives it.
+    pub bagit_version: Option<String>,
+    /// One of chatvault's own bundles (evidence.json or Chatvault-* labels).
+    pub chatvault: bool,
     /// SHA-256 of tagmanifest-sha256.txt as found (compare with the notarized value).
     pub bag_digest: Option<String>,
     /// SHA-256 of the zip file itself.
     pub zip_sha256: Option<String>,
     /// How many files fell in each category; the lists below keep at most
-    /// [`MAX_LISTED`] paths each.
+    /// [`MAX_LISTED`] entries each.
     pub totals: Totals,
+    pub algorithms: BTreeMap<Algorithm, AlgorithmCount>,
     pub modified: Vec<String>,
     pub missing: Vec<String>,
     pub extra: Vec<String>,
     pub unsafe_paths: Vec<String>,
-    /// Structural faults: bad bagit.txt, Payload-Oxum mismatch, unlisted tag files …
+    /// Listed, absent, and named in fetch.txt: the bag is holey, not damaged.
+    pub fetch_pending: Vec<String>,
+    /// Content that does not agree with what the bag records: Payload-Oxum, the
+    /// sidecar, evidence.json's manifest digest, a damaged zip …
     pub problems: Vec<String>,
+    /// Breaks of the BagIt format (RFC 8493 and earlier versions).
+    pub invalid: Vec<String>,
+    /// Valid but worth knowing (listed twice with the same checksum before 1.0, names
+    /// that differ only by case, OS files, md5sum-style manifests …).
+    pub warnings: Vec<String>,
     /// Why entries were reported (read errors, CRC failures); informational.
     pub details: Vec<String>,
+    /// Every finding by path, with its digests.
+    pub findings: Vec<PathFinding>,
+    /// Unsafe entries found in the bag itself (symlinks, special files, zip entries),
+    /// as opposed to unsafe paths a manifest names.
+    pub unsafe_found: u64,
     pub source: Option<SourceCheck>,
 }
 
-/// Counts per finding category (the lists hold at most [`MAX_LISTED`] paths).
+/// Counts per finding category (the lists hold at most [`MAX_LISTED`] entries).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Totals {
     pub matched: u64,
+    /// Present files that were not hashed (`--fast`, `--completeness-only`).
+    pub unhashed: u64,
     pub modified: u64,
     pub missing: u64,
     pub extra: u64,
     pub unsafe_paths: u64,
+    pub fetch_pending: u64,
     pub problems: u64,
+    pub invalid: u64,
+    pub warnings: u64,
+    pub findings: u64,
     /// Details beyond the listed ones.
     pub details_omitted: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Finding {
+pub(crate) enum Finding {
     Modified,
     Missing,
     Extra,
     Unsafe,
 }
 
+/// Entries kept word for word per category; beyond this only their number is
+/// counted, so a report's memory is bounded whatever the bag holds.
+pub const MAX_LISTED: usize = 10_000;
+
+fn push_capped<T>(list: &mut Vec<T>, total: &mut u64, item: T) {
+    *total += 1;
+    if list.len() < MAX_LISTED {
+        list.push(item);
+    }
+}
+
 impl VerifyReport {
-    fn add(&mut self, finding: Finding, path: String) {
+    pub(crate) fn add(&mut self, finding: Finding, path: String) {
         let (list, total) = match finding {
             Finding::Modified => (&mut self.modified, &mut self.totals.modified),
             Finding::Missing => (&mut self.missing, &mut self.totals.missing),
             Finding::Extra => (&mut self.extra, &mut self.totals.extra),
             Finding::Unsafe => (&mut self.unsafe_paths, &mut self.totals.unsafe_paths),
         };
-        *total += 1;
-        if list.len() < MAX_LISTED {
-            list.push(path);
+        push_capped(list, total, path);
+    }
+
+    pub(crate) fn problem(&mut self, problem: String) {
+        push_capped(&mut self.problems, &mut self.totals.problems, problem);
+    }
+
+    pub(crate) fn invalid(&mut self, fault: String) {
+        push_capped(&mut self.invalid, &mut self.totals.invalid, fault);
+    }
+
+    pub(crate) fn warn(&mut self, warning: String) {
+        push_capped(&mut self.warnings, &mut self.totals.warnings, warning);
+    }
+
+    pub(crate) fn fetch_pending(&mut self, path: String) {
+        push_capped(
+            &mut self.fetch_pending,
+            &mut self.totals.fetch_pending,
+            path,
+        );
+    }
+
+    pub(crate) fn record(&mut self, finding: PathFinding) {
+        push_capped(&mut self.findings, &mut self.totals.findings, finding);
+    }
+
+    pub(crate) fn count_algorithm(&mut self, algorithm: Algorithm, matched: bool) {
+        let count = self.algorithms.entry(algorithm).or_default();
+        if matched {
+            count.matched += 1;
+        } else {
+            count.mismatched += 1;
         }
     }
 
-    fn problem(&mut self, problem: String) {
-        self.totals.problems += 1;
-        if self.problems.len() < MAX_LISTED {
-            self.problems.push(problem);
-        }
-    }
-
-    fn detail(&mut self, detail: String) {
+    pub(crate) fn detail(&mut self, detail: String) {
         if self.details.len() < MAX_LISTED {
             self.details.push(detail);
         } else {
@@ -121,22 +256,43 @@ impl VerifyReport {
             (&mut self.missing, &mut self.totals.missing),
             (&mut self.extra, &mut self.totals.extra),
             (&mut self.unsafe_paths, &mut self.totals.unsafe_paths),
+            (&mut self.fetch_pending, &mut self.totals.fetch_pending),
         ] {
             let before = list.len();
             list.sort();
             list.dedup();
             *total -= (before - list.len()) as u64;
         }
+        let before = self.warnings.len();
+        self.warnings.dedup();
+        self.totals.warnings -= (before - self.warnings.len()) as u64;
+        self.findings
+            .sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));
     }
 
-    /// True only if every hash matched and nothing is missing, extra, unsafe or wrong.
+    /// What the checks concluded: tampering outranks a broken format.
+    pub fn outcome(&self) -> Outcome {
+        let tampered = !self.modified.is_empty()
+            || !self.missing.is_empty()
+            || !self.extra.is_empty()
+            || self.unsafe_found > 0
+            || !self.problems.is_empty()
+            || self.source.as_ref().is_some_and(|s| !s.ok());
+        if tampered {
+            Outcome::Tampered
+        } else if !self.invalid.is_empty() || !self.unsafe_paths.is_empty() {
+            Outcome::Invalid
+        } else if self.mode == Mode::Full {
+            Outcome::Valid
+        } else {
+            Outcome::Complete
+        }
+    }
+
+    /// True only if the bag is valid (or, without hashing, complete): nothing missing,
+    /// extra, unsafe, mismatched or malformed.
     pub fn ok(&self) -> bool {
-        self.modified.is_empty()
-            && self.missing.is_empty()
-            && self.extra.is_empty()
-            && self.unsafe_paths.is_empty()
-            && self.problems.is_empty()
-            && self.source.as_ref().is_none_or(SourceCheck::ok)
+        matches!(self.outcome(), Outcome::Valid | Outcome::Complete)
     }
 
     pub fn to_json(&self) -> Value {
@@ -151,27 +307,70 @@ impl VerifyReport {
                 "problems": s.problems,
             })
         });
+        let algorithms: Map<String, Value> = self
+            .algorithms
+            .iter()
+            .map(|(a, c)| {
+                (
+                    a.name().to_string(),
+                    json!({"matched": c.matched, "mismatched": c.mismatched}),
+                )
+            })
+            .collect();
+        let findings: Vec<Value> = self
+            .findings
+            .iter()
+            .map(|f| {
+                let digests: Map<String, Value> = f
+                    .digests
+                    .iter()
+                    .map(|(a, expected, actual)| {
+                        (
+                            a.name().to_string(),
+                            json!({"expected": expected, "actual": actual}),
+                        )
+                    })
+                    .collect();
+                json!({"path": f.path, "kind": f.kind, "digests": digests, "note": f.note})
+            })
+            .collect();
+        let outcome = self.outcome();
         json!({
             "bundle": self.bundle.display().to_string(),
             "kind": if self.is_zip { "zip" } else { "directory" },
             "ok": self.ok(),
+            "result": outcome.as_str(),
+            "exit_code": outcome.exit_code(),
+            "mode": mode_name(self.mode),
+            "bagit_version": self.bagit_version,
+            "chatvault_bundle": self.chatvault,
             "bag_digest": self.bag_digest,
             "zip_sha256": self.zip_sha256,
             "counts": {
                 "matched": self.totals.matched,
+                "unhashed": self.totals.unhashed,
                 "modified": self.totals.modified,
                 "missing": self.totals.missing,
                 "extra": self.totals.extra,
                 "unsafe": self.totals.unsafe_paths,
+                "fetch_pending": self.totals.fetch_pending,
                 "problems": self.totals.problems,
+                "invalid": self.totals.invalid,
+                "warnings": self.totals.warnings,
+                "findings": self.totals.findings,
             },
+            "algorithms": algorithms,
             "listed_at_most": MAX_LISTED,
             "modified": self.modified,
             "missing": self.missing,
             "extra": self.extra,
             "unsafe_paths": self.unsafe_paths,
+            "fetch_pending": self.fetch_pending,
             "problems": self.problems,
+            "invalid": self.invalid,
+            "warnings": self.warnings,
             "details": self.details,
+            "findings": findings,
             "source": source,
         })
     }
@@ -183,6 +382,16 @@ impl VerifyReport {
             self.bundle.display(),
             if self.is_zip { "zip" } else { "directory" }
         );
+        if let Some(version) = &self.bagit_version {
+            out.push_str(&format!(
+                "bagit: {version}{}\n",
+                if self.chatvault {
+                    " (a chatvault bundle)"
+                } else {
+                    ""
+                }
+            ));
+        }
         if let Some(digest) = &self.bag_digest {
             out.push_str(&format!("bag digest: {digest}\n"));
         }
@@ -193,19 +402,43 @@ impl VerifyReport {
             "matched {} / modified {} / missing {} / extra {}",
             self.totals.matched, self.totals.modified, self.totals.missing, self.totals.extra
         ));
-        if !self.unsafe_paths.is_empty() || !self.problems.is_empty() {
-            out.push_str(&format!(
-                " / unsafe {} / problems {}",
-                self.totals.unsafe_paths, self.totals.problems
-            ));
+        for (name, count) in [
+            ("present, not hashed", self.totals.unhashed),
+            ("fetch-pending", self.totals.fetch_pending),
+            ("warnings", self.totals.warnings),
+            ("unsafe", self.totals.unsafe_paths),
+            ("problems", self.totals.problems),
+            ("invalid", self.totals.invalid),
+        ] {
+            if count > 0 {
+                out.push_str(&format!(" / {name} {count}"));
+            }
         }
         out.push('\n');
+        if !self.algorithms.is_empty() {
+            let per: Vec<String> = self
+                .algorithms
+                .iter()
+                .rev()
+                .map(|(a, c)| {
+                    if c.mismatched > 0 {
+                        format!("{a} {} matched, {} mismatched", c.matched, c.mismatched)
+                    } else {
+                        format!("{a} {} matched", c.matched)
+                    }
+                })
+                .collect();
+            out.push_str(&format!("checksums: {}\n", per.join("; ")));
+        }
         let listed = [
             self.totals.modified,
             self.totals.missing,
             self.totals.extra,
             self.totals.unsafe_paths,
+            self.totals.fetch_pending,
             self.totals.problems,
+            self.totals.invalid,
+            self.totals.warnings,
         ];
         if listed.iter().any(|&n| n > MAX_LISTED as u64) || self.totals.details_omitted > 0 {
             out.push_str(&format!(
@@ -218,7 +451,7 @@ impl VerifyReport {
                 out.push_str(":\n");
                 for item in items {
                     out.push_str("  ");
-                    out.push_str(item);
+                    out.push_str(&shown(item));
                     out.push('\n');
                 }
             }
@@ -227,7 +460,13 @@ impl VerifyReport {
         section("missing", &self.missing);
         section("extra", &self.extra);
         section("unsafe paths (not opened)", &self.unsafe_paths);
+        section(
+            "fetch pending (listed in fetch.txt, not yet fetched)",
+            &self.fetch_pending,
+        );
         section("problems", &self.problems);
+        section("invalid", &self.invalid);
+        section("warnings", &self.warnings);
         section("details", &self.details);
         if let Some(s) = &self.source {
             out.push_str(&format!(
@@ -243,7 +482,7 @@ impl VerifyReport {
                     out.push_str(&format!("source {title}:\n"));
                     for item in items {
                         out.push_str("  ");
-                        out.push_str(item);
+                        out.push_str(&shown(item));
                         out.push('\n');
                     }
                 }
@@ -252,100 +491,40 @@ impl VerifyReport {
             section("missing", &s.missing);
             section("problems", &s.problems);
         }
-        out.push_str(if self.ok() {
-            "result: OK\n"
-        } else {
-            "result: TAMPERED\n"
+        if self.totals.fetch_pending > 0 && self.ok() {
+            out.push_str(&format!(
+                "note: the bag is valid but incomplete: {} file(s) listed in fetch.txt are still to be fetched\n",
+                self.totals.fetch_pending
+            ));
+        }
+        out.push_str(match self.outcome() {
+            Outcome::Valid => "result: OK\n",
+            Outcome::Complete => "result: OK (complete; checksums not computed)\n",
+            Outcome::Invalid => "result: INVALID (not a well-formed bag)\n",
+            Outcome::Tampered => "result: TAMPERED\n",
         });
         out
     }
 }
 
-/// Result of hashing one listed file.
-enum Hashed {
-    Digest(String),
-    Missing,
-    /// Present but unreadable or corrupt (zip CRC/inflate failure …).
-    Unreadable(String),
-    Unsafe(&'static str),
-}
-
-/// What a walk of the bag's files finds.
-enum Found<'a> {
-    /// A regular file, relative to the bag root, with its size.
-    File(&'a str, u64),
-    /// Something never opened (a symlink, special file, unsafe or duplicate name).
-    Unsafe(String, String),
-}
-
-/// What verify needs from a bag, whether a directory or a zip. Nothing here holds the
-/// bag's file list: files are walked once, streaming, at the end.
-trait BagSource: Sync {
-    /// Calls `visit` for every file in the bag (a directory walk or the zip's central
-    /// directory); a failure to list is returned.
-    fn walk(&self, visit: &mut dyn FnMut(Found)) -> Result<(), String>;
-    /// A streaming reader of a file; `None` if absent.
-    fn open(&self, rel: &str) -> Result<Option<Box<dyn Read + Send + '_>>, String>;
-    fn hash(&self, rel: &str) -> Hashed;
-
-    /// A small tag file's bytes (capped, so a forged size cannot exhaust memory).
-    fn read_tag(&self, rel: &str) -> Result<Option<Vec<u8>>, String> {
-        let Some(reader) = self.open(rel)? else {
-            return Ok(None);
-        };
-        let mut bytes = Vec::new();
-        reader
-            .take(MAX_TAG_FILE)
-            .read_to_end(&mut bytes)
-            .map_err(|e| e.to_string())?;
-        Ok(Some(bytes))
+fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Full => "full",
+        Mode::Fast => "fast",
+        Mode::CompletenessOnly => "completeness-only",
     }
 }
 
-/// Paths kept word for word per finding category; beyond this only their number is
-/// counted, so a report's memory is bounded whatever the bag holds.
-pub const MAX_LISTED: usize = 10_000;
-/// A manifest line longer than this is malformed (no path needs 64 KiB).
-const MAX_MANIFEST_LINE: usize = 64 * 1024;
-/// Tag files read whole (bagit.txt, bag-info.txt, evidence.json for `--source`).
-const MAX_TAG_FILE: u64 = 64 << 20;
-/// Manifest entries hashed in parallel at a time.
-const HASH_BATCH: usize = 2048;
-
-/// A 128-bit digest of a bag-relative path: what is kept of every listed path, so
-/// that memory is 16 bytes per file rather than its name. Truncated SHA-256: no one
-/// can make two paths collide.
-fn path_key(rel: &str) -> u128 {
-    let digest = <sha2::Sha256 as sha2::Digest>::digest(rel.as_bytes());
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    u128::from_le_bytes(bytes)
-}
-
-/// The keys are already uniform: hash them by their low bits.
-#[derive(Default)]
-struct KeyHasher(u64);
-
-impl std::hash::Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 ^= u64::from_le_bytes(word);
-        }
-    }
-    fn write_u128(&mut self, value: u128) {
-        self.0 = value as u64;
+/// A path or message as printed: control characters (a name may hold CR or LF) escaped.
+pub(crate) fn shown(text: &str) -> String {
+    if text.chars().any(char::is_control) {
+        text.escape_debug().to_string()
+    } else {
+        text.to_string()
     }
 }
 
-type KeyBuild = std::hash::BuildHasherDefault<KeyHasher>;
-type PathSet = HashSet<u128, KeyBuild>;
-
-/// Verifies a bundle directory or zip.
+/// Verifies a bag directory or zip.
 pub fn verify(bundle: &Path, opts: &VerifyOptions) -> Result<VerifyReport, EvidenceError> {
     let meta = bundle.metadata().map_err(|e| EvidenceError::NotABundle {
         path: bundle.to_path_buf(),
@@ -354,27 +533,89 @@ pub fn verify(bundle: &Path, opts: &VerifyOptions) -> Result<VerifyReport, Evide
     let mut report = VerifyReport {
         bundle: bundle.to_path_buf(),
         is_zip: !meta.is_dir(),
+        mode: opts.mode,
         ..VerifyReport::default()
     };
     if meta.is_dir() {
         let bag = DirBag::open(bundle)?;
-        check_bag(&bag, &mut report);
-        check_sidecar_dir(bundle, &mut report);
+        let facts = check(&bag, opts, &mut report);
+        if facts.chatvault {
+            check_sidecar_dir(bundle, &mut report);
+        }
         finish_with_sources(&bag, opts, &mut report);
     } else {
-        let Some(bag) = ZipBag::open(bundle, &mut report)? else {
-            report.finish_lists();
-            return Ok(report);
+        let mut bag = match ZipBag::open(bundle)? {
+            Ok(bag) => bag,
+            Err(damaged) => {
+                report.problem(damaged);
+                report.finish_lists();
+                return Ok(report);
+            }
         };
-        let (zip_digest, ()) = rayon::join(|| hash_file(bundle), || check_bag(&bag, &mut report));
-        match zip_digest {
-            Ok(digest) => report.zip_sha256 = Some(digest),
-            Err(e) => report.problem(format!("cannot read the zip: {e}")),
+        for finding in bag.take_findings() {
+            match finding {
+                ZipFinding::Unsafe { name, why } => {
+                    report.detail(why.clone());
+                    report.add(Finding::Unsafe, name.clone());
+                    report.unsafe_found += 1;
+                    report.record(PathFinding::new(&name, "unsafe").note(why));
+                }
+                ZipFinding::Extra { name } => {
+                    report.add(Finding::Extra, name.clone());
+                    report.record(
+                        PathFinding::new(&name, "extra").note("outside the bag's directory"),
+                    );
+                }
+            }
         }
-        check_sidecar_zip(bundle, &mut report);
+        let hash_zip = opts.mode == Mode::Full;
+        let (zip_digest, facts) = rayon::join(
+            || hash_zip.then(|| hash_file(bundle)),
+            || check(&bag, opts, &mut report),
+        );
+        match zip_digest {
+            Some(Ok(digest)) => report.zip_sha256 = Some(digest),
+            Some(Err(e)) => report.problem(format!("cannot read the zip: {e}")),
+            None => {}
+        }
+        if facts.chatvault {
+            check_sidecar_zip(bundle, &mut report);
+        }
         finish_with_sources(&bag, opts, &mut report);
     }
     Ok(report)
+}
+
+/// The generic checks, then those of chatvault's own bundles.
+fn check(bag: &dyn BagSource, opts: &VerifyOptions, report: &mut VerifyReport) -> BagFacts {
+    let facts = check_bag(bag, opts.mode, report);
+    report.chatvault = facts.chatvault;
+    if opts.mode == Mode::Full && facts.top_files.iter().any(|f| f == TAGMANIFEST_TXT) {
+        report.bag_digest = match bag.open(TAGMANIFEST_TXT) {
+            Ok(Some(mut reader)) => {
+                tee::with_buffer(|buf| tee::hash_reader(&mut reader, buf, None))
+                    .ok()
+                    .map(|(digest, _)| digest)
+            }
+            _ => None,
+        };
+    }
+    if facts.chatvault {
+        // chatvault writes one tag manifest that covers every tag file.
+        if facts.top_files.iter().any(|f| f == TAGMANIFEST_TXT) {
+            for required in [BAGIT_TXT, BAG_INFO_TXT, MANIFEST_TXT] {
+                if !facts.tag_listed.contains(required) {
+                    report.problem(format!("{TAGMANIFEST_TXT} does not cover {required}"));
+                }
+            }
+        } else {
+            report.add(Finding::Missing, TAGMANIFEST_TXT.to_string());
+        }
+        if opts.mode == Mode::Full {
+            check_evidence_manifest_digest(bag, report);
+        }
+    }
+    facts
 }
 
 fn finish_with_sources(bag: &dyn BagSource, opts: &VerifyOptions, report: &mut VerifyReport) {
@@ -383,268 +624,6 @@ fn finish_with_sources(bag: &dyn BagSource, opts: &VerifyOptions, report: &mut V
         report.source = Some(check_sources(evidence, root));
     }
     report.finish_lists();
-}
-
-/// The checks shared by directory and zip bags: every manifest entry hashed (streamed
-/// in batches), then one walk of the bag for files no manifest lists.
-fn check_bag(bag: &dyn BagSource, report: &mut VerifyReport) {
-    match bag.read_tag(BAGIT_TXT) {
-        Ok(Some(bytes)) => check_declaration(&bytes, report),
-        Ok(None) => report.add(Finding::Missing, BAGIT_TXT.to_string()),
-        Err(e) => report.problem(format!("{BAGIT_TXT}: {e}")),
-    }
-    report.bag_digest = match bag.open(TAGMANIFEST_TXT) {
-        Ok(Some(mut reader)) => tee::with_buffer(|buf| tee::hash_reader(&mut reader, buf, None))
-            .ok()
-            .map(|(digest, _)| digest),
-        _ => None,
-    };
-    let mut listed = PathSet::default();
-    hash_manifest(bag, MANIFEST_TXT, report, &mut listed, |rel| {
-        (!rel.starts_with("data/"))
-            .then(|| format!("{MANIFEST_TXT} lists {rel}, which is not under data/"))
-    });
-    let mut covered = [false; 3];
-    let tags_present = hash_manifest(bag, TAGMANIFEST_TXT, report, &mut listed, |rel| {
-        for (seen, required) in covered
-            .iter_mut()
-            .zip([BAGIT_TXT, BAG_INFO_TXT, MANIFEST_TXT])
-        {
-            *seen |= rel == required;
-        }
-        (rel.starts_with("data/") || rel == TAGMANIFEST_TXT)
-            .then(|| format!("{TAGMANIFEST_TXT} lists {rel}, which is not a tag file it may cover"))
-    });
-    if tags_present {
-        for (seen, required) in covered.iter().zip([BAGIT_TXT, BAG_INFO_TXT, MANIFEST_TXT]) {
-            if !seen {
-                report.problem(format!("{TAGMANIFEST_TXT} does not cover {required}"));
-            }
-        }
-    }
-
-    // Anything on disk (or in the zip) that no manifest covers.
-    let (mut payload_bytes, mut payload_count) = (0u64, 0u64);
-    let walked = bag.walk(&mut |found| match found {
-        Found::File(rel, size) => {
-            if rel.starts_with("data/") {
-                payload_bytes += size;
-                payload_count += 1;
-            }
-            if rel != TAGMANIFEST_TXT && rel != BAGIT_TXT && !listed.contains(&path_key(rel)) {
-                report.add(Finding::Extra, rel.to_string());
-            }
-        }
-        Found::Unsafe(rel, why) => {
-            report.detail(format!("{rel}: {why}"));
-            report.add(Finding::Unsafe, rel);
-        }
-    });
-    if let Err(e) = walked {
-        report.problem(format!("cannot list the bag: {e}"));
-    }
-    drop(listed);
-    check_oxum(bag, payload_bytes, payload_count, report);
-    check_evidence_manifest_digest(bag, report);
-}
-
-/// Streams one manifest: parses each line, hashes its files in parallel batches and
-/// records the outcome; every listed path goes into `listed` (as a key). `misplaced`
-/// says why a path does not belong in this manifest. Returns whether it exists.
-fn hash_manifest(
-    bag: &dyn BagSource,
-    name: &str,
-    report: &mut VerifyReport,
-    listed: &mut PathSet,
-    mut misplaced: impl FnMut(&str) -> Option<String>,
-) -> bool {
-    let reader = match bag.open(name) {
-        Ok(Some(reader)) => reader,
-        Ok(None) => {
-            report.add(Finding::Missing, name.to_string());
-            return false;
-        }
-        Err(e) => {
-            report.problem(format!("{name}: {e}"));
-            return true;
-        }
-    };
-    let mut reader = io::BufReader::with_capacity(256 * 1024, reader);
-    let mut batch: Vec<(String, String)> = Vec::with_capacity(HASH_BATCH);
-    let mut line = Vec::new();
-    let mut number = 0usize;
-    loop {
-        let read = read_capped_line(&mut reader, &mut line, MAX_MANIFEST_LINE);
-        let too_long = match read {
-            Ok(Some(too_long)) => too_long,
-            Ok(None) => break,
-            Err(e) => {
-                report.problem(format!("{name}: cannot read it: {e}"));
-                break;
-            }
-        };
-        number += 1;
-        if too_long {
-            report.problem(format!(
-                "{name} line {number}: longer than {MAX_MANIFEST_LINE} bytes"
-            ));
-            continue;
-        }
-        let Ok(text) = std::str::from_utf8(&line) else {
-            report.problem(format!("{name} line {number}: not valid UTF-8"));
-            continue;
-        };
-        let text = text.strip_suffix('\r').unwrap_or(text);
-        if text.trim().is_empty() {
-            continue;
-        }
-        let Some((digest, path)) = text.split_once([' ', '\t']) else {
-            report.problem(format!("{name} line {number}: not \"<sha256>  <path>\""));
-            continue;
-        };
-        let path = percent_decode(path.trim_start_matches([' ', '\t']));
-        if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
-            report.problem(format!("{name} line {number}: {digest:?} is not a SHA-256"));
-            continue;
-        }
-        if let Some(why) = unsafe_path_reason(&path) {
-            report.detail(format!("{name} lists {path:?}: {why}"));
-            report.add(Finding::Unsafe, path);
-            continue;
-        }
-        if !listed.insert(path_key(&path)) {
-            report.problem(format!("{name} lists {path} more than once"));
-            continue;
-        }
-        if let Some(problem) = misplaced(&path) {
-            report.problem(problem);
-        }
-        batch.push((path, digest.to_ascii_lowercase()));
-        if batch.len() == HASH_BATCH {
-            hash_batch(bag, &mut batch, report);
-        }
-    }
-    hash_batch(bag, &mut batch, report);
-    true
-}
-
-fn hash_batch(bag: &dyn BagSource, batch: &mut Vec<(String, String)>, report: &mut VerifyReport) {
-    let outcomes: Vec<Hashed> = batch.par_iter().map(|(rel, _)| bag.hash(rel)).collect();
-    for ((rel, expected), outcome) in batch.drain(..).zip(outcomes) {
-        match outcome {
-            Hashed::Digest(actual) if actual == expected => report.totals.matched += 1,
-            Hashed::Digest(_) => report.add(Finding::Modified, rel),
-            Hashed::Missing => report.add(Finding::Missing, rel),
-            Hashed::Unreadable(why) => {
-                report.detail(format!("{rel}: {why}"));
-                report.add(Finding::Modified, rel);
-            }
-            Hashed::Unsafe(why) => {
-                report.detail(format!("{rel}: {why}"));
-                report.add(Finding::Unsafe, rel);
-            }
-        }
-    }
-}
-
-/// Reads one line (without its `\n`) into `line`, keeping at most `cap` bytes.
-/// `Ok(None)` at the end; `Ok(Some(true))` for a line longer than `cap`, whose rest is
-/// skipped without being kept.
-fn read_capped_line(
-    reader: &mut impl io::BufRead,
-    line: &mut Vec<u8>,
-    cap: usize,
-) -> io::Result<Option<bool>> {
-    line.clear();
-    let (mut any, mut too_long) = (false, false);
-    loop {
-        let buf = reader.fill_buf()?;
-        if buf.is_empty() {
-            return Ok(any.then_some(too_long));
-        }
-        any = true;
-        let (chunk, used, ended) = match buf.iter().position(|&b| b == b'\n') {
-            Some(at) => (&buf[..at], at + 1, true),
-            None => (buf, buf.len(), false),
-        };
-        let room = cap.saturating_sub(line.len());
-        if chunk.len() > room {
-            too_long = true;
-        }
-        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        reader.consume(used);
-        if ended {
-            return Ok(Some(too_long));
-        }
-    }
-}
-
-fn check_declaration(bytes: &[u8], report: &mut VerifyReport) {
-    let fields = parse_tag_fields(bytes);
-    let version = fields
-        .iter()
-        .find(|(k, _)| k == "BagIt-Version")
-        .map(|(_, v)| v.as_str());
-    let encoding = fields
-        .iter()
-        .find(|(k, _)| k == "Tag-File-Character-Encoding")
-        .map(|(_, v)| v.as_str());
-    if !matches!(version, Some("1.0") | Some("0.97")) {
-        report.problem(format!(
-            "{BAGIT_TXT}: BagIt-Version is {version:?}, expected 1.0"
-        ));
-    }
-    if !encoding.is_some_and(|e| e.eq_ignore_ascii_case("UTF-8")) {
-        report.problem(format!(
-            "{BAGIT_TXT}: Tag-File-Character-Encoding is {encoding:?}, expected UTF-8"
-        ));
-    }
-}
-
-/// "Label: value" lines; continuation lines (leading whitespace) are joined.
-fn parse_tag_fields(bytes: &[u8]) -> Vec<(String, String)> {
-    let text = String::from_utf8_lossy(bytes);
-    let mut fields: Vec<(String, String)> = Vec::new();
-    for line in text.lines() {
-        if line.starts_with([' ', '\t']) {
-            if let Some((_, value)) = fields.last_mut() {
-                value.push(' ');
-                value.push_str(line.trim());
-            }
-            continue;
-        }
-        if let Some((label, value)) = line.split_once(':') {
-            fields.push((label.trim().to_string(), value.trim().to_string()));
-        }
-    }
-    fields
-}
-
-/// RFC 8493 §2.1.3: manifests percent-encode CR, LF and % in paths.
-fn percent_decode(path: &str) -> String {
-    path.replace("%0D", "\r")
-        .replace("%0d", "\r")
-        .replace("%0A", "\n")
-        .replace("%0a", "\n")
-        .replace("%25", "%")
-}
-
-fn check_oxum(bag: &dyn BagSource, bytes: u64, count: u64, report: &mut VerifyReport) {
-    let info = match bag.read_tag(BAG_INFO_TXT) {
-        Ok(Some(info)) => info,
-        _ => return, // reported as missing or unreadable already
-    };
-    let fields = parse_tag_fields(&info);
-    let Some((_, oxum)) = fields.iter().find(|(k, _)| k == "Payload-Oxum") else {
-        report.problem(format!("{BAG_INFO_TXT} has no Payload-Oxum"));
-        return;
-    };
-    let expected = format!("{bytes}.{count}");
-    if *oxum != expected {
-        report.problem(format!(
-            "Payload-Oxum is {oxum} but the payload holds {expected} (bytes.files)"
-        ));
-    }
 }
 
 /// evidence.json records the manifest's SHA-256; if it does, it must agree. Both are
@@ -848,304 +827,6 @@ fn hash_file(path: &Path) -> io::Result<String> {
     let mut file = tee::open_regular(path)?;
     crate::digest::sha256_reader(&mut file).map(|(digest, _)| digest)
 }
-
-/// A bag on disk.
-struct DirBag {
-    root: PathBuf,
-}
-
-impl DirBag {
-    fn open(root: &Path) -> Result<DirBag, EvidenceError> {
-        if !root.join(BAGIT_TXT).is_file() {
-            return Err(EvidenceError::NotABundle {
-                path: root.to_path_buf(),
-                reason: format!("the directory has no {BAGIT_TXT}"),
-            });
-        }
-        Ok(DirBag {
-            root: root.to_path_buf(),
-        })
-    }
-
-    /// The path, if every component of it is a real directory or regular file.
-    fn resolve(&self, rel: &str) -> Result<Option<PathBuf>, &'static str> {
-        let mut path = self.root.clone();
-        let components: Vec<&str> = rel.split('/').collect();
-        for (index, component) in components.iter().enumerate() {
-            path.push(component);
-            match path.symlink_metadata() {
-                Err(_) => return Ok(None),
-                Ok(meta) if meta.file_type().is_symlink() => {
-                    return Err("a symlink on the way, not followed")
-                }
-                Ok(meta) if index + 1 == components.len() && !meta.is_file() => {
-                    return Err("not a regular file")
-                }
-                Ok(_) => {}
-            }
-        }
-        Ok(Some(path))
-    }
-}
-
-impl BagSource for DirBag {
-    fn walk(&self, visit: &mut dyn FnMut(Found)) -> Result<(), String> {
-        // Sorted per directory, so a report lists paths in a stable order; walkdir
-        // holds one directory's entries at a time.
-        for entry in walkdir::WalkDir::new(&self.root)
-            .follow_links(false)
-            .sort_by_file_name()
-        {
-            let entry = entry.map_err(|e| e.to_string())?;
-            if entry.depth() == 0 || entry.file_type().is_dir() {
-                continue;
-            }
-            let rel_path = entry
-                .path()
-                .strip_prefix(&self.root)
-                .unwrap_or(entry.path());
-            let Some(rel) = rel_path.to_str() else {
-                let shown = rel_path.to_string_lossy().into_owned();
-                visit(Found::Unsafe(shown, "name is not UTF-8".into()));
-                continue;
-            };
-            if entry.file_type().is_file() {
-                let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
-                visit(Found::File(rel, size));
-            } else {
-                visit(Found::Unsafe(
-                    rel.to_string(),
-                    "a symlink or special file, not followed".into(),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    fn open(&self, rel: &str) -> Result<Option<Box<dyn Read + Send + '_>>, String> {
-        match self.resolve(rel) {
-            Ok(Some(path)) => tee::open_regular(&path)
-                .map(|f| Some(Box::new(f) as Box<dyn Read + Send>))
-                .map_err(|e| e.to_string()),
-            Ok(None) => Ok(None),
-            Err(why) => Err(why.to_string()),
-        }
-    }
-
-    fn hash(&self, rel: &str) -> Hashed {
-        match self.resolve(rel) {
-            Ok(Some(path)) => match hash_file(&path) {
-                Ok(digest) => Hashed::Digest(digest),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Hashed::Missing,
-                Err(e) => Hashed::Unreadable(e.to_string()),
-            },
-            Ok(None) => Hashed::Missing,
-            Err(why) => Hashed::Unsafe(why),
-        }
-    }
-}
-
-/// A zip entry of the bag, as verify keeps it.
-#[derive(Clone, Copy)]
-struct Indexed {
-    entry: zipread::Entry,
-    /// Several entries have this name: other tools may extract any of them.
-    duplicated: bool,
-}
-
-/// A zipped bag: entries under one top-level directory, read from the central
-/// directory without extracting anything.
-struct ZipBag {
-    zip: zipread::ZipReader,
-    /// "NAME/"
-    prefix: String,
-    /// Bag-relative path (as a key) → entry, for regular-file entries in the bag.
-    index: HashMap<u128, Indexed, KeyBuild>,
-}
-
-impl ZipBag {
-    /// `Ok(None)`: a zip too damaged to read (reported in `report`).
-    fn open(path: &Path, report: &mut VerifyReport) -> Result<Option<ZipBag>, EvidenceError> {
-        let not_a_bundle = |reason: String| EvidenceError::NotABundle {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let mut file = tee::open_regular(path).map_err(io_err("open", path))?;
-        let mut magic = [0u8; 4];
-        let got = tee::read_up_to(&mut file, &mut magic).map_err(io_err("read", path))?;
-        if got < 4 || &magic[..2] != b"PK" {
-            return Err(not_a_bundle("neither a directory nor a zip file".into()));
-        }
-        let zip = match zipread::ZipReader::open(file) {
-            Ok(zip) => zip,
-            Err(e) => {
-                report.problem(format!("the zip's central directory cannot be read: {e}"));
-                return Ok(None);
-            }
-        };
-        // First pass: the bag's top-level directory, the one holding bagit.txt.
-        let mut tops: BTreeSet<String> = BTreeSet::new();
-        let first = zip.for_each(|record| {
-            let name = String::from_utf8_lossy(record.name);
-            if let Some((top, rest)) = name.split_once('/') {
-                if rest == BAGIT_TXT && unsafe_path_reason(&name).is_none() && tops.len() < 16 {
-                    tops.insert(top.to_string());
-                }
-            }
-            Ok(())
-        });
-        if let Err(e) = first {
-            report.problem(format!("the zip's central directory is damaged: {e}"));
-            return Ok(None);
-        }
-        let top = match tops.len() {
-            1 => tops.into_iter().next().unwrap_or_default(),
-            0 => {
-                return Err(not_a_bundle(format!(
-                    "the zip has no top-level directory holding {BAGIT_TXT}"
-                )))
-            }
-            _ => {
-                return Err(not_a_bundle(format!(
-                    "the zip holds several bags: {}",
-                    tops.into_iter().collect::<Vec<_>>().join(", ")
-                )))
-            }
-        };
-        let mut bag = ZipBag {
-            zip,
-            prefix: format!("{top}/"),
-            index: HashMap::default(),
-        };
-        // Second pass: index the bag's files; report what is never opened.
-        let mut findings: Vec<(Finding, String, Option<String>)> = Vec::new();
-        let mut note = |finding, name: String, why: Option<String>| {
-            if findings.len() < 4 * MAX_LISTED {
-                findings.push((finding, name, why));
-            }
-        };
-        let prefix = bag.prefix.clone();
-        let index = &mut bag.index;
-        let second = bag.zip.for_each(|record| {
-            let name = String::from_utf8_lossy(record.name).into_owned();
-            if let Some(why) = unsafe_path_reason(name.trim_end_matches('/')) {
-                note(
-                    Finding::Unsafe,
-                    name.clone(),
-                    Some(format!("{name:?}: {why}")),
-                );
-                return Ok(());
-            }
-            if record.is_symlink {
-                note(
-                    Finding::Unsafe,
-                    name.clone(),
-                    Some(format!("{name}: a symlink entry")),
-                );
-                return Ok(());
-            }
-            let Some(rel) = name.strip_prefix(&prefix) else {
-                if !record.is_dir {
-                    note(Finding::Extra, name, None);
-                }
-                return Ok(());
-            };
-            if record.is_dir {
-                return Ok(());
-            }
-            match index.entry(path_key(rel)) {
-                std::collections::hash_map::Entry::Vacant(slot) => {
-                    slot.insert(Indexed {
-                        entry: record.entry,
-                        duplicated: false,
-                    });
-                }
-                std::collections::hash_map::Entry::Occupied(mut slot) => {
-                    slot.get_mut().duplicated = true;
-                    let why = format!("{name}: several zip entries have this name");
-                    note(Finding::Unsafe, name, Some(why));
-                }
-            }
-            Ok(())
-        });
-        for (finding, name, why) in findings {
-            if let Some(why) = why {
-                report.detail(why);
-            }
-            report.add(finding, name);
-        }
-        if let Err(e) = second {
-            report.problem(format!("the zip's central directory is damaged: {e}"));
-            return Ok(None);
-        }
-        Ok(Some(bag))
-    }
-}
-
-impl BagSource for ZipBag {
-    fn walk(&self, visit: &mut dyn FnMut(Found)) -> Result<(), String> {
-        let mut reported: HashSet<u128, KeyBuild> = HashSet::default();
-        self.zip
-            .for_each(|record| {
-                let name = String::from_utf8_lossy(record.name);
-                let Some(rel) = name.strip_prefix(&self.prefix) else {
-                    return Ok(());
-                };
-                if record.is_dir || record.is_symlink || unsafe_path_reason(rel).is_some() {
-                    return Ok(()); // reported when the zip was opened
-                }
-                let key = path_key(rel);
-                match self.index.get(&key) {
-                    // Reported when the zip was opened; once here is enough.
-                    Some(indexed) if indexed.duplicated && reported.insert(key) => {
-                        visit(Found::Unsafe(
-                            format!("{}{rel}", self.prefix),
-                            "several zip entries have this name".into(),
-                        ));
-                    }
-                    Some(indexed) if indexed.duplicated => {}
-                    Some(_) => visit(Found::File(rel, record.entry.size)),
-                    None => {}
-                }
-                Ok(())
-            })
-            .map_err(|e| e.to_string())
-    }
-
-    fn open(&self, rel: &str) -> Result<Option<Box<dyn Read + Send + '_>>, String> {
-        match self.index.get(&path_key(rel)) {
-            None => Ok(None),
-            Some(indexed) if indexed.duplicated => {
-                Err("several zip entries have this name".to_string())
-            }
-            Some(indexed) => self
-                .zip
-                .open_entry(&indexed.entry)
-                .map(Some)
-                .map_err(|e| e.to_string()),
-        }
-    }
-
-    fn hash(&self, rel: &str) -> Hashed {
-        let Some(indexed) = self.index.get(&path_key(rel)) else {
-            return Hashed::Missing;
-        };
-        if indexed.duplicated {
-            return Hashed::Unsafe("several zip entries have this name");
-        }
-        let mut entry = match self.zip.open_entry(&indexed.entry) {
-            Ok(entry) => entry,
-            Err(e) => return Hashed::Unreadable(format!("{}{rel} ({e})", self.prefix)),
-        };
-        // Reading to the end checks the size and CRC; a damaged deflate stream or a
-        // CRC mismatch surfaces here as an error, not a panic.
-        match tee::with_buffer(|buf| tee::hash_reader(&mut entry, buf, None)) {
-            Ok((digest, _)) => Hashed::Digest(digest),
-            Err(e) => Hashed::Unreadable(format!("{}{rel} ({e})", self.prefix)),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::fs;
@@ -1187,6 +868,7 @@ mod tests {
                 &bundle,
                 &VerifyOptions {
                     source_root: Some(source),
+                    ..VerifyOptions::default()
                 },
             )
             .unwrap();
@@ -1271,6 +953,7 @@ mod tests {
             &bundle,
             &VerifyOptions {
                 source_root: Some(source),
+                ..VerifyOptions::default()
             },
         )
         .unwrap();
@@ -1344,11 +1027,11 @@ mod tests {
         assert!(!report.ok());
         assert!(
             report
-                .problems
+                .invalid
                 .iter()
                 .any(|p| p.contains("longer than 65536 bytes")),
             "{:?}",
-            report.problems
+            report.invalid
         );
         assert_eq!(report.totals.missing, (MAX_LISTED + 500) as u64);
         assert_eq!(report.missing.len(), MAX_LISTED);
