@@ -48,6 +48,8 @@ pub enum ExportError {
     },
     #[error("the source changed while it was being exported ({path}): close the chat app and export again")]
     SourceChanged { path: String },
+    #[error("the --checklist is not of this source: {0}")]
+    ChecklistMismatch(String),
     #[error("cannot read {path}: {source}")]
     ReadSource {
         path: String,
@@ -65,6 +67,7 @@ impl ExportError {
             ExportError::Evidence(e) => e.exit_code(),
             ExportError::Write { .. } => crate::exit::OUTPUT,
             ExportError::ReadSource { .. } => crate::exit::DAMAGED,
+            ExportError::ChecklistMismatch(_) => crate::exit::USAGE,
         }
     }
 }
@@ -96,6 +99,9 @@ pub struct ExportOptions {
     /// bag-info.txt and the report.
     pub case_id: Option<String>,
     pub examiner: Option<String>,
+    /// A `check` of this source made before the export: copied into the payload
+    /// (`data/check.json`) and shown in the report.
+    pub checklist: Option<crate::check::CheckReport>,
 }
 
 #[derive(Debug, Clone)]
@@ -129,6 +135,7 @@ impl ExportOptions {
             anonymize: None,
             case_id: None,
             examiner: None,
+            checklist: None,
         }
     }
 }
@@ -276,6 +283,22 @@ pub fn export_source(
 ) -> Result<ExportSummary, ExportError> {
     let started_at = opts.fixed_time.unwrap_or_else(Utc::now);
     let groups = select_groups(source, opts)?;
+    if let Some(list) = &opts.checklist {
+        if list.platform != source.platform().name() {
+            return Err(ExportError::ChecklistMismatch(format!(
+                "it checked a {} account, this is {}",
+                list.platform,
+                source.platform()
+            )));
+        }
+        if list.owner_id.as_deref() != source.owner_id() {
+            return Err(ExportError::ChecklistMismatch(format!(
+                "it checked account {}, this is {}",
+                list.owner_id.as_deref().unwrap_or("(unknown)"),
+                source.owner_id().unwrap_or("(unknown)")
+            )));
+        }
+    }
 
     // Databases are hashed beside the export and again once they have been read; their
     // metadata, taken before any message is read and compared at the end, proves that both
@@ -486,6 +509,9 @@ pub fn export_source(
     })
 }
 
+/// Where a `--checklist` goes in `data/`.
+const CHECKLIST: &str = "check.json";
+
 /// How a path argument appears in an anonymized bundle's command line.
 const PATH_PLACEHOLDER: &str = "[path]";
 
@@ -623,11 +649,62 @@ fn write_payload(
     };
     warnings.total = warnings.kept.len() as u64;
 
+    let mut checklist_kept: Option<crate::check::CheckReport> = None;
     let mut sinks: Vec<Box<dyn Sink>> = Vec::with_capacity(opts.formats.len());
     for format in &opts.formats {
         sinks.push(format.sink(bag, opts.csv)?);
     }
     let mut copier = MediaCopier::new(media_wanted(opts), !identities.active());
+    let mut checklist_rows = None;
+    if let Some(list) = &opts.checklist {
+        // Names and ids in the checklist are the source's: an anonymized export keeps
+        // only its statuses.
+        let kept = if identities.active() {
+            crate::check::CheckReport {
+                owner_id: None,
+                groups: list
+                    .groups
+                    .iter()
+                    .map(|g| crate::check::GroupCheck {
+                        // Group chats keep their ids, as in the CSV; anything else is a
+                        // person's id.
+                        group_id: if groups.iter().any(|x| x.id == g.group_id && x.is_group) {
+                            g.group_id.clone()
+                        } else {
+                            identities.id(&g.group_id).into_owned()
+                        },
+                        group_name: identities.text(&g.group_name).into_owned(),
+                        findings: g
+                            .findings
+                            .iter()
+                            .map(|f| crate::check::Finding {
+                                summary: identities.text(&f.summary).into_owned(),
+                                evidence: Vec::new(),
+                                todo: identities.text(&f.todo).into_owned(),
+                                ..f.clone()
+                            })
+                            .collect(),
+                        ..g.clone()
+                    })
+                    .collect(),
+                ..list.clone()
+            }
+        } else {
+            list.clone()
+        };
+        let mut file = bag.text_file(CHECKLIST)?;
+        let bytes = serde_json::to_vec_pretty(&kept).map_err(|e| ExportError::Write {
+            path: CHECKLIST.into(),
+            source: std::io::Error::other(e),
+        })?;
+        std::io::Write::write_all(&mut file, &bytes).map_err(|source| ExportError::Write {
+            path: CHECKLIST.into(),
+            source,
+        })?;
+        bag.finish_text(file)?;
+        checklist_rows = Some(kept.groups.len() as u64);
+        checklist_kept = Some(kept);
+    }
 
     let progress = crate::progress::counter(opts.progress, "messages");
     let platform = source.platform().name();
@@ -744,6 +821,9 @@ fn write_payload(
     let group_cells = group_cells(groups, identities);
     let group_rows = group_rows(platform, groups, &stats, &group_cells);
     let mut counts = serde_json::Map::new();
+    if let Some(rows) = checklist_rows {
+        counts.insert(CHECKLIST.to_string(), rows.into());
+    }
     let mut reports = Vec::new();
     for mut sink in sinks {
         sink.groups(bag, &group_rows)?;
@@ -787,6 +867,7 @@ fn write_payload(
         media: &media_counts,
         warnings_total: warnings.total,
         warnings: &warnings.kept,
+        checklist: checklist_kept.as_ref(),
     };
     for report in reports {
         for (file, rows) in report.write(bag, &facts)? {

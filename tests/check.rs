@@ -519,3 +519,94 @@ fn bad_inputs_get_a_message_and_an_exit_code() {
         assert!(stderr.contains(words), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn a_checklist_made_before_the_export_goes_into_the_bundle_and_its_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = wechat(dir.path(), &[]);
+    let out = run(&["check", root.to_str().unwrap(), "--now", NOW, "--json"]);
+    assert_eq!(exit_code(&out), 14);
+    let list = dir.path().join("check.json");
+    std::fs::write(&list, &out.stdout).unwrap();
+    let checked: Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    let bundle = dir.path().join("bundle");
+    run_ok(&[
+        "export",
+        root.to_str().unwrap(),
+        "--out",
+        bundle.to_str().unwrap(),
+        "--no-media",
+        "--checklist",
+        list.to_str().unwrap(),
+    ]);
+    let kept: Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("data/check.json")).unwrap()).unwrap();
+    assert_eq!(kept, checked);
+    let manifest = std::fs::read_to_string(bundle.join("manifest-sha256.txt")).unwrap();
+    assert!(manifest.contains("  data/check.json\n"));
+    let report = std::fs::read_to_string(bundle.join("data/html/index.html")).unwrap();
+    assert!(report.contains("<h2>Readiness check</h2>"));
+    for group in checked["groups"].as_array().unwrap() {
+        let id = group["group_id"].as_str().unwrap();
+        let worst = group["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["status"].as_str().unwrap())
+            .max_by_key(|s| ["ok", "n/a", "warn", "block"].iter().position(|x| x == s))
+            .unwrap();
+        assert!(
+            report.contains(&format!("<code>{id}</code>: {worst}</h3>")),
+            "{id} {worst}"
+        );
+    }
+    assert_eq!(exit_code(&run(&["verify", bundle.to_str().unwrap()])), 0);
+
+    // Anonymized: statuses only, no evidence naming anyone.
+    let key = dir.path().join("k");
+    let anon = dir.path().join("anon");
+    run_ok(&[
+        "export",
+        root.to_str().unwrap(),
+        "--out",
+        anon.to_str().unwrap(),
+        "--anonymize",
+        "--key-file",
+        key.to_str().unwrap(),
+        "--checklist",
+        list.to_str().unwrap(),
+    ]);
+    let kept: Value =
+        serde_json::from_slice(&std::fs::read(anon.join("data/check.json")).unwrap()).unwrap();
+    assert!(kept["owner_id"].is_null());
+    for group in kept["groups"].as_array().unwrap() {
+        for f in group["findings"].as_array().unwrap() {
+            assert!(f["evidence"].as_array().unwrap().is_empty());
+        }
+    }
+    let holder = checked["owner_id"].as_str().unwrap();
+    let text = std::fs::read_to_string(anon.join("data/check.json")).unwrap();
+    assert!(!text.contains(holder), "the account holder's id");
+    assert!(!text.contains("wxid_"), "a WeChat id in {text}");
+
+    // Another account's checklist is refused, and nothing is written.
+    let qq = simulate(
+        "qq",
+        dir.path(),
+        "qq",
+        &["--groups", "2", "--messages", "100"],
+    );
+    let refused = dir.path().join("refused");
+    let out = run(&[
+        "export",
+        qq.to_str().unwrap(),
+        "--out",
+        refused.to_str().unwrap(),
+        "--checklist",
+        list.to_str().unwrap(),
+    ]);
+    assert_eq!(exit_code(&out), 2);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not of this source"));
+    assert!(!refused.exists());
+}

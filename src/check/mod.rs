@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::pathsafe::{self, Resolved};
 use crate::records::{Direction, Group, Kind, MediaLocation, Member, Role};
@@ -24,7 +24,7 @@ use crate::source::{self, Source, SourceError};
 use crate::timefmt;
 
 /// What a group is, for the rules that depend on it (`--group-type ID=TYPE`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GroupType {
     Ordinary,
@@ -80,7 +80,7 @@ pub struct CheckOptions {
     pub now: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Status {
     #[serde(rename = "ok")]
     Ok,
@@ -104,7 +104,7 @@ impl Status {
 }
 
 /// One rule's outcome for one group.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Finding {
     pub rule: String,
     pub status: Status,
@@ -118,7 +118,7 @@ pub struct Finding {
     pub citation: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GroupCheck {
     pub group_id: String,
     pub group_name: String,
@@ -139,7 +139,7 @@ impl GroupCheck {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CheckReport {
     pub platform: String,
     pub owner_id: Option<String>,

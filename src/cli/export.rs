@@ -68,6 +68,9 @@ pub struct Args {
     /// Who made the export (recorded like --case-id).
     #[arg(long, value_name = "NAME")]
     examiner: Option<String>,
+    /// A `chatvault check --json` of this source: copied to data/check.json, shown in the report.
+    #[arg(long, value_name = "FILE")]
+    checklist: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> Result<u8, CliError> {
@@ -92,6 +95,17 @@ pub fn run(args: Args) -> Result<u8, CliError> {
             )));
         }
     }
+    if let Some(path) = &args.checklist {
+        let text = std::fs::read(path).map_err(|e| {
+            CliError::NotFound(format!("cannot read the checklist {}: {e}", path.display()))
+        })?;
+        opts.checklist = Some(serde_json::from_slice(&text).map_err(|e| {
+            CliError::Usage(format!(
+                "{} is not the output of `chatvault check --json`: {e}",
+                path.display()
+            ))
+        })?);
+    }
     opts.case_id = args.case_id;
     opts.examiner = args.examiner;
     opts.media = !args.no_media;
@@ -110,6 +124,7 @@ pub fn run(args: Args) -> Result<u8, CliError> {
     path_values.extend(
         args.key_file
             .iter()
+            .chain(&args.checklist)
             .map(|k| k.to_string_lossy().into_owned()),
     );
     opts.command_line = export::recorded_command_line(

@@ -153,6 +153,8 @@ pub struct ReportFacts<'a> {
     pub warnings_total: u64,
     /// The warnings kept word for word.
     pub warnings: &'a [crate::records::Warning],
+    /// A readiness check made before the export (`export --checklist`).
+    pub checklist: Option<&'a crate::check::CheckReport>,
 }
 
 /// The conversation whose messages follow, as the outputs show it.

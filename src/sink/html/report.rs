@@ -263,7 +263,42 @@ fn cover(facts: &ReportFacts, this: &ReportPage, out: &mut String) {
         let (copied, not_copied) = line.map_or((0, 0), |l| (l.media_copied, l.media_not_copied));
         let _ = writeln!(out, "</td><td>{copied}</td><td>{not_copied}</td></tr>");
     }
-    out.push_str("</table>\n</div>\n");
+    out.push_str("</table>\n");
+    if let Some(list) = facts.checklist {
+        checklist(list, out);
+    }
+    out.push_str("</div>\n");
+}
+
+/// The readiness check made before the export (`export --checklist`), as `check` said it.
+fn checklist(list: &crate::check::CheckReport, out: &mut String) {
+    out.push_str("<h2>Readiness check</h2>\n<p class=\"note\">chatvault check at ");
+    text(&list.now_utc, out);
+    if let Some(at) = &list.dissolve_at_utc {
+        out.push_str(", dissolution planned at ");
+        text(at, out);
+    }
+    out.push_str(" (data/check.json).</p>\n");
+    for g in &list.groups {
+        out.push_str("<h3>");
+        text(&g.group_name, out);
+        out.push_str(" <code>");
+        text(&g.group_id, out);
+        let _ = writeln!(out, "</code>: {}</h3>", g.status().as_str());
+        out.push_str(
+            "<table>\n<tr><th>rule</th><th>status</th><th>finding</th><th>to do</th></tr>\n",
+        );
+        for f in &g.findings {
+            out.push_str("<tr><td>");
+            text(&f.rule, out);
+            let _ = write!(out, "</td><td>{}</td><td>", f.status.as_str());
+            text(&f.summary, out);
+            out.push_str("</td><td>");
+            text(&f.todo, out);
+            out.push_str("</td></tr>\n");
+        }
+        out.push_str("</table>\n");
+    }
 }
 
 impl Report for ReportPage {
