@@ -50,6 +50,8 @@ pub enum ExportError {
     SourceChanged { path: String },
     #[error("the --checklist is not of this source: {0}")]
     ChecklistMismatch(String),
+    #[error("cannot continue {bundle}: {reason}")]
+    ChainMismatch { bundle: String, reason: String },
     #[error("cannot read {path}: {source}")]
     ReadSource {
         path: String,
@@ -67,7 +69,9 @@ impl ExportError {
             ExportError::Evidence(e) => e.exit_code(),
             ExportError::Write { .. } => crate::exit::OUTPUT,
             ExportError::ReadSource { .. } => crate::exit::DAMAGED,
-            ExportError::ChecklistMismatch(_) => crate::exit::USAGE,
+            ExportError::ChecklistMismatch(_) | ExportError::ChainMismatch { .. } => {
+                crate::exit::USAGE
+            }
         }
     }
 }
@@ -102,6 +106,8 @@ pub struct ExportOptions {
     /// A `check` of this source made before the export: copied into the payload
     /// (`data/check.json`) and shown in the report.
     pub checklist: Option<crate::check::CheckReport>,
+    /// Export only what lies beyond this bundle's high-water marks, chained to it.
+    pub after: Option<crate::chain::Predecessor>,
 }
 
 #[derive(Debug, Clone)]
@@ -136,6 +142,7 @@ impl ExportOptions {
             case_id: None,
             examiner: None,
             checklist: None,
+            after: None,
         }
     }
 }
@@ -309,6 +316,9 @@ pub fn export_source(
             None => None,
         },
     };
+    if let Some(previous) = &opts.after {
+        check_continues(source, previous, &identities)?;
+    }
     let db_files = source.source_files();
     let stamps_before: Vec<(&source::SourceFile, Option<FileStamp>)> =
         db_files.iter().map(|f| (f, stamp(&f.path))).collect();
@@ -424,6 +434,7 @@ pub fn export_source(
         }
     };
     let WrittenPayload {
+        high_water,
         finished_at,
         counts,
         total_messages,
@@ -451,6 +462,17 @@ pub fn export_source(
     .into_iter()
     .filter_map(|(label, value)| value.as_deref().map(|v| (label, one_line(v))))
     .collect();
+    let chain_index = opts.after.as_ref().map_or(0, |p| p.chain_index + 1);
+    let predecessor = opts.after.as_ref().map(|p| {
+        let mut marks: Vec<&crate::chain::HighWater> = p.high_water.values().collect();
+        marks.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        json!({
+            "bag_digest": p.bag_digest,
+            "bundle": p.name,
+            "chain_index": p.chain_index,
+            "high_water": marks,
+        })
+    });
     let bundle = bag.finish(move |payload| {
         let evidence = Evidence {
             tool: json!({"name": "chatvault", "version": env!("CARGO_PKG_VERSION")}),
@@ -467,6 +489,9 @@ pub fn export_source(
             warnings: &warnings.kept,
             anonymized: key_fingerprint.is_some(),
             key_fingerprint: key_fingerprint.as_deref(),
+            high_water: &high_water,
+            chain: json!({ "index": chain_index }),
+            predecessor: predecessor.clone(),
             manifest_sha256: &payload.manifest_sha256,
         };
         let mut bag_info = vec![
@@ -489,6 +514,13 @@ pub fn export_source(
         for (label, value) in &case_labels {
             bag_info.push((label.to_string(), value.clone()));
         }
+        if let Some(previous) = &opts.after {
+            bag_info.push((
+                "Chatvault-Previous-Bag-Digest".into(),
+                previous.bag_digest.clone(),
+            ));
+            bag_info.push(("Chatvault-Chain-Index".into(), chain_index.to_string()));
+        }
         bag_info.push(("Chatvault-Groups".into(), group_count.to_string()));
         bag_info.push(("Chatvault-Messages".into(), total_messages.to_string()));
         TagFiles {
@@ -507,6 +539,42 @@ pub fn export_source(
         first_warnings,
         elapsed: started.elapsed(),
     })
+}
+
+/// An increment continues a bundle of the same platform and account, anonymized alike.
+fn check_continues(
+    source: &dyn Source,
+    previous: &crate::chain::Predecessor,
+    identities: &Identities,
+) -> Result<(), ExportError> {
+    let refuse = |reason: String| ExportError::ChainMismatch {
+        bundle: previous.path.display().to_string(),
+        reason,
+    };
+    if previous.platform != source.platform().name() {
+        return Err(refuse(format!(
+            "it is a {} bundle, this source is {}",
+            previous.platform,
+            source.platform()
+        )));
+    }
+    let fingerprint = identities.anonymizer.as_ref().map(|a| a.key_fingerprint());
+    if fingerprint != previous.key_fingerprint {
+        return Err(refuse(match (&previous.key_fingerprint, &fingerprint) {
+            (Some(_), None) => "it is anonymized: anonymize the increment with the same key".into(),
+            (None, Some(_)) => "it is not anonymized: an increment must be made alike".into(),
+            _ => "it was anonymized with another key (its fingerprint differs)".into(),
+        }));
+    }
+    let owner = source.owner_id().map(|o| identities.id(o).into_owned());
+    if previous.owner.is_some() && owner != previous.owner {
+        return Err(refuse(format!(
+            "it is of account {}, this source is of {}",
+            previous.owner.as_deref().unwrap_or_default(),
+            owner.as_deref().unwrap_or("(unknown)")
+        )));
+    }
+    Ok(())
 }
 
 /// Where a `--checklist` goes in `data/`.
@@ -565,6 +633,8 @@ pub fn recorded_command_line(
 
 /// What writing the payload produced, for the tag files and the summary.
 struct WrittenPayload {
+    /// Per conversation, how far this bundle (with its predecessors) holds it.
+    high_water: Vec<crate::chain::HighWater>,
     /// When the payload was complete: the report's and evidence.json's finishing time.
     finished_at: DateTime<Utc>,
     counts: serde_json::Value,
@@ -620,6 +690,13 @@ struct Evidence<'a> {
     warnings: &'a [Warning],
     anonymized: bool,
     key_fingerprint: Option<&'a str>,
+    /// Per conversation, how far this bundle holds it: what an increment continues from.
+    high_water: &'a [crate::chain::HighWater],
+    /// This bundle's place in a chain of increments (0: a whole export).
+    chain: serde_json::Value,
+    /// The bundle this one continues (`export --after`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    predecessor: Option<serde_json::Value>,
     manifest_sha256: &'a str,
 }
 
@@ -709,6 +786,7 @@ fn write_payload(
     let progress = crate::progress::counter(opts.progress, "messages");
     let platform = source.platform().name();
     let mut stats: Vec<GroupStats> = Vec::with_capacity(groups.len());
+    let mut marks: Vec<crate::chain::HighWater> = Vec::with_capacity(groups.len());
     let since_ms = opts.since.map(|t| t.timestamp_millis());
     let until_ms = opts.until.map(|t| t.timestamp_millis());
 
@@ -728,7 +806,19 @@ fn write_payload(
             group_name: &group_name,
             is_group: group.is_group,
         };
-        begin_group(bag, &mut sinks, &header, &members, identities)?;
+        begin_group(
+            bag,
+            &mut sinks,
+            &header,
+            &members,
+            identities,
+            opts.after.as_ref(),
+        )?;
+        let previous_mark = opts
+            .after
+            .as_ref()
+            .and_then(|p| p.high_water.get(chat_id.as_ref()));
+        let mut mark = crate::chain::HighWater::new(&chat_id);
         let mut names: HashMap<String, String> = members
             .iter()
             .map(|m| (m.member_id.clone(), m.shown_name().to_string()))
@@ -755,6 +845,10 @@ fn write_payload(
             {
                 continue;
             }
+            if previous_mark.is_some_and(|m| !m.beyond(message.time_ms, &message.message_id)) {
+                continue;
+            }
+            mark.hold(message.time_ms, &message.message_id);
             let location = || format!("{chat_id} message {}", message.message_id);
             if let Some(w) = &message.warning {
                 warnings.push(location(), w.clone());
@@ -815,6 +909,10 @@ fn write_payload(
             progress.inc(1);
         }
         stats.push(group_stats);
+        marks.push(match previous_mark {
+            Some(previous) => mark.carried(previous),
+            None => mark,
+        });
     }
     progress.finish_and_clear();
 
@@ -875,8 +973,24 @@ fn write_payload(
         }
     }
     let counts = serde_json::Value::Object(counts);
+    // Conversations the predecessor held and this export did not touch keep their marks.
+    if let Some(previous) = &opts.after {
+        let mut untouched: Vec<&crate::chain::HighWater> = previous
+            .high_water
+            .values()
+            .filter(|h| !marks.iter().any(|m| m.group_id == h.group_id))
+            .collect();
+        untouched.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        marks.extend(untouched.into_iter().map(|h| crate::chain::HighWater {
+            first_time_ms: None,
+            ids_at_first_time: Vec::new(),
+            messages: 0,
+            ..h.clone()
+        }));
+    }
 
     Ok(WrittenPayload {
+        high_water: marks,
         finished_at,
         counts,
         total_messages,
@@ -984,6 +1098,7 @@ fn begin_group(
     header: &GroupHeader,
     members: &[crate::records::Member],
     identities: &Identities,
+    previous: Option<&crate::chain::Predecessor>,
 ) -> Result<(), ExportError> {
     let cells: Vec<_> = members
         .iter()
@@ -1008,6 +1123,18 @@ fn begin_group(
             role: m.role.as_str(),
             joined_at_utc: joined,
             left: m.left,
+        })
+        // An increment lists only members who joined, left or changed since.
+        .filter(|row| {
+            previous.is_none_or(|p| {
+                let key = (row.group_id.to_string(), row.member_id.to_string());
+                p.members.get(&key).is_none_or(|was| {
+                    was.display_name != row.display_name
+                        || was.group_nickname != row.group_nickname
+                        || was.role != row.role
+                        || was.left != row.left
+                })
+            })
         })
         .collect();
     for sink in sinks {

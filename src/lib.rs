@@ -24,6 +24,7 @@
 //! - [`cli`]: one module per command; every error type gives its exit code ([`exit`]).
 
 pub mod anonymize;
+pub mod chain;
 pub mod check;
 pub mod cleanup;
 pub mod cli;

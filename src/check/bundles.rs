@@ -33,7 +33,7 @@ pub enum BundleError {
 }
 
 /// A tag file or payload file of a bundle directory or zip, by its path in the bag.
-fn read_member(bundle: &Path, rel: &str) -> Result<Vec<u8>, String> {
+pub(crate) fn read_member(bundle: &Path, rel: &str) -> Result<Vec<u8>, String> {
     if bundle.is_dir() {
         return std::fs::read(bundle.join(rel)).map_err(|e| format!("{rel}: {e}"));
     }
@@ -61,7 +61,7 @@ fn read_member(bundle: &Path, rel: &str) -> Result<Vec<u8>, String> {
 }
 
 /// A cell as written before the formula guard put `'` before it.
-fn unguard(cell: &str, guarded: bool) -> &str {
+pub(crate) fn unguard(cell: &str, guarded: bool) -> &str {
     match cell.strip_prefix('\'') {
         Some(rest) if guarded && rest.starts_with(['=', '+', '-', '@', '\t', '\r', '\n', '\'']) => {
             rest

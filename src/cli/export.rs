@@ -71,11 +71,39 @@ pub struct Args {
     /// A `chatvault check --json` of this source: copied to data/check.json, shown in the report.
     #[arg(long, value_name = "FILE")]
     checklist: Option<PathBuf>,
+    /// Export only what is new since this bundle (it must verify), chained to it by its bag digest.
+    #[arg(long, value_name = "BUNDLE")]
+    after: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> Result<u8, CliError> {
     let mut opts = ExportOptions::new(args.source, args.out);
     opts.groups = args.groups;
+    if let Some(previous) = &args.after {
+        let previous = crate::chain::read_predecessor(previous)?;
+        // The predecessor's selection, unless one is given.
+        let theirs = &previous.filters;
+        if opts.groups.is_empty() && theirs["media"].is_boolean() {
+            opts.groups = theirs["groups"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|g| g.as_str().map(str::to_string))
+                .collect();
+        }
+        if theirs["include_private"] == true && !args.include_private {
+            eprintln!("note: one-to-one chats included, as in {}", previous.name);
+        }
+        if theirs["media"] != !args.no_media {
+            eprintln!(
+                "note: media are {} this time, unlike {}",
+                if args.no_media { "left out" } else { "copied" },
+                previous.name
+            );
+        }
+        opts.include_private = args.include_private || theirs["include_private"] == true;
+        opts.after = Some(previous);
+    }
     opts.since = args.since.as_deref().map(timefmt::parse_time).transpose()?;
     opts.until = args.until.as_deref().map(timefmt::parse_time).transpose()?;
     opts.tz = timefmt::parse_offset(&args.tz)?;
@@ -109,7 +137,7 @@ pub fn run(args: Args) -> Result<u8, CliError> {
     opts.case_id = args.case_id;
     opts.examiner = args.examiner;
     opts.media = !args.no_media;
-    opts.include_private = args.include_private;
+    opts.include_private = opts.include_private || args.include_private;
     opts.zip = args.zip;
     opts.force = args.force;
     opts.fixed_time = args
@@ -125,6 +153,7 @@ pub fn run(args: Args) -> Result<u8, CliError> {
         args.key_file
             .iter()
             .chain(&args.checklist)
+            .chain(&args.after)
             .map(|k| k.to_string_lossy().into_owned()),
     );
     opts.command_line = export::recorded_command_line(

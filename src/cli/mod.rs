@@ -106,6 +106,8 @@ pub enum CliError {
     Simulate(#[from] crate::simulate::SimError),
     #[error(transparent)]
     Check(#[from] crate::check::CheckError),
+    #[error(transparent)]
+    Chain(#[from] crate::chain::ChainError),
     /// A file named on the command line cannot be read.
     #[error("{0}")]
     NotFound(String),
@@ -136,6 +138,7 @@ impl CliError {
             CliError::Demo(e) => e.exit_code(),
             CliError::Simulate(e) => e.exit_code(),
             CliError::Check(e) => e.exit_code(),
+            CliError::Chain(e) => e.exit_code(),
             CliError::NotFound(_) => exit::NOT_FOUND,
             CliError::Usage(_) => exit::USAGE,
             CliError::NotConfirmed(_) | CliError::Terminal(_) | CliError::Json(_) => exit::INTERNAL,

@@ -8,12 +8,17 @@ use super::CliError;
 use crate::evidence;
 use crate::evidence::bagit::Mode;
 
-pub const EXAMPLES: &str = "Examples:\n  chatvault verify /tmp/bundle\n  chatvault verify /tmp/bundle.zip --source /tmp/wx --json\n  chatvault verify ~/received/bag-from-archive --fast\n\nExit codes: 0 valid (warnings and files still to be fetched are listed), 8 tampered\n(a checksum differs, files missing or added), 13 not a well-formed bag, 9 not a bag at all.";
+pub const EXAMPLES: &str = "Examples:\n  chatvault verify /tmp/bundle\n  chatvault verify /tmp/bundle.zip --source /tmp/wx --json\n  chatvault verify ~/received/bag-from-archive --fast\n  chatvault verify --chain b1 b2 b3\n\nExit codes: 0 valid (warnings and files still to be fetched are listed), 8 tampered\n(a checksum differs, files missing or added), 13 not a well-formed bag, 9 not a bag at all.";
 
 #[derive(clap::Args)]
 pub struct Args {
     /// The bag: a directory, or a zip holding one top-level bag directory.
-    bundle: PathBuf,
+    #[arg(required_unless_present = "chain")]
+    bundle: Option<PathBuf>,
+    /// A chain of increments, oldest first: each must verify, name the one before it and
+    /// continue from its high-water marks.
+    #[arg(long, num_args = 1.., value_name = "BUNDLE", conflicts_with = "bundle")]
+    chain: Vec<PathBuf>,
     /// Also check that the source files still hash as recorded in evidence.json.
     #[arg(long)]
     source: Option<PathBuf>,
@@ -31,6 +36,22 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<u8, CliError> {
+    if !args.chain.is_empty() {
+        let report = crate::chain::verify_chain(&args.chain);
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print!("{}", report.render());
+        }
+        return Ok(if report.ok() {
+            crate::exit::OK
+        } else {
+            crate::exit::TAMPERED
+        });
+    }
+    let Some(bundle) = args.bundle else {
+        return Err(CliError::Usage("give a bundle, or --chain B1 B2 …".into()));
+    };
     let mode = if args.fast {
         Mode::Fast
     } else if args.completeness_only {
@@ -39,7 +60,7 @@ pub fn run(args: Args) -> Result<u8, CliError> {
         Mode::Full
     };
     let report = evidence::verify(
-        &args.bundle,
+        &bundle,
         &evidence::VerifyOptions {
             source_root: args.source,
             mode,
