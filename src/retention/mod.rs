@@ -24,7 +24,7 @@ pub use plan::{
     CsvStyle, EntryBlock, FileStamp, Plan, PlanEntry, PlanFiles, PlanHeader, PlanStats, PlanTotals,
     PlanWriter, TotalCount,
 };
-pub use policy::{Clock, Period, PeriodUnit, Policy, Rule, RuleKind};
+pub use policy::{ApprovalPolicy, Clock, Period, PeriodUnit, Policy, Rule, RuleKind};
 
 /// Everything that can go wrong in the retention module. Messages name the
 /// file involved and, where there is one, the way out.
