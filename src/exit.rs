@@ -27,3 +27,6 @@ pub const PLAN_REFUSED: u8 = 10;
 pub const CLEAN_SKIPPED: u8 = 11;
 /// Another chatvault run holds the lock on the same target.
 pub const LOCKED: u8 = 12;
+/// `clean --apply` refused for want of approvals: fewer distinct trusted keys signed this
+/// very plan than required, or a signature file is malformed or does not verify.
+pub const APPROVAL_REFUSED: u8 = 14;
