@@ -535,7 +535,7 @@ fn a_policy_requires_approvals_for_chosen_group_types() {
     let bad = case.dir.path().join("bad.toml");
     std::fs::write(&bad, "[approvals]\ngroup_types = { schools = 2 }\n").unwrap();
     let out = run(&["policy", "--policy", bad.to_str().unwrap()]);
-    assert!(!out.status.success());
+    assert_eq!(exit_code(&out), 2);
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("schools"),
         "{}",

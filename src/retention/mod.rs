@@ -135,7 +135,9 @@ impl RetentionError {
             | E::PlanParse { .. } => exit::PLAN_REFUSED,
             E::QuarantineInsideRoot { .. }
             | E::RootNotConfirmed { .. }
-            | E::InvalidArgument { .. } => exit::USAGE,
+            | E::InvalidArgument { .. }
+            | E::PolicyFile { .. }
+            | E::InvalidPeriod { .. } => exit::USAGE,
             E::Locked(crate::lockfile::LockError::Held { .. }) => exit::LOCKED,
             _ => exit::INTERNAL,
         }
