@@ -301,6 +301,13 @@ impl SecretKey {
         })
     }
 
+    /// A key from its 32-byte seed (the fuzz target's fixed trusted key).
+    pub(crate) fn from_seed(seed: &[u8; 32]) -> SecretKey {
+        SecretKey {
+            key: SigningKey::from_bytes(seed),
+        }
+    }
+
     /// Makes a new key pair: `KEY` (mode 0600) and `KEY.pub`; refuses if either exists.
     pub fn generate(path: &Path) -> Result<(SecretKey, PathBuf), ApprovalError> {
         let public_path = public_key_path(path);
@@ -421,7 +428,7 @@ impl Approval {
     }
 
     /// The file's text: pretty JSON and a newline.
-    fn to_text(&self) -> Result<String, ApprovalError> {
+    pub(crate) fn to_text(&self) -> Result<String, ApprovalError> {
         serde_json::to_string_pretty(self)
             .map(|json| json + "\n")
             .map_err(|e| {
