@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::CliError;
 use crate::retention::approval;
 
-pub const EXAMPLES: &str = "Examples:\n  chatvault keygen --sign ~/.chatvault/li-wei.key      # once; give li-wei.key.pub to whoever runs clean\n  chatvault approve /tmp/plan.json --key ~/.chatvault/li-wei.key --name li-wei\n  chatvault clean /tmp/plan.json --apply --yes --root /tmp/wx --require-approvals 2 --trusted-keys /etc/chatvault/trusted";
+pub const EXAMPLES: &str = "Examples:\n  chatvault keygen --sign ~/.chatvault/li-wei.key   # once; li-wei.key.pub goes to the trusted keys\n  chatvault approve /tmp/plan.json --key ~/.chatvault/li-wei.key --name li-wei\n  chatvault clean /tmp/plan.json --apply --require-approvals 2 --trusted-keys /tmp/trusted";
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::CliError;
 use crate::retention::{self, CleanOptions, Plan, RetentionError};
 
-pub const EXAMPLES: &str = "Examples:\n  chatvault clean /tmp/plan.json                       # dry run\n  chatvault clean /tmp/plan.json --apply --quarantine /tmp/q\n  chatvault clean /tmp/plan.json --apply --yes --root /tmp/wx   # scripts: no confirmation, the root given\n  chatvault clean /tmp/plan.json --apply --yes --root /tmp/wx --require-approvals 2 --trusted-keys /etc/chatvault/trusted";
+pub const EXAMPLES: &str = "Examples:\n  chatvault clean /tmp/plan.json                       # dry run\n  chatvault clean /tmp/plan.json --apply --quarantine /tmp/q\n  chatvault clean /tmp/plan.json --apply --yes --root /tmp/wx   # scripts: no confirmation, the root given\n  chatvault clean /tmp/plan.json --apply --require-approvals 2 --trusted-keys /tmp/trusted";
 
 #[derive(clap::Args)]
 pub struct Args {

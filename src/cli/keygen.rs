@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use super::CliError;
 use crate::retention::approval::SecretKey;
 
-pub const EXAMPLES: &str = "Examples:\n  chatvault keygen ~/.chatvault/case-001.key          # pseudonym key\n  chatvault keygen --sign ~/.chatvault/li-wei.key     # signing key for `chatvault approve`, and li-wei.key.pub";
+pub const EXAMPLES: &str = "Examples:\n  chatvault keygen ~/.chatvault/case-001.key          # pseudonym key\n  chatvault keygen --sign ~/.chatvault/li-wei.key     # for approve: li-wei.key, li-wei.key.pub";
 
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("what").required(true).args(["keyfile", "sign"])))]
