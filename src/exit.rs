@@ -29,4 +29,4 @@ pub const CLEAN_SKIPPED: u8 = 11;
 pub const LOCKED: u8 = 12;
 /// `clean --apply` refused for want of approvals: fewer distinct trusted keys signed this
 /// very plan than required, or a signature file is malformed or does not verify.
-pub const APPROVAL_REFUSED: u8 = 14;
+pub const APPROVAL_REFUSED: u8 = 15;

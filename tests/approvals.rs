@@ -160,7 +160,7 @@ fn zero_one_and_two_signatures() {
     assert!(deletes.len() > 5, "the dissolved group's media are planned");
 
     // 0 signatures: refused, nothing touched, no journal.
-    let stderr = case.refused(case.clean_requiring("2"), 14, "approvals refused");
+    let stderr = case.refused(case.clean_requiring("2"), 15, "approvals refused");
     assert!(stderr.contains("no approvals in"), "{stderr}");
     assert!(stderr.contains("nothing was touched"), "{stderr}");
     assert_eq!(snapshot(&case.root), before);
@@ -188,7 +188,7 @@ fn zero_one_and_two_signatures() {
             sig["public_key"].as_str().unwrap()
         )
     );
-    let stderr = case.refused(case.clean_requiring("2"), 14, "1 did");
+    let stderr = case.refused(case.clean_requiring("2"), 15, "1 did");
     assert!(stderr.contains("2 distinct trusted key(s)"), "{stderr}");
     assert_eq!(snapshot(&case.root), before);
 
@@ -260,7 +260,7 @@ fn two_signatures_by_one_key_count_once() {
         "{}",
         both(&out)
     );
-    case.refused(out, 14, "1 did");
+    case.refused(out, 15, "1 did");
     assert_eq!(snapshot(&case.root), before);
 }
 
@@ -271,7 +271,7 @@ fn an_untrusted_key_does_not_count() {
     for (key, name) in [("alice", "alice"), ("eve", "eve")] {
         assert!(case.approve(&case.plan, key, name).status.success());
     }
-    let stderr = case.refused(case.clean_requiring("2"), 14, "1 did");
+    let stderr = case.refused(case.clean_requiring("2"), 15, "1 did");
     assert!(stderr.contains("eve.sig: eve"), "{stderr}");
     assert!(stderr.contains("is not in"), "{stderr}");
     assert_eq!(snapshot(&case.root), before);
@@ -300,7 +300,7 @@ fn a_signature_of_another_plan_does_not_count() {
         case.sig("bob"),
     )
     .unwrap();
-    let stderr = case.refused(case.clean_requiring("2"), 14, "1 did");
+    let stderr = case.refused(case.clean_requiring("2"), 15, "1 did");
     assert!(stderr.contains("it approves another plan"), "{stderr}");
     assert_eq!(snapshot(&case.root), before);
 }
@@ -325,7 +325,7 @@ fn a_plan_changed_after_signing_is_refused() {
         format!("{}  plan.json\n", sha256_file(&case.plan)),
     )
     .unwrap();
-    let stderr = case.refused(case.clean_requiring("2"), 14, "0 did");
+    let stderr = case.refused(case.clean_requiring("2"), 15, "0 did");
     assert!(stderr.contains("it approves another plan"), "{stderr}");
     assert_eq!(snapshot(&case.root), before);
 
@@ -334,7 +334,7 @@ fn a_plan_changed_after_signing_is_refused() {
         serde_json::from_slice(&std::fs::read(case.sig("alice")).unwrap()).unwrap();
     sig["plan_sha256"] = sha256_file(&case.plan).into();
     std::fs::write(case.sig("alice"), serde_json::to_vec_pretty(&sig).unwrap()).unwrap();
-    let stderr = case.refused(case.clean_requiring("1"), 14, "does not verify");
+    let stderr = case.refused(case.clean_requiring("1"), 15, "does not verify");
     assert!(stderr.contains("alice.sig"), "{stderr}");
     assert_eq!(snapshot(&case.root), before);
 }
@@ -360,7 +360,7 @@ fn malformed_signature_files_refuse_with_their_name() {
         let path = case.sig(name);
         std::fs::write(&path, bytes).unwrap();
         // Even with enough good approvals beside it.
-        let stderr = case.refused(case.clean_requiring("2"), 14, says);
+        let stderr = case.refused(case.clean_requiring("2"), 15, says);
         assert!(stderr.contains(&format!("{name}.sig")), "{stderr}");
         assert_eq!(snapshot(&case.root), before);
         std::fs::remove_file(&path).unwrap();
@@ -521,8 +521,8 @@ fn a_policy_requires_approvals_for_chosen_group_types() {
     assert!(case.approve(&case.plan, "alice", "alice").status.success());
     // The policy's number holds without --require-approvals, and over a smaller one.
     let trusted = case.trusted.to_str().unwrap();
-    case.refused(case.clean(&["--trusted-keys", trusted]), 14, "1 did");
-    case.refused(case.clean_requiring("1"), 14, "1 did");
+    case.refused(case.clean(&["--trusted-keys", trusted]), 15, "1 did");
+    case.refused(case.clean_requiring("1"), 15, "1 did");
     assert_eq!(snapshot(&case.root), before);
     assert!(case.approve(&case.plan, "bob", "bob").status.success());
     let out = case.clean(&["--trusted-keys", trusted]);

@@ -27,7 +27,7 @@ use crate::exit;
     name = "chatvault",
     version,
     about = "Export, seal, anonymize and clean up group-chat histories before a group is dissolved",
-    after_help = "Start with:  chatvault demo\nExit codes:  see README.md (0 ok, 2 usage, 3-14 distinct failures)"
+    after_help = "Start with:  chatvault demo\nExit codes:  see README.md (0 ok, 2 usage, 3-15 distinct failures)"
 )]
 pub struct Cli {
     #[command(subcommand)]
