@@ -32,3 +32,6 @@ pub const LOCKED: u8 = 12;
 pub const INVALID_BAG: u8 = 13;
 /// `check`: something blocks the dissolution (an unclaimed red packet, no bundle, …).
 pub const BLOCKED: u8 = 14;
+/// `clean --apply` refused for want of approvals: fewer distinct trusted keys signed this
+/// very plan than required, or a signature file is malformed or does not verify.
+pub const APPROVAL_REFUSED: u8 = 15;

@@ -496,11 +496,78 @@ fn check_formatting(ms: i64, offset: Option<FixedOffset>) {
     }
 }
 
+/// The plan digest the `approval_files` target's approvals are checked against.
+pub const APPROVAL_PLAN_SHA256: &str =
+    "5be0b5d1f2a3c4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d";
+/// The seed of the one trusted key of the `approval_files` target.
+pub const APPROVAL_KEY_SEED: [u8; 32] = [7; 32];
+
+/// Approval files (`retention/approval.rs`): the input as `alice.sig` beside a plan whose
+/// SHA-256 is [`APPROVAL_PLAN_SHA256`], checked against one trusted key (seed
+/// [`APPROVAL_KEY_SEED`]); then as a `KEY.pub` and as a signing key file (mode 0600). An
+/// approval that counts must be of that digest by that key, and an approval that passes
+/// the check must pass it the same way once written back.
+pub fn approval_files(data: &[u8]) {
+    use std::os::unix::fs::PermissionsExt;
+
+    use crate::retention::approval::{
+        self, check_approvals, read_public_key, ApprovalStatus, SecretKey, TrustedKeys,
+    };
+    let Some(tmp) = scratch() else { return };
+    let trusted_dir = tmp.path().join("trusted");
+    let sigs = tmp.path().join("approvals");
+    let trusted_key = SecretKey::from_seed(&APPROVAL_KEY_SEED).public_key();
+    let public_text = format!(
+        "{}\n{}\n",
+        approval::PUBLIC_KEY_HEADER,
+        trusted_key.to_hex()
+    );
+    let written = std::fs::create_dir(&trusted_dir)
+        .and_then(|()| std::fs::write(trusted_dir.join("alice.pub"), public_text))
+        .and_then(|()| std::fs::create_dir(&sigs))
+        .and_then(|()| std::fs::write(sigs.join("alice.sig"), data));
+    if written.is_err() {
+        return;
+    }
+    let trusted = TrustedKeys::load(&trusted_dir).expect("the fixed trusted key loads");
+    if let Ok(check) = check_approvals(APPROVAL_PLAN_SHA256, &sigs, &trusted) {
+        let _ = (check.lines(), check.require(1));
+        for checked in &check.approvals {
+            if matches!(checked.status, ApprovalStatus::Counted { .. }) {
+                assert_eq!(checked.approval.plan_sha256, APPROVAL_PLAN_SHA256);
+                assert_eq!(checked.public_key, trusted_key);
+            }
+            let text = checked.approval.to_text().expect("an approval serializes");
+            let again_dir = tmp.path().join("again");
+            if std::fs::create_dir_all(&again_dir)
+                .and_then(|()| std::fs::write(again_dir.join("alice.sig"), text))
+                .is_err()
+            {
+                return;
+            }
+            let again = check_approvals(APPROVAL_PLAN_SHA256, &again_dir, &trusted)
+                .expect("an approval that passed passes once written back");
+            assert_eq!(again.approvals[0].status, checked.status);
+        }
+    }
+    let key_path = tmp.path().join("key.pub");
+    if std::fs::write(&key_path, data).is_ok() {
+        let _ = read_public_key(&key_path);
+        let secret_path = tmp.path().join("key");
+        let private = std::fs::write(&secret_path, data).and_then(|()| {
+            std::fs::set_permissions(&secret_path, std::fs::Permissions::from_mode(0o600))
+        });
+        if private.is_ok() {
+            let _ = SecretKey::read(&secret_path).map(|k| k.public_key().fingerprint());
+        }
+    }
+}
+
 /// A fuzz target's entry point.
 pub type Target = fn(&[u8]);
 
 /// Every target by name (as in `fuzz/fuzz_targets/`), for `tests/fuzz_regressions.rs`.
-pub const TARGETS: [(&str, Target); 12] = [
+pub const TARGETS: [(&str, Target); 13] = [
     ("wechat_xml", wechat_xml),
     ("wechat_message", wechat_message),
     ("qq_body", qq_body),
@@ -513,4 +580,80 @@ pub const TARGETS: [(&str, Target); 12] = [
     ("plan_json", plan_json),
     ("policy_toml", policy_toml),
     ("time_args", time_args),
+    ("approval_files", approval_files),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::retention::approval::{
+        check_approvals, Approval, ApprovalStatus, SecretKey, TrustedKeys, PUBLIC_KEY_HEADER,
+        SECRET_KEY_HEADER,
+    };
+
+    fn approval_corpus() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/approval_files")
+    }
+
+    /// Writes the seeds of `approval_files` (Ed25519 is not at hand in make_seeds.py):
+    /// `cargo test --lib write_approval_seeds -- --ignored`.
+    #[test]
+    #[ignore]
+    fn write_approval_seeds() {
+        let key = SecretKey::from_seed(&APPROVAL_KEY_SEED);
+        let stranger = SecretKey::from_seed(&[9; 32]);
+        let out = approval_corpus();
+        std::fs::create_dir_all(&out).unwrap();
+        let seeds = [
+            (
+                "seed-counted",
+                Approval::sign(&key, APPROVAL_PLAN_SHA256, "alice"),
+            ),
+            (
+                "seed-other-plan",
+                Approval::sign(&key, &"ab".repeat(32), "alice"),
+            ),
+            (
+                "seed-untrusted",
+                Approval::sign(&stranger, APPROVAL_PLAN_SHA256, "alice"),
+            ),
+        ];
+        for (name, approval) in seeds {
+            std::fs::write(out.join(name), approval.to_text().unwrap()).unwrap();
+        }
+        let public = format!("{PUBLIC_KEY_HEADER}\n{}\n", key.public_key().to_hex());
+        std::fs::write(out.join("seed-public-key"), public).unwrap();
+        let secret = format!("{SECRET_KEY_HEADER}\n{}\n", crate::digest::hex(&[9; 32]));
+        std::fs::write(out.join("seed-secret-key"), secret).unwrap();
+    }
+
+    /// The fuzzer starts from an approval that counts, so every check is within its reach.
+    #[test]
+    fn the_approval_seeds_reach_every_status() {
+        let tmp = tempfile::tempdir().unwrap();
+        let trusted_dir = tmp.path().join("trusted");
+        std::fs::create_dir(&trusted_dir).unwrap();
+        let key = SecretKey::from_seed(&APPROVAL_KEY_SEED).public_key();
+        std::fs::write(
+            trusted_dir.join("alice.pub"),
+            format!("{PUBLIC_KEY_HEADER}\n{}\n", key.to_hex()),
+        )
+        .unwrap();
+        let trusted = TrustedKeys::load(&trusted_dir).unwrap();
+        for (seed, counted) in [
+            ("seed-counted", true),
+            ("seed-other-plan", false),
+            ("seed-untrusted", false),
+        ] {
+            let dir = tmp.path().join(seed);
+            std::fs::create_dir(&dir).unwrap();
+            std::fs::copy(approval_corpus().join(seed), dir.join("alice.sig")).unwrap();
+            let check = check_approvals(APPROVAL_PLAN_SHA256, &dir, &trusted).unwrap();
+            assert_eq!(
+                matches!(check.approvals[0].status, ApprovalStatus::Counted { .. }),
+                counted,
+                "{seed}"
+            );
+        }
+    }
+}

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::CliError;
 use crate::retention::{self, CleanOptions, Plan, RetentionError};
 
-pub const EXAMPLES: &str = "Examples:\n  chatvault clean /tmp/plan.json                       # dry run\n  chatvault clean /tmp/plan.json --apply --quarantine /tmp/q\n  chatvault clean /tmp/plan.json --apply --yes --root /tmp/wx   # scripts: no confirmation, the root given";
+pub const EXAMPLES: &str = "Examples:\n  chatvault clean /tmp/plan.json                       # dry run\n  chatvault clean /tmp/plan.json --apply --quarantine /tmp/q\n  chatvault clean /tmp/plan.json --apply --yes --root /tmp/wx   # scripts: no confirmation, the root given\n  chatvault clean /tmp/plan.json --apply --require-approvals 2 --trusted-keys /tmp/trusted";
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -28,6 +28,72 @@ pub struct Args {
     /// Required with --apply --yes: a plan is a request, not an authority.
     #[arg(long, value_name = "DIR")]
     root: Option<PathBuf>,
+    /// Refuse --apply unless N distinct keys of --trusted-keys signed this very plan
+    /// (`chatvault approve`; the signatures are in PLAN.json.approvals/).
+    #[arg(long, value_name = "N", requires = "trusted_keys")]
+    require_approvals: Option<u32>,
+    /// The directory of the signers' public keys (KEY.pub files) whose approvals count.
+    #[arg(long, value_name = "DIR")]
+    trusted_keys: Option<PathBuf>,
+}
+
+/// Checks the approvals before anything else happens: `Ok(Some)` is the record for the
+/// journal, `Ok(None)` a run that needs none. A dry run reports too few approvals
+/// without failing; a malformed or forged signature file fails it too.
+fn check_approvals(
+    plan: &Plan,
+    plan_path: &std::path::Path,
+    plan_sha256: &str,
+    apply: bool,
+    require_approvals: Option<u32>,
+    trusted_keys: Option<&std::path::Path>,
+) -> Result<Option<retention::ApprovalRecord>, CliError> {
+    let (by_policy, why) = plan.approvals_required();
+    let required = require_approvals.unwrap_or(0).max(by_policy);
+    let because = if why.is_empty() {
+        String::new()
+    } else {
+        format!(" (the plan's policy: {})", why.join("; "))
+    };
+    let Some(trusted_dir) = trusted_keys else {
+        if required == 0 {
+            return Ok(None);
+        }
+        let message = format!(
+            "this plan needs {required} approval(s){because}: give --trusted-keys DIR, the directory of the signers' KEY.pub files"
+        );
+        if apply {
+            return Err(CliError::Usage(message));
+        }
+        println!("approvals: {message}");
+        return Ok(None);
+    };
+    if require_approvals.is_none() && by_policy == 0 {
+        return Err(CliError::Usage(
+            "--trusted-keys without --require-approvals N: say how many approvals this clean needs"
+                .to_string(),
+        ));
+    }
+    let trusted = retention::TrustedKeys::load(trusted_dir)?;
+    let dir = retention::approval::approvals_dir(plan_path);
+    let check = retention::approval::check_approvals(plan_sha256, &dir, &trusted)?;
+    for line in check.lines() {
+        println!("approval {line}");
+    }
+    match check.require(required) {
+        Ok(record) => {
+            println!(
+                "approvals: {} of {required} required{because}",
+                record.signatures.len()
+            );
+            Ok(Some(record))
+        }
+        Err(refusal) if !apply => {
+            println!("approvals: --apply would be refused: {refusal}");
+            Ok(None)
+        }
+        Err(refusal) => Err(refusal.into()),
+    }
 }
 
 /// Asks for the names of the groups whose files will go, as WeChat asks before dissolving.
@@ -112,9 +178,22 @@ pub fn run(args: Args) -> Result<u8, CliError> {
         journal,
         yes,
         root,
+        require_approvals,
+        trusted_keys,
     } = args;
-    let plan = Plan::read_verified(&plan_path)?;
+    let (plan, plan_sha256) = Plan::read_verified_with_sha256(&plan_path)?;
+    // Verify, then act: the approvals of the very bytes read are checked before any
+    // question is asked or anything is opened for writing.
+    let approvals = check_approvals(
+        &plan,
+        &plan_path,
+        &plan_sha256,
+        apply,
+        require_approvals,
+        trusted_keys.as_deref(),
+    )?;
     let mut opts = CleanOptions::for_plan(&plan_path);
+    opts.approvals = approvals;
     opts.expected_root = root;
     if apply && !yes {
         confirm_groups(&plan)?;

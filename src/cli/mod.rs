@@ -3,6 +3,7 @@
 //! can run any command in-process with [`run_args`].
 
 pub mod announce;
+pub mod approve;
 pub mod check;
 pub mod clean;
 pub mod demo;
@@ -28,7 +29,7 @@ use crate::exit;
     name = "chatvault",
     version,
     about = "Export, seal, anonymize and clean up group-chat histories before a group is dissolved",
-    after_help = "Start with:  chatvault demo\nExit codes:  see README.md (0 ok, 2 usage, 3-14 distinct failures)"
+    after_help = "Start with:  chatvault demo\nExit codes:  see README.md (0 ok, 2 usage, 3-15 distinct failures)"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -61,7 +62,7 @@ pub enum Command {
     /// SHA-256 of files and directory trees, in sha256sum format.
     #[command(after_help = hash::EXAMPLES)]
     Hash(hash::Args),
-    /// Create a pseudonym key: 32 random bytes, mode 0600; refuses to overwrite.
+    /// Create a pseudonym key (32 random bytes, mode 0600), or with --sign a signing key pair; refuses to overwrite.
     #[command(after_help = keygen::EXAMPLES)]
     Keygen(keygen::Args),
     /// Print members' pseudonyms, to answer "which rows are mine?" without a stored mapping.
@@ -73,6 +74,9 @@ pub enum Command {
     /// Decide, per cached file, what may be deleted and when; writes PLAN.json, PLAN.csv, PLAN.json.sha256.
     #[command(after_help = plan::EXAMPLES)]
     Plan(plan::Args),
+    /// Sign a plan's SHA-256 with your key: one approval of a two-person review.
+    #[command(after_help = approve::EXAMPLES)]
+    Approve(approve::Args),
     /// Carry out a plan: a dry run unless --apply; every action re-checked and journaled.
     #[command(after_help = clean::EXAMPLES)]
     Clean(clean::Args),
@@ -94,6 +98,8 @@ pub enum CliError {
     Retention(#[from] crate::retention::RetentionError),
     #[error(transparent)]
     Plan(#[from] crate::cleanup::PlanError),
+    #[error(transparent)]
+    Approval(#[from] crate::retention::ApprovalError),
     #[error(transparent)]
     Anonymize(#[from] crate::anonymize::AnonError),
     #[error(transparent)]
@@ -132,6 +138,7 @@ impl CliError {
             CliError::Evidence(e) => e.exit_code(),
             CliError::Retention(e) => e.exit_code(),
             CliError::Plan(e) => e.exit_code(),
+            CliError::Approval(e) => e.exit_code(),
             CliError::Anonymize(e) => e.exit_code(),
             CliError::Time(e) => e.exit_code(),
             CliError::Lock(e) => e.exit_code(),
@@ -162,6 +169,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Pseudonym(args) => pseudonym::run(args),
         Command::Policy(args) => policy::run(args),
         Command::Plan(args) => plan::run(args),
+        Command::Approve(args) => approve::run(args),
         Command::Clean(args) => clean::run(args),
         Command::Undo(args) => undo::run(args),
     }

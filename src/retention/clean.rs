@@ -28,6 +28,7 @@ use rustix::fs::{AtFlags, FileType};
 use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
 
+use super::approval::ApprovalRecord;
 use super::decide::Action;
 use super::guard;
 use super::handles::{self, Refusal};
@@ -51,6 +52,8 @@ pub struct CleanOptions {
     /// The plan file, locked (`PLAN.json.lock`) while applying so that two runs of one plan
     /// exclude each other whatever their journals.
     pub plan_path: Option<PathBuf>,
+    /// The approvals checked before the run ([`super::approval`]), recorded in the journal.
+    pub approvals: Option<ApprovalRecord>,
 }
 
 impl CleanOptions {
@@ -62,6 +65,7 @@ impl CleanOptions {
             journal: default_journal_path(plan_path),
             expected_root: None,
             plan_path: Some(plan_path.to_path_buf()),
+            approvals: None,
         }
     }
 }
@@ -146,6 +150,10 @@ struct JournalHeader {
     quarantine: Option<String>,
     tool_version: String,
     time: String,
+    /// Who approved the run (signers, keys, signature files' SHA-256); absent without
+    /// `--trusted-keys`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    approvals: Option<ApprovalRecord>,
 }
 
 /// One action on one file.
@@ -629,6 +637,7 @@ pub fn clean(
             quarantine: quarantine.as_ref().map(|q| q.path.display().to_string()),
             tool_version: plan.header.tool_version.clone(),
             time: format_time(&Utc::now()),
+            approvals: opts.approvals.clone(),
         })?;
         failpoint::hit("clean.header.after");
         Some(writer)
@@ -1307,6 +1316,7 @@ mod tests {
                 journal: self.out.path().join("PLAN.json.journal"),
                 expected_root: Some(self.root().to_path_buf()),
                 plan_path: None,
+                approvals: None,
             }
         }
 

@@ -1,9 +1,11 @@
 //! Retention: the documented retention periods as a policy, the per-file
-//! cleanup decision, the cleanup plan file, and its execution (clean / undo).
+//! cleanup decision, the cleanup plan file, its approval by signers, and its
+//! execution (clean / undo).
 //!
 //! The authority for every rule is `spec/retention.md`; each rule carries the
 //! seed citation it comes from so plans and reasons can quote it.
 
+pub mod approval;
 pub mod clean;
 pub mod decide;
 pub mod guard;
@@ -15,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Months, Utc};
 
+pub use approval::{ApprovalCheck, ApprovalError, ApprovalRecord, TrustedKeys};
 pub use clean::{clean, undo, CleanEvent, CleanOptions, CleanReport, UndoReport};
 pub use decide::{
     decide, infer_group_type, infer_group_type_with_source, resolve_group_type,
@@ -24,7 +27,7 @@ pub use plan::{
     CsvStyle, EntryBlock, FileStamp, Plan, PlanEntry, PlanFiles, PlanHeader, PlanStats, PlanTotals,
     PlanWriter, TotalCount,
 };
-pub use policy::{Clock, Period, PeriodUnit, Policy, Rule, RuleKind};
+pub use policy::{ApprovalPolicy, Clock, Period, PeriodUnit, Policy, Rule, RuleKind};
 
 /// Everything that can go wrong in the retention module. Messages name the
 /// file involved and, where there is one, the way out.
@@ -132,7 +135,9 @@ impl RetentionError {
             | E::PlanParse { .. } => exit::PLAN_REFUSED,
             E::QuarantineInsideRoot { .. }
             | E::RootNotConfirmed { .. }
-            | E::InvalidArgument { .. } => exit::USAGE,
+            | E::InvalidArgument { .. }
+            | E::PolicyFile { .. }
+            | E::InvalidPeriod { .. } => exit::USAGE,
             E::Locked(crate::lockfile::LockError::Held { .. }) => exit::LOCKED,
             _ => exit::INTERNAL,
         }

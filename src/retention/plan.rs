@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::decide::{Action, Category, Decision, GroupFacts};
-use super::policy::Policy;
+use super::policy::{ApprovalPolicy, Policy};
 use super::{
     format_time, human_time, serde_opt_time, serde_time, sha256_hex, sha256_reader, RetentionError,
 };
@@ -304,6 +304,10 @@ pub struct PlanHeader {
     pub tool_version: String,
     /// Group types (and how they were inferred), dissolution times and their source.
     pub groups: Vec<GroupFacts>,
+    /// The policy's `[approvals]`, which `clean --apply` applies to the groups this plan
+    /// deletes files of; absent when the policy requires none.
+    #[serde(default, skip_serializing_if = "ApprovalPolicy::is_empty")]
+    pub approvals: ApprovalPolicy,
     pub totals: PlanTotals,
 }
 
@@ -353,6 +357,7 @@ impl PlanHeader {
             policy_sha256: policy.sha256()?,
             tool_version: tool_version.to_string(),
             groups,
+            approvals: policy.approvals.clone(),
             totals: PlanTotals::default(),
         })
     }
@@ -770,6 +775,12 @@ impl Plan {
     /// Reads a plan, refusing it unless `PLAN.json.sha256` exists, names this
     /// file and matches its bytes.
     pub fn read_verified(json_path: &Path) -> Result<Plan, RetentionError> {
+        Ok(Plan::read_verified_with_sha256(json_path)?.0)
+    }
+
+    /// [`Plan::read_verified`], with the SHA-256 of the bytes read (the sidecar's): the
+    /// digest that approvals sign, of the very bytes the plan was parsed from.
+    pub fn read_verified_with_sha256(json_path: &Path) -> Result<(Plan, String), RetentionError> {
         let sidecar = sidecar_path(json_path);
         let malformed = |message: String| RetentionError::SidecarMalformed {
             plan: json_path.to_path_buf(),
@@ -830,7 +841,32 @@ impl Plan {
                 ),
             });
         }
-        Ok(plan)
+        Ok((plan, actual))
+    }
+
+    /// The approvals its policy requires (see [`ApprovalPolicy::required_for`]), counted
+    /// over the groups this plan deletes files of.
+    pub fn approvals_required(&self) -> (u32, Vec<String>) {
+        let deleting: std::collections::BTreeSet<&str> = self
+            .entries
+            .iter()
+            .filter(|e| e.action == Action::Delete)
+            .filter_map(|e| e.group_id.as_deref())
+            .collect();
+        let groups = self
+            .header
+            .groups
+            .iter()
+            .filter(|g| deleting.contains(g.group_id.as_str()))
+            .map(|g| {
+                let shown = if g.name.is_empty() {
+                    &g.group_id
+                } else {
+                    &g.name
+                };
+                (g.group_type, shown.as_str())
+            });
+        self.header.approvals.required_for(groups)
     }
 
     /// The next time after the reference time at which more files become
@@ -1017,6 +1053,37 @@ pub(crate) mod tests {
             "{summary}"
         );
         assert!(summary.contains("education (name keyword 班)"), "{summary}");
+    }
+
+    #[test]
+    fn the_policy_approvals_travel_in_the_plan_and_count_deleting_groups() {
+        let cache = tempfile::tempdir().unwrap();
+        fs::write(cache.path().join("a.jpg"), b"aaa").unwrap();
+        let mut plan = build(
+            cache.path(),
+            vec![entry_for(cache.path(), "a.jpg", Action::Delete, false)],
+        );
+        assert_eq!(plan.approvals_required(), (0, Vec::new()));
+        let text = String::from_utf8(plan.to_json_bytes().unwrap()).unwrap();
+        assert!(
+            !text.contains("\"approvals\""),
+            "absent when none are required"
+        );
+
+        plan.header.approvals.group_types = [(GroupType::Education, 2)].into();
+        let out = tempfile::tempdir().unwrap();
+        let json_path = out.path().join("PLAN.json");
+        plan.write(&json_path).unwrap();
+        let (read, sha256) = Plan::read_verified_with_sha256(&json_path).unwrap();
+        assert_eq!(read, plan);
+        assert_eq!(sha256, sha256_hex(&fs::read(&json_path).unwrap()));
+        assert_eq!(
+            read.approvals_required(),
+            (2, vec!["2 for education group 三年二班".to_string()])
+        );
+        // A group whose files are all kept asks for nothing.
+        plan.entries[0].action = Action::Keep;
+        assert_eq!(plan.approvals_required().0, 0);
     }
 
     #[test]

@@ -3,13 +3,14 @@
 //! of the same shape (see [`Policy::to_toml`]) overrides periods and keyword
 //! lists on top of the built-in policy.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::decide::GroupType;
 use super::{add_months, sha256_hex, RetentionError};
 
 /// Version of the policy file shape.
@@ -254,6 +255,52 @@ pub struct GroupKeywords {
     pub work: Vec<String>,
 }
 
+/// How many approvals `clean --apply` needs (rule `review.two_person`): `[approvals]` in a
+/// policy file. `require` holds for every plan; `group_types` for a plan that deletes files
+/// of a group of that type. The largest number that applies is the one required.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalPolicy {
+    #[serde(default)]
+    pub require: u32,
+    #[serde(default)]
+    pub group_types: BTreeMap<GroupType, u32>,
+}
+
+impl ApprovalPolicy {
+    /// Nothing required and nothing said; such a section is left out of dumps and plans,
+    /// so the built-in policy and the plans made with it are as they were before approvals.
+    pub fn is_empty(&self) -> bool {
+        self.require == 0 && self.group_types.is_empty()
+    }
+
+    /// The approvals required for a plan whose groups with files to delete have these
+    /// types, with why (`"every plan"`, `"education group 三年二班"`), largest first.
+    pub fn required_for<'a>(
+        &self,
+        deleting_groups: impl IntoIterator<Item = (GroupType, &'a str)>,
+    ) -> (u32, Vec<String>) {
+        let mut reasons: Vec<(u32, String)> = Vec::new();
+        if self.require > 0 {
+            reasons.push((self.require, "every plan ([approvals] require)".to_string()));
+        }
+        for (group_type, name) in deleting_groups {
+            if let Some(&count) = self.group_types.get(&group_type) {
+                if count > 0 {
+                    reasons.push((count, format!("{group_type} group {name}")));
+                }
+            }
+        }
+        reasons.sort_by_key(|r| std::cmp::Reverse(r.0));
+        let required = reasons.first().map_or(0, |r| r.0);
+        let why = reasons
+            .into_iter()
+            .map(|(count, why)| format!("{count} for {why}"))
+            .collect();
+        (required, why)
+    }
+}
+
 /// The policy in force: rules and keywords, and where they came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Policy {
@@ -261,6 +308,9 @@ pub struct Policy {
     pub keywords: GroupKeywords,
     #[serde(rename = "rule")]
     pub rules: Vec<Rule>,
+    /// Left out when empty, so the built-in policy's dump and SHA-256 stay what they were.
+    #[serde(default, skip_serializing_if = "ApprovalPolicy::is_empty")]
+    pub approvals: ApprovalPolicy,
     /// `builtin`, or the path of the policy file layered on top of it.
     #[serde(skip)]
     pub source: String,
@@ -413,6 +463,7 @@ struct PolicyFile {
     keywords: Option<KeywordsOverride>,
     #[serde(default)]
     rule: Vec<RuleOverride>,
+    approvals: Option<ApprovalPolicy>,
 }
 
 #[derive(Deserialize)]
@@ -482,6 +533,7 @@ impl Policy {
                 work: Vec::new(),
             },
             rules,
+            approvals: ApprovalPolicy::default(),
             source: "builtin".to_string(),
         }
     }
@@ -535,6 +587,9 @@ impl Policy {
                     *target = new;
                 }
             }
+        }
+        if let Some(approvals) = file.approvals {
+            policy.approvals = approvals;
         }
         let mut seen = BTreeSet::new();
         for over in file.rule {
@@ -604,7 +659,11 @@ impl Policy {
         })?;
         Ok(format!(
             "# chatvault retention policy (source: {}). Edit periods (\"72 hours\", \"7 days\",\n\
-             # \"6 months\", \"3 years\", \"none\") and keyword lists; load with --policy.\n{body}",
+             # \"6 months\", \"3 years\", \"none\") and keyword lists; load with --policy.\n\
+             # Approvals that clean --apply needs (rule review.two_person), e.g.:\n\
+             #   [approvals]\n\
+             #   require = 1                                      # for every plan\n\
+             #   group_types = {{ education = 2, ecommerce = 2 }}   # for plans deleting such groups' files\n{body}",
             self.source
         ))
     }
@@ -617,6 +676,22 @@ impl Policy {
             message: e.to_string(),
         })?;
         Ok(sha256_hex(body.as_bytes()))
+    }
+
+    /// `none required`, or `1 for every plan; education 2, ecommerce 2`.
+    fn approvals_phrase(&self) -> String {
+        let per_type: Vec<String> = self
+            .approvals
+            .group_types
+            .iter()
+            .map(|(t, n)| format!("{t} {n}"))
+            .collect();
+        match (self.approvals.require, per_type.is_empty()) {
+            (0, true) => "none required".to_string(),
+            (0, false) => per_type.join(", "),
+            (n, true) => format!("{n} for every plan"),
+            (n, false) => format!("{n} for every plan; {}", per_type.join(", ")),
+        }
     }
 
     pub fn rule(&self, id: &str) -> Option<&Rule> {
@@ -635,6 +710,7 @@ impl Policy {
             "sha256": self.sha256()?,
             "keywords": self.keywords,
             "rules": self.rules,
+            "approvals": self.approvals,
         });
         serde_json::to_string_pretty(&value).map_err(|e| RetentionError::Serialize {
             what: "policy as JSON",
@@ -687,12 +763,13 @@ impl Policy {
             out.push('\n');
         }
         out.push_str(&format!(
-            "\n\"files\" = whether the rule can change a cached file's cleanup decision.\nGroup-name keywords (first match wins, in this order):\n  education:  {}\n  ecommerce:  {}\n  commercial: {}\n  family:     {}\n  work:       {}\nsource: {}\n",
+            "\n\"files\" = whether the rule can change a cached file's cleanup decision.\nGroup-name keywords (first match wins, in this order):\n  education:  {}\n  ecommerce:  {}\n  commercial: {}\n  family:     {}\n  work:       {}\nApprovals for clean --apply (review.two_person): {}\nsource: {}\n",
             self.keywords.education.join(" "),
             self.keywords.ecommerce.join(" "),
             self.keywords.commercial.join(" "),
             self.keywords.family.join(" "),
             self.keywords.work.join(" "),
+            self.approvals_phrase(),
             self.source,
         ));
         out
@@ -835,6 +912,48 @@ mod tests {
         assert!(
             Policy::from_toml_str("[[rule]]\nid = \"hold.education\"\nperiode = \"1y\"\n").is_err()
         );
+    }
+
+    #[test]
+    fn approvals_load_dump_back_and_leave_the_builtin_hash_alone() {
+        let builtin = Policy::builtin();
+        assert!(builtin.approvals.is_empty());
+        assert!(!builtin.to_toml().unwrap().contains("\n[approvals]"));
+        let policy = Policy::from_toml_str(
+            "[approvals]\nrequire = 1\ngroup_types = { education = 2, ecommerce = 3 }\n",
+        )
+        .unwrap();
+        assert_eq!(policy.approvals.require, 1);
+        assert_eq!(policy.approvals.group_types[&GroupType::Ecommerce], 3);
+        assert_ne!(policy.sha256().unwrap(), builtin.sha256().unwrap());
+        let again = Policy::from_toml_str(&policy.to_toml().unwrap()).unwrap();
+        assert_eq!(again, policy);
+        assert!(policy
+            .to_table()
+            .contains("1 for every plan; education 2, ecommerce 3"));
+
+        // The largest number that applies, with every reason.
+        let (required, why) = policy.approvals.required_for([
+            (GroupType::Education, "三年二班"),
+            (GroupType::Family, "家"),
+        ]);
+        assert_eq!(required, 2);
+        assert_eq!(
+            why,
+            [
+                "2 for education group 三年二班",
+                "1 for every plan ([approvals] require)"
+            ]
+        );
+        assert_eq!(builtin.approvals.required_for([]), (0, Vec::new()));
+
+        for bad in [
+            "[approvals]\ngroup_types = { schools = 2 }\n",
+            "[approvals]\nrequired = 2\n",
+            "[approvals]\nrequire = -1\n",
+        ] {
+            assert!(Policy::from_toml_str(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
