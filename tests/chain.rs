@@ -1,0 +1,273 @@
+//! Incremental exports: `export --after` holds exactly the messages added since its
+//! predecessor (ground truth: the rows this test inserts), a whole export equals the chain's
+//! bundles joined, and `verify --chain` accepts a sound chain and rejects broken ones.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+/// Appends `n` text messages to every group, after its last message; for the first group
+/// also two at exactly its last message's time. Returns the new message ids by group.
+fn append(root: &Path, n: usize, tag: &str) -> BTreeMap<String, Vec<String>> {
+    let conn = rusqlite::Connection::open(root.join("EnMicroMsg.db")).unwrap();
+    let groups: Vec<(String, i64)> = conn
+        .prepare(
+            "SELECT talker, MAX(createTime) FROM message WHERE talker LIKE '%@chatroom' \
+             GROUP BY talker ORDER BY talker",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    let mut next: i64 = conn
+        .query_row("SELECT MAX(msgId) + 1 FROM message", [], |r| r.get(0))
+        .unwrap();
+    let mut added = BTreeMap::new();
+    for (i, (talker, last)) in groups.iter().enumerate() {
+        let mut times: Vec<i64> = (1..=n as i64).map(|k| last + k * 60_000).collect();
+        if i == 0 {
+            times.insert(0, *last);
+            times.insert(0, *last);
+        }
+        let ids: &mut Vec<String> = added.entry(talker.clone()).or_default();
+        for t in times {
+            let svr = 8_000_000_000_000 + next;
+            conn.execute(
+                "INSERT INTO message (msgId, msgSvrId, type, status, isSend, createTime, talker, content) \
+                 VALUES (?1, ?2, 1, 2, 1, ?3, ?4, ?5)",
+                rusqlite::params![next, svr, t, talker, format!("{tag} {next}")],
+            )
+            .unwrap();
+            ids.push(svr.to_string());
+            next += 1;
+        }
+    }
+    added
+}
+
+fn export(root: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "export",
+        root.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--no-media",
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+fn rows_by_group(bundle: &Path) -> BTreeMap<String, Vec<BTreeMap<String, String>>> {
+    let mut by_group: BTreeMap<String, Vec<_>> = BTreeMap::new();
+    for row in read_csv(&bundle.join("data/messages.csv")) {
+        by_group
+            .entry(row["group_id"].clone())
+            .or_default()
+            .push(row);
+    }
+    by_group
+}
+
+fn chain(bundles: &[&PathBuf]) -> (i32, String) {
+    let mut args = vec!["verify", "--chain"];
+    args.extend(bundles.iter().map(|b| b.to_str().unwrap()));
+    let out = run(&args);
+    (
+        exit_code(&out),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn increments_hold_exactly_the_new_messages_and_chain_by_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = simulate(
+        "wechat",
+        dir.path(),
+        "src",
+        &[
+            "--groups",
+            "3",
+            "--messages",
+            "1500",
+            "--seed",
+            "11",
+            "--edge-rate",
+            "0",
+        ],
+    );
+    let b1 = dir.path().join("b1");
+    assert_eq!(exit_code(&export(&root, &b1, &[])), 0);
+
+    let added = append(&root, 20, "second");
+    let b2 = dir.path().join("b2");
+    let out = export(&root, &b2, &["--after", b1.to_str().unwrap()]);
+    assert_eq!(
+        exit_code(&out),
+        0,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Exactly the new messages, group by group, in order.
+    let got: BTreeMap<String, Vec<String>> = rows_by_group(&b2)
+        .into_iter()
+        .map(|(g, rows)| (g, rows.iter().map(|r| r["message_id"].clone()).collect()))
+        .collect();
+    assert_eq!(got, added);
+    // Nothing changed among the members: none listed.
+    assert!(read_csv(&b2.join("data/members.csv")).is_empty());
+    let b1_digest = std::fs::read_to_string(dir.path().join("b1.sha256")).unwrap();
+    let bag_info = std::fs::read_to_string(b2.join("bag-info.txt")).unwrap();
+    assert!(bag_info.contains(&format!(
+        "Chatvault-Previous-Bag-Digest: {}\n",
+        b1_digest.split(' ').next().unwrap()
+    )));
+    assert!(bag_info.contains("Chatvault-Chain-Index: 1\n"));
+
+    // A whole export of the source now equals B1 and B2 joined, row for row.
+    let whole = dir.path().join("whole");
+    assert_eq!(exit_code(&export(&root, &whole, &[])), 0);
+    let (first, second) = (rows_by_group(&b1), rows_by_group(&b2));
+    for (group, rows) in rows_by_group(&whole) {
+        let mut joined = first.get(&group).cloned().unwrap_or_default();
+        joined.extend(second.get(&group).cloned().unwrap_or_default());
+        assert_eq!(rows, joined, "{group}");
+    }
+
+    let added = append(&root, 5, "third");
+    let b3 = dir.path().join("b3");
+    assert_eq!(
+        exit_code(&export(&root, &b3, &["--after", b2.to_str().unwrap()])),
+        0
+    );
+    let got: usize = rows_by_group(&b3).values().map(Vec::len).sum();
+    assert_eq!(got, added.values().map(Vec::len).sum::<usize>());
+    assert!(std::fs::read_to_string(b3.join("bag-info.txt"))
+        .unwrap()
+        .contains("Chatvault-Chain-Index: 2\n"));
+
+    let (code, shown) = chain(&[&b1, &b2, &b3]);
+    assert_eq!(code, 0, "{shown}");
+    assert!(shown.contains("chain OK"));
+
+    // Broken chains, each with its reason.
+    let (code, shown) = chain(&[&b1, &b3, &b2]);
+    assert_eq!(code, 8);
+    assert!(shown.contains("b3 does not continue b1"), "{shown}");
+    let (code, shown) = chain(&[&b1, &b3]);
+    assert_eq!(code, 8, "a missing middle link");
+    assert!(shown.contains("does not continue"), "{shown}");
+    // Another increment after B1, in B2's place.
+    let other = dir.path().join("b2-other");
+    assert_eq!(
+        exit_code(&export(&root, &other, &["--after", b1.to_str().unwrap()])),
+        0
+    );
+    let (code, shown) = chain(&[&b1, &other, &b3]);
+    assert_eq!(code, 8, "a swapped bundle");
+    assert!(shown.contains("b3 does not continue b2-other"), "{shown}");
+    // A tampered link.
+    let messages = b2.join("data/messages.csv");
+    let mut bytes = std::fs::read(&messages).unwrap();
+    let at = bytes.len() - 4;
+    bytes[at] ^= 1;
+    std::fs::write(&messages, bytes).unwrap();
+    let (code, shown) = chain(&[&b1, &b2, &b3]);
+    assert_eq!(code, 8);
+    assert!(shown.contains("b2 does not verify"), "{shown}");
+    // And an increment of a tampered bundle is refused.
+    let refused = dir.path().join("refused");
+    let out = export(&root, &refused, &["--after", b2.to_str().unwrap()]);
+    assert_eq!(
+        exit_code(&out),
+        8,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!refused.exists());
+}
+
+#[test]
+fn an_increment_must_come_from_the_same_account_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = simulate(
+        "wechat",
+        dir.path(),
+        "src",
+        &[
+            "--groups",
+            "2",
+            "--messages",
+            "300",
+            "--seed",
+            "12",
+            "--edge-rate",
+            "0",
+        ],
+    );
+    let k1 = dir.path().join("k1");
+    let k2 = dir.path().join("k2");
+    let anon = dir.path().join("anon");
+    let key = |k: &PathBuf| {
+        vec![
+            "--anonymize".to_string(),
+            "--key-file".into(),
+            k.to_str().unwrap().into(),
+        ]
+    };
+    let args: Vec<String> = key(&k1);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_eq!(exit_code(&export(&root, &anon, &refs)), 0);
+    append(&root, 3, "more");
+    for (name, extra, words) in [
+        ("plain-after-anon", vec![], "it is anonymized"),
+        ("other-key", key(&k2), "another key"),
+    ] {
+        let out_dir = dir.path().join(name);
+        let mut all: Vec<&str> = extra.iter().map(String::as_str).collect();
+        all.extend(["--after", anon.to_str().unwrap()]);
+        let out = export(&root, &out_dir, &all);
+        assert_eq!(exit_code(&out), 2, "{name}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(words),
+            "{name}"
+        );
+        assert!(!out_dir.exists());
+    }
+    // The same key continues it.
+    let same = dir.path().join("same");
+    let mut all = refs.clone();
+    all.extend(["--after", anon.to_str().unwrap()]);
+    assert_eq!(exit_code(&export(&root, &same, &all)), 0);
+    assert_eq!(chain(&[&anon, &same]).0, 0);
+
+    // Another account, and another platform.
+    let other = simulate(
+        "wechat",
+        dir.path(),
+        "other",
+        &["--groups", "2", "--messages", "300", "--seed", "99"],
+    );
+    let qq = simulate(
+        "qq",
+        dir.path(),
+        "qq",
+        &["--groups", "2", "--messages", "300"],
+    );
+    let plain = dir.path().join("plain");
+    assert_eq!(exit_code(&export(&root, &plain, &[])), 0);
+    for (source, words) in [(&other, "it is of account"), (&qq, "it is a wechat bundle")] {
+        let out_dir = dir.path().join("x");
+        let out = export(source, &out_dir, &["--after", plain.to_str().unwrap()]);
+        assert_eq!(exit_code(&out), 2);
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(words),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
