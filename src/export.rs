@@ -791,6 +791,16 @@ fn write_payload(
     let until_ms = opts.until.map(|t| t.timestamp_millis());
 
     let group_ids: Vec<String> = groups.iter().map(|g| g.id.clone()).collect();
+    if let Some(previous) = &opts.after {
+        let floors: HashMap<String, i64> = groups
+            .iter()
+            .filter_map(|g| {
+                let mark = previous.high_water.get(identities.chat_id(g).as_ref())?;
+                Some((g.id.clone(), mark.last_time_ms?))
+            })
+            .collect();
+        source.set_message_floors(&floors);
+    }
     source.prepare_messages(&group_ids);
     // The databases' "after" hashes, when the source has read everything up front.
     let mut early_after: Option<std::thread::JoinHandle<Vec<(String, HashResult)>>> = None;

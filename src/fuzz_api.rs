@@ -108,6 +108,7 @@ pub fn wechat_message(data: &[u8]) {
         };
         let query = wechat_message::Query {
             talker: "12345678@chatroom".into(),
+            floor_ms: None,
             owner: Some("wxid_owner".into()),
             is_group,
             has_imginfo: true,

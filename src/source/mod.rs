@@ -121,6 +121,11 @@ pub trait Source: Send + Sync {
     /// order. A source whose conversations share storage may start reading them all in one
     /// pass; errors are left for `messages` to report.
     fn prepare_messages(&self, _group_ids: &[String]) {}
+    /// Only messages at or after these times (per conversation id, ms since the epoch) are
+    /// wanted, and those without a usable time: a source may skip the rest (an increment
+    /// after a bundle). Called before [`Source::prepare_messages`]; the caller still
+    /// filters, so a source that ignores it is correct, only slower.
+    fn set_message_floors(&self, _floors: &std::collections::HashMap<String, i64>) {}
     /// True once every conversation given to [`Source::prepare_messages`] has been read out
     /// of the databases into private storage, so that the databases will not be read again
     /// and their "after" hashes can be taken now rather than at the end. After it has said

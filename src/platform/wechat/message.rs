@@ -21,6 +21,9 @@ use super::schema::{app_type, msg_type};
 #[derive(Clone)]
 pub struct Query {
     pub talker: String,
+    /// Rows before this createTime are not wanted (an increment); rows whose time the
+    /// reader cannot use are read all the same.
+    pub floor_ms: Option<i64>,
     pub owner: Option<String>,
     pub is_group: bool,
     pub has_imginfo: bool,
@@ -185,16 +188,28 @@ pub fn read(
     emit: &mut Emitter<RawRow<'static>>,
 ) -> Result<(), SourceError> {
     let db_path = std::path::Path::new(super::DATABASE);
+    // With a floor, the (talker, createTime) index seeks past everything before it.
+    let floor = match query.floor_ms {
+        Some(_) => format!(
+            " AND (m.createTime >= ?2 OR m.createTime IS NULL OR typeof(m.createTime) NOT IN \
+             ('integer', 'real') OR m.createTime < {} OR m.createTime > {})",
+            crate::records::MIN_TIME_MS,
+            crate::records::MAX_TIME_MS
+        ),
+        None => String::new(),
+    };
     let sql = format!(
-        "{} WHERE m.talker = ?1 ORDER BY m.createTime, m.msgId",
+        "{} WHERE m.talker = ?1{floor} ORDER BY m.createTime, m.msgId",
         select_sql(query.has_imginfo, query.has_appattach)
     );
     let mut stmt = conn
         .prepare(&sql)
         .map_err(|e| map_sqlite_error(db_path, e))?;
-    let mut rows = stmt
-        .query([&query.talker])
-        .map_err(|e| map_sqlite_error(db_path, e))?;
+    let mut rows = match query.floor_ms {
+        Some(floor_ms) => stmt.query(rusqlite::params![&query.talker, floor_ms]),
+        None => stmt.query(rusqlite::params![&query.talker]),
+    }
+    .map_err(|e| map_sqlite_error(db_path, e))?;
     while let Some(row) = rows.next().map_err(|e| map_sqlite_error(db_path, e))? {
         if !emit.emit(raw_row(row).into_owned()) {
             break;
