@@ -108,6 +108,9 @@ pub struct ExportOptions {
     pub checklist: Option<crate::check::CheckReport>,
     /// Export only what lies beyond this bundle's high-water marks, chained to it.
     pub after: Option<crate::chain::Predecessor>,
+    /// With `after`: compare the messages behind the marks with the predecessor's
+    /// (`data/changes.csv`). Off, an increment reads only what lies beyond the marks.
+    pub changes: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -143,6 +146,7 @@ impl ExportOptions {
             examiner: None,
             checklist: None,
             after: None,
+            changes: true,
         }
     }
 }
@@ -157,6 +161,8 @@ pub struct ExportSummary {
     pub media: MediaCounts,
     pub warnings: u64,
     pub first_warnings: Vec<Warning>,
+    /// An increment's lines in `changes.csv`, when it compared.
+    pub changes: Option<u64>,
     pub elapsed: Duration,
 }
 
@@ -434,6 +440,7 @@ pub fn export_source(
         }
     };
     let WrittenPayload {
+        changes,
         high_water,
         finished_at,
         counts,
@@ -537,6 +544,7 @@ pub fn export_source(
         media: media_counts,
         warnings: warnings.total,
         first_warnings,
+        changes,
         elapsed: started.elapsed(),
     })
 }
@@ -573,6 +581,42 @@ fn check_continues(
             previous.owner.as_deref().unwrap_or_default(),
             owner.as_deref().unwrap_or("(unknown)")
         )));
+    }
+    Ok(())
+}
+
+/// An increment's list of what changed behind its predecessor's marks, in `data/`.
+const CHANGES: &str = "changes.csv";
+
+fn changes_error(reason: String) -> ExportError {
+    ExportError::ReadSource {
+        path: "the predecessor's messages.csv".into(),
+        source: std::io::Error::other(reason),
+    }
+}
+
+/// Writes out (and forgets) the changes found so far.
+fn write_changes(
+    log: &mut crate::chain::changes::ChangeLog,
+    table: Option<&mut crate::sink::csv::CsvTable<crate::evidence::PayloadText>>,
+) -> Result<(), ExportError> {
+    let Some(table) = table else {
+        return Ok(());
+    };
+    for c in log.found.drain(..) {
+        table
+            .row(&[
+                &c.group_id,
+                &c.message_id,
+                c.change,
+                c.field,
+                &c.old_sha256,
+                &c.new_sha256,
+            ])
+            .map_err(|source| ExportError::Write {
+                path: CHANGES.into(),
+                source,
+            })?;
     }
     Ok(())
 }
@@ -633,6 +677,8 @@ pub fn recorded_command_line(
 
 /// What writing the payload produced, for the tag files and the summary.
 struct WrittenPayload {
+    /// Lines of `changes.csv`, for an increment that compared.
+    changes: Option<u64>,
     /// Per conversation, how far this bundle (with its predecessors) holds it.
     high_water: Vec<crate::chain::HighWater>,
     /// When the payload was complete: the report's and evidence.json's finishing time.
@@ -732,6 +778,31 @@ fn write_payload(
         sinks.push(format.sink(bag, opts.csv)?);
     }
     let mut copier = MediaCopier::new(media_wanted(opts), !identities.active());
+    let mut change_log = None;
+    let mut changes_csv = None;
+    if let Some(previous) = opts.after.as_ref().filter(|_| opts.changes) {
+        let guarded = previous.filters["csv_guard"] == "excel";
+        let held =
+            crate::chain::changes::HeldRows::open(&previous.path, guarded).map_err(|reason| {
+                ExportError::ChainMismatch {
+                    bundle: previous.path.display().to_string(),
+                    reason,
+                }
+            })?;
+        let both_copy_media = previous.filters["media"] == true && media_wanted(opts);
+        change_log = Some(crate::chain::changes::ChangeLog::new(held, both_copy_media));
+        changes_csv = Some(
+            crate::sink::csv::CsvTable::new(
+                bag.text_file(CHANGES)?,
+                opts.csv,
+                &crate::chain::changes::HEADER,
+            )
+            .map_err(|source| ExportError::Write {
+                path: CHANGES.into(),
+                source,
+            })?,
+        );
+    }
     let mut checklist_rows = None;
     if let Some(list) = &opts.checklist {
         // Names and ids in the checklist are the source's: an anonymized export keeps
@@ -791,7 +862,7 @@ fn write_payload(
     let until_ms = opts.until.map(|t| t.timestamp_millis());
 
     let group_ids: Vec<String> = groups.iter().map(|g| g.id.clone()).collect();
-    if let Some(previous) = &opts.after {
+    if let Some(previous) = opts.after.as_ref().filter(|_| !opts.changes) {
         let floors: HashMap<String, i64> = groups
             .iter()
             .filter_map(|g| {
@@ -829,6 +900,10 @@ fn write_payload(
             .as_ref()
             .and_then(|p| p.high_water.get(chat_id.as_ref()));
         let mut mark = crate::chain::HighWater::new(&chat_id);
+        let mut log = change_log.as_mut().filter(|_| previous_mark.is_some());
+        if let Some(log) = log.as_mut() {
+            log.begin_group(&chat_id).map_err(changes_error)?;
+        }
         let mut names: HashMap<String, String> = members
             .iter()
             .map(|m| (m.member_id.clone(), m.shown_name().to_string()))
@@ -856,6 +931,33 @@ fn write_payload(
                 continue;
             }
             if previous_mark.is_some_and(|m| !m.beyond(message.time_ms, &message.message_id)) {
+                if let Some(log) = log.as_mut() {
+                    let utc = message.time_ms.map(timefmt::utc_millis).unwrap_or_default();
+                    let media_now = message
+                        .media
+                        .iter()
+                        .find(|m| !m.kind.is_thumbnail())
+                        .and_then(|m| match &m.location {
+                            crate::records::MediaLocation::Path(p) => {
+                                match crate::pathsafe::resolve(source.root(), p) {
+                                    crate::pathsafe::Resolved::Inside { path, .. } => Some(path),
+                                    _ => None,
+                                }
+                            }
+                            _ => None,
+                        });
+                    log.message(crate::chain::changes::Held {
+                        group_id: chat_id.to_string(),
+                        message_id: message.message_id.clone(),
+                        time_utc: utc,
+                        kind: message.kind.as_str().to_string(),
+                        text: identities.text(&message.text).into_owned(),
+                        media_sha256: String::new(),
+                        media_now,
+                    })
+                    .map_err(changes_error)?;
+                    write_changes(log, changes_csv.as_mut())?;
+                }
                 continue;
             }
             mark.hold(message.time_ms, &message.message_id);
@@ -918,6 +1020,10 @@ fn write_payload(
             }
             progress.inc(1);
         }
+        if let Some(log) = log.as_mut() {
+            log.end_group().map_err(changes_error)?;
+            write_changes(log, changes_csv.as_mut())?;
+        }
         stats.push(group_stats);
         marks.push(match previous_mark {
             Some(previous) => mark.carried(previous),
@@ -929,6 +1035,16 @@ fn write_payload(
     let group_cells = group_cells(groups, identities);
     let group_rows = group_rows(platform, groups, &stats, &group_cells);
     let mut counts = serde_json::Map::new();
+    let mut changes_total = None;
+    if let Some(table) = changes_csv {
+        counts.insert(CHANGES.to_string(), table.rows().into());
+        changes_total = Some(table.rows());
+        let file = table.into_inner().map_err(|source| ExportError::Write {
+            path: CHANGES.into(),
+            source,
+        })?;
+        bag.finish_text(file)?;
+    }
     if let Some(rows) = checklist_rows {
         counts.insert(CHECKLIST.to_string(), rows.into());
     }
@@ -1000,6 +1116,7 @@ fn write_payload(
     }
 
     Ok(WrittenPayload {
+        changes: changes_total,
         high_water: marks,
         finished_at,
         counts,

@@ -271,3 +271,106 @@ fn an_increment_must_come_from_the_same_account_and_key() {
         );
     }
 }
+
+#[test]
+fn changes_behind_the_mark_are_listed_not_exported_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = simulate(
+        "wechat",
+        dir.path(),
+        "src",
+        &[
+            "--groups",
+            "2",
+            "--messages",
+            "400",
+            "--seed",
+            "13",
+            "--edge-rate",
+            "0",
+        ],
+    );
+    let b1 = dir.path().join("b1");
+    assert_eq!(exit_code(&export(&root, &b1, &[])), 0);
+    let held = read_csv(&b1.join("data/messages.csv"));
+    let text_rows: Vec<&BTreeMap<String, String>> =
+        held.iter().filter(|r| r["kind"] == "text").collect();
+    let (edited, removed) = (text_rows[3], text_rows[7]);
+    let conn = rusqlite::Connection::open(root.join("EnMicroMsg.db")).unwrap();
+    let by_svr = |id: &str| -> i64 { id.parse().unwrap() };
+    // The edit keeps the sender prefix of a received group message.
+    let content: String = conn
+        .query_row(
+            "SELECT content FROM message WHERE msgSvrId = ?1",
+            [by_svr(&edited["message_id"])],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let new_content = format!("{content} (edited)");
+    conn.execute(
+        "UPDATE message SET content = ?1 WHERE msgSvrId = ?2",
+        rusqlite::params![new_content, by_svr(&edited["message_id"])],
+    )
+    .unwrap();
+    conn.execute(
+        "DELETE FROM message WHERE msgSvrId = ?1",
+        [by_svr(&removed["message_id"])],
+    )
+    .unwrap();
+    drop(conn);
+    let added = append(&root, 4, "new");
+
+    let b2 = dir.path().join("b2");
+    let out = export(&root, &b2, &["--after", b1.to_str().unwrap()]);
+    assert_eq!(
+        exit_code(&out),
+        0,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("changes behind the previous bundle's marks: 2"));
+    let changes = read_csv(&b2.join("data/changes.csv"));
+    let sha = |t: &str| {
+        use sha2::{Digest, Sha256};
+        format!("{:x}", Sha256::digest(t.as_bytes()))
+    };
+    let edit = changes
+        .iter()
+        .find(|c| c["message_id"] == edited["message_id"])
+        .expect("the edit");
+    assert_eq!(
+        (edit["change"].as_str(), edit["field"].as_str()),
+        ("changed", "text")
+    );
+    assert_eq!(edit["old_sha256"], sha(&edited["text"]));
+    assert_eq!(
+        edit["new_sha256"],
+        sha(&format!("{} (edited)", edited["text"]))
+    );
+    let gone = changes
+        .iter()
+        .find(|c| c["message_id"] == removed["message_id"])
+        .expect("the deletion");
+    assert_eq!(gone["change"], "deleted");
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    // Neither is exported again: the increment holds only the new messages.
+    let got: usize = rows_by_group(&b2).values().map(Vec::len).sum();
+    assert_eq!(got, added.values().map(Vec::len).sum::<usize>());
+
+    // Without the comparison: no changes.csv, the same new messages.
+    let b2_fast = dir.path().join("b2-fast");
+    assert_eq!(
+        exit_code(&export(
+            &root,
+            &b2_fast,
+            &["--after", b1.to_str().unwrap(), "--no-changes"]
+        )),
+        0
+    );
+    assert!(!b2_fast.join("data/changes.csv").exists());
+    assert_eq!(
+        std::fs::read(b2_fast.join("data/messages.csv")).unwrap(),
+        std::fs::read(b2.join("data/messages.csv")).unwrap()
+    );
+}

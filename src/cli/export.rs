@@ -74,6 +74,10 @@ pub struct Args {
     /// Export only what is new since this bundle (it must verify), chained to it by its bag digest.
     #[arg(long, value_name = "BUNDLE")]
     after: Option<PathBuf>,
+    /// With --after: do not compare the messages behind the predecessor's marks
+    /// (no data/changes.csv; reads only what is new).
+    #[arg(long, requires = "after")]
+    no_changes: bool,
 }
 
 pub fn run(args: Args) -> Result<u8, CliError> {
@@ -103,6 +107,7 @@ pub fn run(args: Args) -> Result<u8, CliError> {
         }
         opts.include_private = args.include_private || theirs["include_private"] == true;
         opts.after = Some(previous);
+        opts.changes = !args.no_changes;
     }
     opts.since = args.since.as_deref().map(timefmt::parse_time).transpose()?;
     opts.until = args.until.as_deref().map(timefmt::parse_time).transpose()?;
@@ -210,6 +215,9 @@ fn print_summary(s: &export::ExportSummary) {
         s.elapsed.as_secs_f64(),
         s.messages_per_second()
     );
+    if let Some(n) = s.changes {
+        println!("changes behind the previous bundle's marks: {n} (data/changes.csv)");
+    }
     println!("bundle: {}", s.bundle.path.display());
     println!(
         "bag digest (sha256 of tagmanifest-sha256.txt): {}",

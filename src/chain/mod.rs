@@ -4,6 +4,8 @@
 //! B1's marks, names B1's bag digest in `bag-info.txt` and `evidence.json`, and carries
 //! the marks forward; `verify --chain B1 … Bn` checks that every link holds.
 
+pub mod changes;
+
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
