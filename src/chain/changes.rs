@@ -167,21 +167,19 @@ impl HeldRows {
             .headers()
             .map_err(|e| format!("messages.csv: {e}"))?
             .clone();
-        let column = |name: &str| {
-            headers
-                .iter()
-                .position(|h| h == name)
-                .ok_or_else(|| format!("messages.csv has no column {name}"))
-        };
         Ok(HeldRows {
-            columns: [
-                column("group_id")?,
-                column("message_id")?,
-                column("time_utc")?,
-                column("kind")?,
-                column("text")?,
-                column("media_sha256")?,
-            ],
+            columns: crate::check::bundles::columns(
+                "messages.csv",
+                &headers,
+                [
+                    "group_id",
+                    "message_id",
+                    "time_utc",
+                    "kind",
+                    "text",
+                    "media_sha256",
+                ],
+            )?,
             reader,
             guarded,
             peeked: None,

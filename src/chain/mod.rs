@@ -222,20 +222,18 @@ fn read_members(
         .headers()
         .map_err(|e| format!("members.csv: {e}"))?
         .clone();
-    let column = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| format!("members.csv has no column {name}"))
-    };
-    let columns = [
-        column("group_id")?,
-        column("member_id")?,
-        column("display_name")?,
-        column("group_nickname")?,
-        column("role")?,
-        column("left")?,
-    ];
+    let columns = crate::check::bundles::columns(
+        "members.csv",
+        &headers,
+        [
+            "group_id",
+            "member_id",
+            "display_name",
+            "group_nickname",
+            "role",
+            "left",
+        ],
+    )?;
     let mut members = HashMap::new();
     for record in reader.records() {
         let record = record.map_err(|e| format!("members.csv: {e}"))?;

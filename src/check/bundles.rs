@@ -60,6 +60,22 @@ pub(crate) fn read_member(bundle: &Path, rel: &str) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
+/// The positions of `names` among a bundle CSV file's `headers`.
+pub(crate) fn columns<const N: usize>(
+    file: &str,
+    headers: &csv::StringRecord,
+    names: [&str; N],
+) -> Result<[usize; N], String> {
+    let mut found = [0; N];
+    for (slot, name) in found.iter_mut().zip(names) {
+        *slot = headers
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| format!("{file} has no column {name}"))?;
+    }
+    Ok(found)
+}
+
 /// A cell as written before the formula guard put `'` before it.
 pub(crate) fn unguard(cell: &str, guarded: bool) -> &str {
     match cell.strip_prefix('\'') {
@@ -130,14 +146,12 @@ pub fn read(bundle: &Path) -> Result<BundleFacts, BundleError> {
         .headers()
         .map_err(|e| unreadable(format!("groups.csv: {e}")))?
         .clone();
-    let column = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| unreadable(format!("groups.csv has no column {name}")))
-    };
-    let (id_column, last_column) = (column("group_id")?, column("last_message_utc")?);
-    let name_column = column("group_name")?;
+    let [id_column, last_column, name_column] = columns(
+        "groups.csv",
+        &headers,
+        ["group_id", "last_message_utc", "group_name"],
+    )
+    .map_err(unreadable)?;
     let mut last_message = HashMap::new();
     let mut group_names = HashMap::new();
     for record in reader.records() {
