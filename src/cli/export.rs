@@ -8,7 +8,7 @@ use crate::sink::csv::CsvStyle;
 use crate::sink::Format;
 use crate::{anonymize, timefmt};
 
-pub const EXAMPLES: &str = "Examples:\n  chatvault export /tmp/wx --out /tmp/bundle\n  chatvault export /tmp/wx --out /tmp/bundle --group 123@chatroom --since 2025-06-01 --zip";
+pub const EXAMPLES: &str = "Examples:\n  chatvault export /tmp/wx --out /tmp/bundle\n  chatvault export /tmp/wx --out /tmp/bundle --group 123@chatroom --since 2025-06-01 --zip\n  chatvault export /tmp/wx --out /tmp/bundle --format csv,jsonl,html --case-id 2026-0042\n  chatvault export /tmp/wx --out /tmp/bundle2 --after /tmp/bundle     # only what is new, chained";
 
 #[derive(clap::Args)]
 pub struct Args {
