@@ -5,6 +5,7 @@
 //! [`crate::platform::Platform::simulate`]; this module holds what they share.
 
 pub mod edge;
+pub mod plant;
 
 use std::fs;
 use std::io;
