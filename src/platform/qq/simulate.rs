@@ -8,7 +8,8 @@
 //! group T); groups 1 and 2 are the account holder's, `plant`'s groups A and B. Group 1 has
 //! the announcement [`plant::other_notice`] by the holder 25 h before
 //! [`plant::dissolve_at`], a red packet (msgType 10, element type 9 with `48444` = 5 parts)
-//! sent 6 h before `now` by a member and claimed once, and early on a group file
+//! sent 6 h before `now` by a member and claimed once (the hard rows' claim tip may name
+//! its sender too, a second claim of its 5 parts), and early on a group file
 //! (msgType 3) whose `nt_data/File/` file is not there; group 2 has the same announcement
 //! 23 h before and a red packet of 3 parts sent 9 h before `now`, claimed by three others.
 //! Claims are grey tips `<claimer>领取了<sender>的红包`, each name the member's group card,
