@@ -5,6 +5,7 @@
 //! [`crate::platform::Platform::simulate`]; this module holds what they share.
 
 pub mod edge;
+pub mod plant;
 
 use std::fs;
 use std::io;
@@ -415,7 +416,7 @@ pub mod media {
         let mut frame = [0u8; 12];
         for _ in 0..frames {
             bytes.push(0x04); // frame header: mode 0, quality bit set
-            rng.fill_bytes(&mut frame);
+            noise(rng, &mut frame);
             bytes.extend_from_slice(&frame);
         }
         bytes
@@ -431,7 +432,7 @@ pub mod media {
             bytes.extend_from_slice(&frame_len.to_le_bytes());
             let start = bytes.len();
             bytes.resize(start + usize::from(frame_len), 0);
-            rng.fill_bytes(&mut bytes[start..]);
+            noise(rng, &mut bytes[start..]);
         }
         bytes
     }
@@ -451,7 +452,7 @@ pub mod media {
         bytes.extend_from_slice(b"mdat");
         let start = bytes.len();
         bytes.resize(len, 0);
-        rng.fill_bytes(&mut bytes[start..]);
+        noise(rng, &mut bytes[start..]);
         bytes
     }
 
@@ -490,7 +491,17 @@ pub mod media {
         let start = bytes.len();
         if len > start {
             bytes.resize(len, 0);
-            rng.fill_bytes(&mut bytes[start..]);
+            noise(rng, &mut bytes[start..]);
+        }
+    }
+
+    /// Random bytes with the high bit set: binary, as compressed media are, and never
+    /// ASCII, so that no name or id can turn up in a media file by chance (leak searches
+    /// look for them byte by byte).
+    fn noise(rng: &mut impl RngCore, out: &mut [u8]) {
+        rng.fill_bytes(out);
+        for byte in out {
+            *byte |= 0x80;
         }
     }
 

@@ -14,6 +14,17 @@
 //! - media paths escaping the root ([`OUTSIDE_PATHS`]), a symbolic link in `ImageFiles/`
 //!   to [`SYMLINK_TARGET`], a missing file, a zero-byte file, orphans, a non-UTF-8 name;
 //! - with `wal`, the newest ~2% of group messages exist only in `DBFiles/dingtalk.db-wal`;
+//! - with 4 or more groups, what `simulate::plant` describes: group 0 is its group A
+//!   (owned by the account holder: the announcement [`plant::changed_notice`], one
+//!   character off [`plant::notice`], 25 h before [`plant::dissolve_at`]; a red packet, 902
+//!   with `count` 5, sent 6 h before `now` by a member and claimed once; early on a file
+//!   message, 501, whose `resource_cache/` file is not there), group 1 its group B
+//!   (`ownerId` the account holder's: the same announcement 23 h before; a red packet of
+//!   `count` 3 sent 9 h before `now`, claimed by three others) and group 2 its group T
+//!   (owned by another member, as every group but 0 and 1 is). Claims are system rows
+//!   (102) `<claimer>领取了<sender>的红包`, each name the member's `nick`, else `realName`, in
+//!   the slots right after the packet; other red packets have no claims;
+//! - with `members` 40 and 3 or more groups, groups 0, 1, 2 have 39, 40, 41 members;
 //! - written last, in group 0: system rows with NULL and empty content, a `createdAt` of
 //!   [`BAD_TIME_TEXT`] and one of `i64::MAX`, and (when group 0 has members whose `nick`
 //!   differs from their `realName`) a mention, a red-packet claim and a document title
@@ -29,6 +40,7 @@ use rand::Rng;
 use rusqlite::{params, Connection};
 
 use crate::simulate::edge::{self, GroupKind};
+use crate::simulate::plant::{self, Schedule};
 use crate::simulate::{
     io_error, md5_hex, media, prepare_output_dir, random_digits, seeded_rng, write_file_at,
     SimError, SimOptions, SimReport, SimRng, TimeSpread, DAY_MS, HOUR_MS, SECOND_MS,
@@ -262,6 +274,22 @@ const RANDOM_EDGES: [Edge; 12] = [
     Edge::NoImageRow,
 ];
 
+/// A planted row (`simulate::plant`).
+enum Planted {
+    Notice(usize),
+    RedPacket {
+        group: usize,
+        parts: u64,
+        claims: usize,
+    },
+    /// A system row `<claimer>领取了<sender>的红包`.
+    Claim {
+        group: usize,
+        text: String,
+    },
+    UndownloadedFile(usize),
+}
+
 /// One row of a message shard.
 struct Row {
     content_type: i64,
@@ -442,7 +470,10 @@ impl<'a> Simulation<'a> {
                 cid = self.new_cid(usize::MAX);
             }
             let kind = GroupKind::ALL[index % GroupKind::ALL.len()];
-            let wanted = opts.members.min(pool).max(2);
+            let wanted = plant::sized_members(opts, index)
+                .unwrap_or(opts.members)
+                .min(pool)
+                .max(2);
             let mut others: Vec<usize> = (1..pool).collect();
             others.shuffle(&mut self.rng);
             let mut members = vec![0];
@@ -450,8 +481,9 @@ impl<'a> Simulation<'a> {
             for &m in &members {
                 self.people[m].in_groups = true;
             }
-            // The account owner owns group 0; the others are owned by a member.
-            let owner = if index == 0 || members.len() < 2 {
+            // The account owner owns group 0 (and, planted, group 1); the others are owned
+            // by a member.
+            let owner = if index == 0 || members.len() < 2 || (index == 1 && plant::plants(opts)) {
                 0
             } else {
                 members[1]
@@ -653,6 +685,7 @@ impl<'a> Simulation<'a> {
             .collect();
         let mut group_picker = WeightedIndex::new(&weights)
             .map_err(|err| SimError::InvalidOption(format!("group weights: {err}")))?;
+        let mut plan = self.plan();
         for slot in 0..total {
             if slot == wal_from {
                 self.switch_to_wal()?;
@@ -660,6 +693,7 @@ impl<'a> Simulation<'a> {
             let time = spread.time_of(slot, &mut self.rng);
             self.group_messages += 1;
             if let Some(group) = dissolved.filter(|_| slot == dissolve_at) {
+                plan.occupied(time);
                 let row = Row {
                     content_type: TYPE_SYSTEM,
                     content: Some(format!("{{\"text\":{}}}", json_string(DISSOLUTION_TEXT))),
@@ -675,6 +709,10 @@ impl<'a> Simulation<'a> {
                     .map_err(|err| SimError::InvalidOption(format!("group weights: {err}")))?;
                 continue;
             }
+            if let Some((at, event)) = plan.next(time) {
+                self.emit_planted(&mut plan, event, at)?;
+                continue;
+            }
             let group = group_picker.sample(&mut self.rng);
             let (kind, edge) = if forced.front().is_some_and(|(at, _, _)| *at <= slot) {
                 let (_, kind, edge) = forced.pop_front().unwrap_or((0, Kind::Text, Edge::None));
@@ -684,6 +722,123 @@ impl<'a> Simulation<'a> {
             };
             self.emit(group, time, kind, edge)?;
         }
+        Ok(())
+    }
+
+    /// The planted rows (`simulate::plant`): group 0 is A, group 1 is B.
+    fn plan(&self) -> Schedule<Planted> {
+        if !plant::plants(self.opts) {
+            return Schedule::empty();
+        }
+        let (now, at) = (self.opts.now_ms, plant::dissolve_at(self.opts.now_ms));
+        Schedule::new(vec![
+            (
+                self.start_ms() + plant::UNDOWNLOADED_AFTER_START_MS,
+                Planted::UndownloadedFile(0),
+            ),
+            (at - plant::EARLY_NOTICE_MS, Planted::Notice(0)),
+            (at - plant::LATE_NOTICE_MS, Planted::Notice(1)),
+            (
+                now - plant::CLAIMED_AGO_MS,
+                Planted::RedPacket {
+                    group: 1,
+                    parts: plant::CLAIMED_PARTS,
+                    claims: plant::CLAIMED_PARTS as usize,
+                },
+            ),
+            (
+                now - plant::UNCLAIMED_AGO_MS,
+                Planted::RedPacket {
+                    group: 0,
+                    parts: plant::UNCLAIMED_PARTS,
+                    claims: plant::UNCLAIMED_CLAIMS,
+                },
+            ),
+        ])
+    }
+
+    /// A person's name as messages and claims show it: `nick`, else `realName`.
+    fn shown_name(&self, person: usize) -> &str {
+        let p = &self.people[person];
+        if p.nick.is_empty() {
+            &p.real_name
+        } else {
+            &p.nick
+        }
+    }
+
+    fn emit_planted(
+        &mut self,
+        plan: &mut Schedule<Planted>,
+        event: Planted,
+        at: i64,
+    ) -> Result<(), SimError> {
+        let group = match &event {
+            Planted::Notice(g) | Planted::UndownloadedFile(g) => *g,
+            Planted::RedPacket { group, .. } | Planted::Claim { group, .. } => *group,
+        };
+        let time = at.max(self.groups[group].last_time);
+        self.groups[group].last_time = time;
+        let (cid, shard) = (self.groups[group].cid.clone(), self.groups[group].shard);
+        // Members other than the account holder whose name a claim can carry.
+        let claimable: Vec<usize> = self.groups[group]
+            .members
+            .iter()
+            .copied()
+            .skip(1)
+            .filter(|&m| plant::claimable(self.shown_name(m)))
+            .collect();
+        let (sender, row) = match event {
+            Planted::Notice(_) => {
+                let text = plant::changed_notice(self.opts.seed, self.opts.now_ms);
+                let row = Row {
+                    content_type: TYPE_TEXT,
+                    content: Some(format!("{{\"text\":{}}}", json_string(&text))),
+                    attachments: None,
+                    recall: 0,
+                };
+                (Some(self.owner_uid.clone()), row)
+            }
+            Planted::RedPacket { parts, claims, .. } => {
+                // With no one else to send it, the account holder sends it, unclaimed.
+                let (sender, claimers) = match claimable.split_first() {
+                    Some((&sender, claimers)) => (sender, claimers),
+                    None => (0, &[][..]),
+                };
+                let sender_name = self.shown_name(sender).to_string();
+                for &claimer in claimers.iter().take(claims) {
+                    let text = format!("{}领取了{sender_name}的红包", self.shown_name(claimer));
+                    plan.follow(Planted::Claim { group, text });
+                }
+                let row = Row {
+                    content_type: TYPE_RED_PACKET,
+                    content: Some(format!(
+                        "{{\"title\":{},\"count\":{parts}}}",
+                        json_string("恭喜发财，大吉大利")
+                    )),
+                    attachments: None,
+                    recall: 0,
+                };
+                (Some(self.people[sender].uid.clone()), row)
+            }
+            Planted::Claim { text, .. } => {
+                let row = Row {
+                    content_type: TYPE_SYSTEM,
+                    content: Some(format!("{{\"text\":{}}}", json_string(&text))),
+                    attachments: None,
+                    recall: 0,
+                };
+                (None, row)
+            }
+            Planted::UndownloadedFile(_) => {
+                let mid_hint = self.next_mid + 1;
+                // Never downloaded: the row names a `resource_cache/` file that is not there.
+                let row = self.file_row(mid_hint, time, Edge::MissingFile)?;
+                let sender = claimable.first().copied().unwrap_or(0);
+                (Some(self.people[sender].uid.clone()), row)
+            }
+        };
+        self.insert(&cid, shard, sender.as_deref(), time, &row)?;
         Ok(())
     }
 

@@ -19,6 +19,7 @@ pub struct Element<'a> {
     pub video_seconds: Option<u64>,
     pub face_text: Option<&'a [u8]>,
     pub red_packet_title: Option<&'a [u8]>,
+    pub red_packet_parts: Option<u64>,
 }
 
 impl<'a> Element<'a> {
@@ -75,6 +76,7 @@ fn parse_element(bytes: &[u8]) -> Result<Element<'_>, DecodeError> {
             field::FILE_SIZE => Some(&mut element.file_size),
             field::VOICE_SECONDS => Some(&mut element.voice_seconds),
             field::VIDEO_SECONDS => Some(&mut element.video_seconds),
+            field::RED_PACKET_PARTS => Some(&mut element.red_packet_parts),
             _ => None,
         };
         if let Some(slot) = slot_number {
@@ -207,6 +209,22 @@ mod tests {
         bytes_field(&mut body, field::ELEMENT, &el);
         let elements = parse(&body).unwrap();
         assert_eq!(message_text(&elements).0, "ok");
+    }
+
+    #[test]
+    fn a_red_packet_names_its_parts_in_48444() {
+        let mut body = Vec::new();
+        bytes_field(
+            &mut body,
+            field::ELEMENT,
+            &element(
+                &[(field::RED_PACKET_TITLE, "恭喜发财".as_bytes())],
+                &[(45002, 9), (field::RED_PACKET_PARTS, 5)],
+            ),
+        );
+        let elements = parse(&body).unwrap();
+        assert_eq!(elements[0].red_packet_parts, Some(5));
+        assert_eq!(elements[0].red_packet_title, Some("恭喜发财".as_bytes()));
     }
 
     #[test]

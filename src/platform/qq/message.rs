@@ -10,7 +10,7 @@ use super::body::{self, element_type, Element};
 use super::MSG_DB;
 use crate::records::{
     representable_seconds, unrepresentable_time, Direction, Kind, MediaKind, MediaLocation,
-    MediaRef, Message,
+    MediaRef, Message, RedPacket,
 };
 use crate::source::sqlite::map_sqlite_error;
 use crate::source::stream::Emitter;
@@ -251,6 +251,7 @@ pub(crate) fn interpret(row: &Row, group_id: &str) -> Message {
         kind,
         text,
         media,
+        red_packet,
         warning,
         lossy: body_lossy,
     } = described;
@@ -278,7 +279,7 @@ pub(crate) fn interpret(row: &Row, group_id: &str) -> Message {
         raw_type,
         media,
         quote: None,
-        red_packet: None,
+        red_packet,
         claim: None,
         warning,
     }
@@ -302,6 +303,7 @@ struct Described {
     kind: Kind,
     text: String,
     media: Vec<MediaRef>,
+    red_packet: Option<Box<RedPacket>>,
     warning: Option<&'static str>,
     lossy: bool,
 }
@@ -312,6 +314,7 @@ impl Described {
             kind: Kind::Other,
             text,
             media: Vec::new(),
+            red_packet: None,
             warning: None,
             lossy: false,
         }
@@ -326,11 +329,8 @@ fn describe(
 ) -> Described {
     let (text, lossy) = body::message_text(elements);
     let mut out = Described {
-        kind: Kind::Other,
-        text,
-        media: Vec::new(),
-        warning: None,
         lossy,
+        ..Described::other(text)
     };
     let first = |t: u64| elements.iter().find(|e| e.is(t));
     let Some(code) = msg_type else {
@@ -410,6 +410,12 @@ fn describe(
                 let title = packet.red_packet_title.map(body::lossy).unwrap_or_default();
                 out.kind = Kind::RedPacket;
                 out.text = format!("[red packet] {title}").trim_end().to_string();
+                // Claims name no packet id: they are grey tips naming the sender.
+                out.red_packet = Some(Box::new(RedPacket {
+                    id: None,
+                    parts: packet.red_packet_parts.filter(|&n| n > 0),
+                    amount_fen: None,
+                }));
             }
             None => out.warning = Some("red packet message without a red packet element"),
         },
@@ -607,11 +613,19 @@ mod tests {
         );
         let mut packet = el(element_type::RED_PACKET);
         packet.red_packet_title = Some("恭喜发财".as_bytes());
-        let d = describe(Some(10), None, &[packet], Some(0));
+        let d = describe(Some(10), None, &[packet.clone()], Some(0));
         assert_eq!(
             (d.kind, d.text.as_str()),
             (Kind::RedPacket, "[red packet] 恭喜发财")
         );
+        // Parts (48444) when the packet says; absent or 0 is unknown.
+        assert_eq!(d.red_packet.as_deref().map(|r| r.parts), Some(None));
+        packet.red_packet_parts = Some(5);
+        let d = describe(Some(10), None, &[packet.clone()], Some(0));
+        assert_eq!(d.red_packet.as_deref().and_then(|r| r.parts), Some(5));
+        packet.red_packet_parts = Some(0);
+        let d = describe(Some(10), None, &[packet], Some(0));
+        assert_eq!(d.red_packet.as_deref().and_then(|r| r.parts), None);
         let mut file = el(element_type::FILE);
         file.file_name = Some("报价单.xlsx".as_bytes());
         file.file_path = Some("/sdcard/nt_data/File/报价单.xlsx".as_bytes());

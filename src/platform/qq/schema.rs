@@ -26,6 +26,8 @@ pub mod field {
     pub const ARK_JSON: u32 = 47901;
     pub const RED_PACKET_AMOUNT: u32 = 48412;
     pub const RED_PACKET_TITLE: u32 = 48443;
+    /// Into how many parts a red packet is split (varint; may be absent).
+    pub const RED_PACKET_PARTS: u32 = 48444;
     pub const FORWARD_XML: u32 = 48602;
 }
 

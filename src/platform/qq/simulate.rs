@@ -1,6 +1,21 @@
 //! QQ NT simulator: `nt_db/nt_msg.db`, `nt_db/group_info.db`, the `nt_data/` media cache
 //! and a `RecycleBin/`, in the layout of sources.md §2. Message bodies are protobuf,
 //! written by the small encoder below.
+//!
+//! What a test can rely on (with 4 or more groups and a few hundred messages), besides the
+//! edge cases: group 0 is dissolved a third of the way before `now` (its last message the
+//! grey tip `群主已解散该群`) and owned by another member (`"60002"`: `simulate::plant`'s
+//! group T); groups 1 and 2 are the account holder's, `plant`'s groups A and B. Group 1 has
+//! the announcement [`plant::other_notice`] by the holder 25 h before
+//! [`plant::dissolve_at`], a red packet (msgType 10, element type 9 with `48444` = 5 parts)
+//! sent 6 h before `now` by a member and claimed once (the hard rows' claim tip may name
+//! its sender too, a second claim of its 5 parts), and early on a group file
+//! (msgType 3) whose `nt_data/File/` file is not there; group 2 has the same announcement
+//! 23 h before and a red packet of 3 parts sent 9 h before `now`, claimed by three others.
+//! Claims are grey tips `<claimer>领取了<sender>的红包`, each name the member's group card,
+//! else their nickname, in the slots right after the packet. Other red packets carry no
+//! `48444` (parts unknown) and no claims. With `members` 40 and 3 or more groups, groups 0,
+//! 1, 2 have 39, 40, 41 current members and one more who left.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -11,6 +26,7 @@ use rand::Rng;
 use rusqlite::{params, Connection};
 
 use crate::simulate::edge::{self, GroupKind};
+use crate::simulate::plant::{self, Schedule};
 use crate::simulate::{
     io_error, md5_hex, media, prepare_output_dir, random_hex, seeded_rng, write_file_at, SimError,
     SimOptions, SimReport, SimRng, TimeSpread, DAY_MS, HOUR_MS,
@@ -145,15 +161,24 @@ fn build_world(opts: &SimOptions, rng: &mut SimRng) -> World {
             }
         };
         let created_s = now_s - i64::from(opts.days) * 86_400 - rng.gen_range(86_400..400 * 86_400);
-        let others = rand::seq::index::sample(rng, pool - 1, (opts.members - 1).min(pool - 1));
+        // A sized group has its size in current members plus one who left.
+        let sized = plant::sized_members(opts, index);
+        let wanted = sized.unwrap_or(opts.members - 1);
+        let others = rand::seq::index::sample(rng, pool - 1, wanted.min(pool - 1));
         let mut member_people = vec![OWNER];
         member_people.extend(others.iter().map(|i| i + 1));
-        let owner = if rng.gen_bool(0.4) {
+        let drawn_owner = if rng.gen_bool(0.4) {
             OWNER
         } else {
             member_people[1.min(member_people.len() - 1)]
         };
-        let members = member_people
+        // Planted: groups 1 and 2 (A, B) are the account holder's, group 0 (T) another's.
+        let owner = match index {
+            1 | 2 if plant::plants(opts) => OWNER,
+            0 if plant::plants(opts) && member_people.len() > 1 => member_people[1],
+            _ => drawn_owner,
+        };
+        let mut members: Vec<SimMember> = member_people
             .iter()
             .map(|&person| {
                 let card = if rng.gen_bool(opts.edge_rate) {
@@ -172,6 +197,12 @@ fn build_world(opts: &SimOptions, rng: &mut SimRng) -> World {
                 }
             })
             .collect();
+        if sized.is_some() {
+            let last = members.len() - 1;
+            for (position, m) in members.iter_mut().enumerate() {
+                m.left = position == last && m.person != OWNER && m.person != owner;
+            }
+        }
         groups.push(SimGroup {
             number,
             name: edge::group_name(rng, kind),
@@ -385,8 +416,14 @@ impl MediaWriter {
         Ok(placed)
     }
 
-    /// A received group file, named as QQ names duplicates: `name(1).ext`.
-    fn place_file(&mut self, index: usize, time_ms: i64) -> Result<Placed, SimError> {
+    /// A received group file, named as QQ names duplicates: `name(1).ext`; never written
+    /// unless `downloaded`.
+    fn place_file(
+        &mut self,
+        index: usize,
+        time_ms: i64,
+        downloaded: bool,
+    ) -> Result<Placed, SimError> {
         let (stem, ext) = edge::file_name(index);
         let base = format!("{stem}.{ext}");
         let count = self.file_names.entry(base.clone()).or_insert(0);
@@ -400,7 +437,7 @@ impl MediaWriter {
         let len = self.rng.gen_range(200..8_000);
         let (md5, size) = if self.enabled {
             let bytes = media::document(&mut self.rng, ext, len);
-            let missing = self.rng.gen_bool(self.edge_rate);
+            let missing = self.rng.gen_bool(self.edge_rate) || !downloaded;
             if !missing {
                 self.write(&rel, &bytes, time_ms)?;
             }
@@ -536,6 +573,7 @@ fn write_messages(
         field: field::ELEMENT,
     };
     let mut dissolution_pending = world.groups.iter().any(|g| g.dissolved_ms.is_some());
+    let mut plan = plan(opts);
     let mut file_index = 0usize;
     let mut written = 0usize;
 
@@ -552,6 +590,27 @@ fn write_messages(
         // The dissolution notice takes the first slot after the dissolution time.
         let dissolve_now =
             dissolution_pending && world.groups[0].dissolved_ms.is_some_and(|d| time_ms >= d);
+        let planted = if dissolve_now {
+            plan.occupied(time_ms);
+            None
+        } else {
+            plan.next(time_ms)
+        };
+        if let Some((at_ms, event)) = planted {
+            let mut writer = PlantWriter {
+                opts,
+                world,
+                plan: &mut plan,
+                rng: &mut rng,
+                builder: &mut builder,
+                media_writer: &mut media_writer,
+                file_index: &mut file_index,
+                insert: &mut insert,
+            };
+            writer.write(event, at_ms, index)?;
+            written += 1;
+            continue;
+        }
         let group_index = if dissolve_now {
             dissolution_pending = false;
             0
@@ -713,7 +772,7 @@ fn write_messages(
                     }
                     700..=729 => {
                         file_index += 1;
-                        let placed = media_writer.place_file(file_index, time_ms)?;
+                        let placed = media_writer.place_file(file_index, time_ms, true)?;
                         builder.start(&mut rng, el::FILE);
                         media_fields(&mut builder.element, &placed);
                         builder.finish();
@@ -923,6 +982,214 @@ fn write_messages(
         }
     }
     Ok((written, media_writer.files, hard_rows))
+}
+
+/// A planted row (`simulate::plant`).
+enum Planted {
+    Notice(usize),
+    RedPacket {
+        group: usize,
+        parts: u64,
+        claims: usize,
+    },
+    /// A grey tip `<claimer>领取了<sender>的红包`.
+    Claim {
+        group: usize,
+        text: String,
+    },
+    UndownloadedFile(usize),
+}
+
+/// The planted rows: group 1 is `simulate::plant`'s group A, group 2 its group B (group 0,
+/// dissolved, is T).
+fn plan(opts: &SimOptions) -> Schedule<Planted> {
+    if !plant::plants(opts) {
+        return Schedule::empty();
+    }
+    let (now, at) = (opts.now_ms, plant::dissolve_at(opts.now_ms));
+    Schedule::new(vec![
+        (
+            plant::start_ms(opts) + plant::UNDOWNLOADED_AFTER_START_MS,
+            Planted::UndownloadedFile(1),
+        ),
+        (at - plant::EARLY_NOTICE_MS, Planted::Notice(1)),
+        (at - plant::LATE_NOTICE_MS, Planted::Notice(2)),
+        (
+            now - plant::CLAIMED_AGO_MS,
+            Planted::RedPacket {
+                group: 2,
+                parts: plant::CLAIMED_PARTS,
+                claims: plant::CLAIMED_PARTS as usize,
+            },
+        ),
+        (
+            now - plant::UNCLAIMED_AGO_MS,
+            Planted::RedPacket {
+                group: 1,
+                parts: plant::UNCLAIMED_PARTS,
+                claims: plant::UNCLAIMED_CLAIMS,
+            },
+        ),
+    ])
+}
+
+/// A member's name in messages: the group card, else the nickname.
+fn shown_name<'a>(world: &'a World, member: &'a SimMember) -> &'a str {
+    if member.card.is_empty() {
+        &world.people[member.person].nickname
+    } else {
+        &member.card
+    }
+}
+
+/// Writes planted rows into the message table.
+struct PlantWriter<'a, 'b> {
+    opts: &'a SimOptions,
+    world: &'a mut World,
+    plan: &'a mut Schedule<Planted>,
+    rng: &'a mut SimRng,
+    builder: &'a mut BodyBuilder,
+    media_writer: &'a mut MediaWriter,
+    file_index: &'a mut usize,
+    insert: &'a mut rusqlite::Statement<'b>,
+}
+
+impl PlantWriter<'_, '_> {
+    /// Positions of current members other than the account holder whose shown name a
+    /// claim tip can carry.
+    fn claimable_members(&self, group: usize) -> Vec<usize> {
+        let g = &self.world.groups[group];
+        (1..g.members.len())
+            .filter(|&p| {
+                let m = &g.members[p];
+                !m.left && m.person != OWNER && plant::claimable(shown_name(self.world, m))
+            })
+            .collect()
+    }
+
+    fn write(&mut self, event: Planted, at_ms: i64, index: usize) -> Result<(), SimError> {
+        self.builder.body.clear();
+        self.builder.field = field::ELEMENT;
+        let (group, sender, row) = match event {
+            Planted::Notice(group) => {
+                let text = plant::other_notice(self.opts.seed, self.opts.now_ms);
+                self.builder.text(self.rng, &text);
+                (
+                    group,
+                    Some(0),
+                    Row {
+                        msg_type: 2,
+                        sub_type: Some(1),
+                    },
+                )
+            }
+            Planted::RedPacket {
+                group,
+                parts,
+                claims,
+            } => {
+                let candidates = self.claimable_members(group);
+                // With no one else to send it, the account holder sends it, unclaimed.
+                let (sender, claimers) = match candidates.split_first() {
+                    Some((&sender, claimers)) => (sender, claimers),
+                    None => (0, &[][..]),
+                };
+                let g = &self.world.groups[group];
+                let sender_name = shown_name(self.world, &g.members[sender]).to_string();
+                for &claimer in claimers.iter().take(claims) {
+                    let text = format!(
+                        "{}领取了{sender_name}的红包",
+                        shown_name(self.world, &g.members[claimer])
+                    );
+                    self.plan.follow(Planted::Claim { group, text });
+                }
+                self.builder.start(self.rng, el::RED_PACKET);
+                let element = &mut self.builder.element;
+                pb::uint(
+                    element,
+                    field::RED_PACKET_AMOUNT,
+                    100 * parts + self.rng.gen_range(0..100),
+                );
+                pb::bytes(
+                    element,
+                    field::RED_PACKET_TITLE,
+                    "恭喜发财，大吉大利".as_bytes(),
+                );
+                pb::uint(element, field::RED_PACKET_PARTS, parts);
+                self.builder.finish();
+                (
+                    group,
+                    Some(sender),
+                    Row {
+                        msg_type: 10,
+                        sub_type: Some(0),
+                    },
+                )
+            }
+            Planted::Claim { group, text } => {
+                let row = grey_tip(self.builder, self.rng, &text, 1);
+                (group, None, row)
+            }
+            Planted::UndownloadedFile(group) => {
+                *self.file_index += 1;
+                let placed = self
+                    .media_writer
+                    .place_file(*self.file_index, at_ms, false)?;
+                self.builder.start(self.rng, el::FILE);
+                media_fields(&mut self.builder.element, &placed);
+                self.builder.finish();
+                let sender = self.claimable_members(group).first().copied();
+                (
+                    group,
+                    sender.or(Some(0)),
+                    Row {
+                        msg_type: 3,
+                        sub_type: Some(0),
+                    },
+                )
+            }
+        };
+        let time_s = at_ms.div_euclid(1000);
+        let group = &mut self.world.groups[group];
+        let seq = group.next_seq;
+        group.next_seq += 1;
+        let (uid, uin, card, nick, send_type) = match sender {
+            Some(position) => {
+                let m = &group.members[position];
+                let person = &self.world.people[m.person];
+                let send_type = if m.person == OWNER { 1 } else { 0 };
+                (
+                    person.uid.clone(),
+                    person.uin as i64,
+                    m.card.clone(),
+                    person.nickname.clone(),
+                    send_type,
+                )
+            }
+            None => (String::new(), 0, String::new(), String::new(), 0),
+        };
+        let msg_id =
+            ((time_s as u64) << 32) | u64::from((index as u32).wrapping_mul(2_654_435_761));
+        let day_start = (time_s + 8 * 3600).div_euclid(86_400) * 86_400 - 8 * 3600;
+        self.insert.execute(params![
+            msg_id as i64,
+            self.rng.gen::<u32>(),
+            seq,
+            row.msg_type,
+            row.sub_type,
+            send_type,
+            uid,
+            group.number.to_string(),
+            group.number as i64,
+            uin,
+            time_s,
+            day_start,
+            card,
+            nick,
+            self.builder.body.clone(),
+        ])?;
+        Ok(())
+    }
 }
 
 /// A `40050` planted as text that is no number.

@@ -8,7 +8,17 @@
 //!   message is the system row [`DISSOLUTION_TEXT`];
 //! - group 0's `displayname` has more `、`-separated entries than `memberlist`;
 //! - at least one red packet (436207665) sent < 24 h before `now_ms` has fewer
-//!   claims than its `totalnum`;
+//!   claims than its `totalnum` (in group 0: the planted one below, or without plants, one
+//!   of 3 or more parts claimed once, in the first slot 12 h or less before `now_ms`);
+//! - with 4 or more groups, what `simulate::plant` describes, group 0 being its group A
+//!   (owned by the account holder: the announcement [`plant::notice`] word for word 25 h
+//!   before [`plant::dissolve_at`]; a red packet of 5 parts sent 6 h before `now_ms` and
+//!   claimed once; a file message whose `appattach.fileFullPath` names a `Download/` file
+//!   that is not there, status 101), group 1
+//!   its group B (`roomowner` changed to the account holder: the same announcement 23 h
+//!   before, a red packet of 3 parts sent 9 h before `now_ms` and claimed 3 times) and group 2
+//!   its group T (owned by another member, as every group but 0 and 1 is);
+//! - with `members` 40 and 3 or more groups, groups 0, 1, 2 have 39, 40, 41 members;
 //! - `appattach.fileFullPath` values escaping the root: [`OUTSIDE_PATHS`];
 //! - one full image in `image2/` is a symbolic link to [`SYMLINK_TARGET`];
 //! - `Download/` holds an orphan whose name is not UTF-8 (GBK bytes);
@@ -27,6 +37,7 @@ use rand::Rng;
 use rusqlite::{params, Connection};
 
 use crate::simulate::edge::{self, GroupKind};
+use crate::simulate::plant::{self, Schedule};
 use crate::simulate::{
     io_error, md5_hex, media, prepare_output_dir, random_digits, random_hex, seeded_rng,
     write_file_at, SimError, SimOptions, SimReport, SimRng, TimeSpread, DAY_MS, HOUR_MS, SECOND_MS,
@@ -253,6 +264,12 @@ enum Kind {
     RedPacketApp49,
     /// A red packet sent recently that not everyone claimed.
     UnclaimedRedPacket,
+    /// Planted: a recent red packet, claimed partly or fully.
+    PlantedRedPacket(Claimed),
+    /// Planted: the dissolution announcement, by the account holder.
+    Notice,
+    /// Planted: a group file never downloaded.
+    UndownloadedFile,
     Card,
     Pat,
     Join,
@@ -370,6 +387,25 @@ struct Context {
     edge: Edge,
 }
 
+/// How a red packet is claimed when that is not drawn at random.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Claimed {
+    /// At least 3 parts and one claim: the unclaimed packet of a simulation without plants.
+    Once,
+    /// [`plant::UNCLAIMED_PARTS`] parts, [`plant::UNCLAIMED_CLAIMS`] claims.
+    Partly,
+    /// [`plant::CLAIMED_PARTS`] parts, every one claimed.
+    Fully,
+}
+
+/// A planted row (`simulate::plant`) and its group.
+#[derive(Clone, Copy, Debug)]
+enum Planted {
+    Notice(usize),
+    RedPacket(usize, Claimed),
+    UndownloadedFile(usize),
+}
+
 /// A row scheduled for a later slot (red-packet claims).
 struct Claim {
     group: usize,
@@ -398,6 +434,8 @@ struct Simulation<'a> {
     in_wal: bool,
     indexes_created: bool,
     dissolved_group: Option<usize>,
+    /// The planted announcement's text.
+    notice: String,
     kind_picker: WeightedIndex<u32>,
     edge_picker: WeightedIndex<u32>,
 }
@@ -429,6 +467,7 @@ impl<'a> Simulation<'a> {
             in_wal: false,
             indexes_created: false,
             dissolved_group: None,
+            notice: plant::notice(opts.seed, opts.now_ms),
             kind_picker,
             edge_picker,
         })
@@ -566,7 +605,10 @@ impl<'a> Simulation<'a> {
             let id = format!("{}@chatroom", random_digits(&mut self.rng, 11));
             let low = (opts.members * 4 / 5).max(2);
             let high = (opts.members * 6 / 5).max(low);
-            let size = self.rng.gen_range(low..=high).min(pool + 1);
+            let drawn = self.rng.gen_range(low..=high);
+            let size = plant::sized_members(opts, index)
+                .unwrap_or(drawn)
+                .min(pool + 1);
             let mut members = vec![0usize];
             let picked = rand::seq::index::sample(&mut self.rng, pool, size - 1);
             members.extend(picked.into_iter().map(|p| p + 1));
@@ -609,10 +651,16 @@ impl<'a> Simulation<'a> {
                 WeightedIndex::new([1u32])
             }
             .map_err(|err| SimError::InvalidOption(format!("member weights: {err}")))?;
-            let room_owner = if index == 0 || members.len() < 2 {
+            let drawn_owner = if index == 0 || members.len() < 2 {
                 0
             } else {
                 members[self.rng.gen_range(1..members.len())]
+            };
+            // Planted: group 1 (B) is the account holder's too; group 2 (T) stays another's.
+            let room_owner = if index == 1 && plant::plants(opts) {
+                0
+            } else {
+                drawn_owner
             };
             self.groups.push(Group {
                 id,
@@ -871,7 +919,9 @@ impl<'a> Simulation<'a> {
         let mut group_picker = WeightedIndex::new(&group_weights)
             .map_err(|err| SimError::InvalidOption(format!("group weights: {err}")))?;
         let recent_cutoff = opts.now_ms - 12 * HOUR_MS;
-        let mut unclaimed_done = false;
+        // With plants, the planted one is group 0's unclaimed red packet.
+        let mut unclaimed_done = plant::plants(opts);
+        let mut plan = self.plan();
 
         for slot in 0..total {
             if slot == wal_from {
@@ -879,6 +929,26 @@ impl<'a> Simulation<'a> {
             }
             let time = spread.time_of(slot, &mut self.rng);
             self.group_messages += 1;
+            if let Some((at, planted)) = plan.next(time) {
+                let (group, kind) = match planted {
+                    Planted::Notice(g) => (g, Kind::Notice),
+                    Planted::RedPacket(g, claimed) => (g, Kind::PlantedRedPacket(claimed)),
+                    Planted::UndownloadedFile(g) => (g, Kind::UndownloadedFile),
+                };
+                let sender = match planted {
+                    Planted::Notice(_) => Sender::Owner,
+                    Planted::RedPacket(..) => self.pick_sender(group, kind, Edge::None),
+                    // Someone else's file, which the account holder never opened.
+                    Planted::UndownloadedFile(_) if self.groups[group].members.len() > 1 => {
+                        let position = self.groups[group].senders.sample(&mut self.rng);
+                        Sender::Member(self.groups[group].members[position], Some(position))
+                    }
+                    Planted::UndownloadedFile(_) => Sender::Owner,
+                };
+                let talker = self.groups[group].id.clone();
+                self.emit_message(talker, Some(group), at, kind, Edge::None, sender)?;
+                continue;
+            }
             if let Some(claim) = self.pending.pop_front() {
                 self.emit_claim(claim, time)?;
                 continue;
@@ -912,6 +982,30 @@ impl<'a> Simulation<'a> {
             self.emit_message(talker, Some(group), time, kind, edge, sender)?;
         }
         Ok(())
+    }
+
+    /// The planted rows (`simulate::plant`): group 0 is A, group 1 is B.
+    fn plan(&self) -> Schedule<Planted> {
+        if !plant::plants(self.opts) {
+            return Schedule::empty();
+        }
+        let (now, at) = (self.opts.now_ms, plant::dissolve_at(self.opts.now_ms));
+        Schedule::new(vec![
+            (
+                plant::start_ms(self.opts) + plant::UNDOWNLOADED_AFTER_START_MS,
+                Planted::UndownloadedFile(0),
+            ),
+            (at - plant::EARLY_NOTICE_MS, Planted::Notice(0)),
+            (at - plant::LATE_NOTICE_MS, Planted::Notice(1)),
+            (
+                now - plant::CLAIMED_AGO_MS,
+                Planted::RedPacket(1, Claimed::Fully),
+            ),
+            (
+                now - plant::UNCLAIMED_AGO_MS,
+                Planted::RedPacket(0, Claimed::Partly),
+            ),
+        ])
     }
 
     fn pick_kind(&mut self) -> Result<(Kind, Edge), SimError> {
@@ -1121,7 +1215,12 @@ impl<'a> Simulation<'a> {
         }
         self.insert_row(&context.talker, group, row)?;
         if let (Some(g), Some(body)) = (group, payload.body) {
-            if !is_system && edge != Edge::Malformed && edge != Edge::UnknownType {
+            // The announcement is not quoted: only its own message carries its text.
+            if !is_system
+                && edge != Edge::Malformed
+                && edge != Edge::UnknownType
+                && kind != Kind::Notice
+            {
                 let recent = &mut self.groups[g].recent;
                 if recent.len() == RECENT_PER_GROUP {
                     recent.pop_front();
@@ -1351,9 +1450,16 @@ impl<'a> Simulation<'a> {
             Kind::QuoteApp49 => Ok(self.quote_payload(context, TYPE_APP)),
             Kind::Transfer => Ok(self.transfer_payload(context, TYPE_TRANSFER)),
             Kind::TransferApp49 => Ok(self.transfer_payload(context, TYPE_APP)),
-            Kind::RedPacket => Ok(self.red_packet_payload(context, TYPE_RED_PACKET, false)),
-            Kind::RedPacketApp49 => Ok(self.red_packet_payload(context, TYPE_APP, false)),
-            Kind::UnclaimedRedPacket => Ok(self.red_packet_payload(context, TYPE_RED_PACKET, true)),
+            Kind::RedPacket => Ok(self.red_packet_payload(context, TYPE_RED_PACKET, None)),
+            Kind::RedPacketApp49 => Ok(self.red_packet_payload(context, TYPE_APP, None)),
+            Kind::UnclaimedRedPacket => {
+                Ok(self.red_packet_payload(context, TYPE_RED_PACKET, Some(Claimed::Once)))
+            }
+            Kind::PlantedRedPacket(claimed) => {
+                Ok(self.red_packet_payload(context, TYPE_RED_PACKET, Some(claimed)))
+            }
+            Kind::Notice => Ok(Payload::new(TYPE_TEXT, self.notice.clone())),
+            Kind::UndownloadedFile => self.file_payload_as(context, TYPE_FILE, None, false),
             Kind::Card => Ok(self.card_payload()),
             Kind::Pat => Ok(self.pat_payload(context)),
             Kind::Join => Ok(self.join_payload(context)),
@@ -1705,6 +1811,17 @@ impl<'a> Simulation<'a> {
         msg_type: i64,
         outside: Option<usize>,
     ) -> Result<Payload, SimError> {
+        self.file_payload_as(context, msg_type, outside, true)
+    }
+
+    /// A file message; with `may_download` false the file is never downloaded.
+    fn file_payload_as(
+        &mut self,
+        context: &Context,
+        msg_type: i64,
+        outside: Option<usize>,
+        may_download: bool,
+    ) -> Result<Payload, SimError> {
         let mut media_rng = self.media_rng(context.msg_id, 3);
         let (name, extension) = match outside {
             Some(_) => ("passwd".to_string(), ""),
@@ -1728,7 +1845,8 @@ impl<'a> Simulation<'a> {
                 } else {
                     DEVICE_ROOT
                 };
-                (format!("{root}Download/{name}"), self.rng.gen_bool(0.9))
+                let downloaded = self.rng.gen_bool(0.9) && may_download;
+                (format!("{root}Download/{name}"), downloaded)
             }
         };
         if downloaded {
@@ -1831,18 +1949,25 @@ impl<'a> Simulation<'a> {
         &mut self,
         context: &Context,
         msg_type: i64,
-        force_unclaimed: bool,
+        forced: Option<Claimed>,
     ) -> Payload {
         let Some(group) = context.group else {
             return Payload::new(TYPE_TEXT, "[红包]".into());
         };
         let members = self.groups[group].members.len();
         let total: usize = self.rng.gen_range(1..=6usize.min(members).max(1));
-        let total = if force_unclaimed { total.max(3) } else { total };
+        let total = match forced {
+            Some(Claimed::Once) => total.max(3),
+            Some(Claimed::Partly) => plant::UNCLAIMED_PARTS as usize,
+            Some(Claimed::Fully) => (plant::CLAIMED_PARTS as usize).min(members),
+            None => total,
+        };
         let recent = context.time > self.opts.now_ms - DAY_MS;
-        let claims = if force_unclaimed {
+        let claims = if forced == Some(Claimed::Once) {
             1
-        } else if msg_type == TYPE_APP {
+        } else if forced == Some(Claimed::Partly) {
+            plant::UNCLAIMED_CLAIMS
+        } else if forced == Some(Claimed::Fully) || msg_type == TYPE_APP {
             total
         } else {
             // Recent packets are often still open; old ones sometimes expired with money left.
@@ -1881,7 +2006,7 @@ impl<'a> Simulation<'a> {
             "班费结余",
         ][self.rng.gen_range(0..5)];
         // Real payloads wrap most values in CDATA; some parsers only expect plain text.
-        let paymsgid_xml = if !force_unclaimed && self.rng.gen_bool(0.2) {
+        let paymsgid_xml = if forced.is_none() && self.rng.gen_bool(0.2) {
             format!("<![CDATA[{paymsgid}]]>")
         } else {
             paymsgid.clone()

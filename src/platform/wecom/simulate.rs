@@ -5,6 +5,16 @@
 //!
 //! Lines are written as they are generated, each to a randomly chosen archive file through
 //! a small shuffling buffer, so memory stays flat for any number of messages.
+//!
+//! With 4 or more groups, what `simulate::plant` describes, where the archive can say it:
+//! room 0 is its group A (the announcement [`plant::other_notice`] from the room's
+//! `creator`, who is the owner, 25 h before [`plant::dissolve_at`]; a `redpacket` with
+//! `totalcnt` 5 sent 6 h before `now` by another member; early on a `file` whose `md5sum`
+//! names no file under `media/`), room 1 its group B (the same announcement 23 h before; a
+//! `redpacket` with `totalcnt` 3 sent 9 h before `now`). The archive records no claims and
+//! no account holder, so there is neither a fully claimed red packet nor a transferred
+//! ownership to plant. With `members` 40 and 3 or more groups, rooms 0, 1, 2 have 39, 40,
+//! 41 members (and every room keeps its `groups/` file).
 
 use std::collections::HashSet;
 use std::fs::{self, File};
@@ -16,6 +26,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 
 use crate::simulate::edge::{self, GroupKind};
+use crate::simulate::plant::{self, Schedule};
 use crate::simulate::{
     io_error, md5_hex, media, prepare_output_dir, random_digits, random_hex, seeded_rng,
     write_file_at, SimError, SimOptions, SimReport, SimRng, TimeSpread, DAY_MS, SECOND_MS,
@@ -409,8 +420,9 @@ pub fn simulate_wecom(opts: &SimOptions) -> Result<SimReport, SimError> {
     let mut rooms: Vec<Room> = Vec::with_capacity(opts.groups);
     for group_index in 0..opts.groups {
         let kind = GroupKind::ALL[group_index % GroupKind::ALL.len()];
-        let mut members: Vec<usize> = Vec::with_capacity(opts.members);
-        while members.len() < opts.members {
+        let size = plant::sized_members(opts, group_index).unwrap_or(opts.members);
+        let mut members: Vec<usize> = Vec::with_capacity(size);
+        while members.len() < size {
             let reuse = !users.is_empty() && rng.gen_bool(0.3);
             let index = if reuse {
                 rng.gen_range(0..users.len())
@@ -497,18 +509,22 @@ pub fn simulate_wecom(opts: &SimOptions) -> Result<SimReport, SimError> {
         .checked_div(privates)
         .map_or(usize::MAX, |n| n.max(1));
 
+    let mut plan = plan(opts);
     for index in 0..opts.messages {
         let time_ms = spread.time_of(index, &mut msg_rng);
         let room_index = msg_rng.gen_range(0..rooms.len());
-        let outcome = generator.group_message(
-            &mut msg_rng,
-            &mut edges,
-            &mut media_writer,
-            &users,
-            &mut rooms[room_index],
-            index,
-            time_ms,
-        )?;
+        let outcome = match plan.next(time_ms) {
+            Some((at, event)) => planted_line(opts, &mut msg_rng, &users, &rooms, event, index, at),
+            None => generator.group_message(
+                &mut msg_rng,
+                &mut edges,
+                &mut media_writer,
+                &users,
+                &mut rooms[room_index],
+                index,
+                time_ms,
+            )?,
+        };
         match outcome {
             Generated::Counted(line) => {
                 group_messages += 1;
@@ -593,6 +609,116 @@ pub fn simulate_wecom(opts: &SimOptions) -> Result<SimReport, SimError> {
         media_files: media_writer.written,
         elapsed: started.elapsed(),
     })
+}
+
+/// A planted line (`simulate::plant`), by room.
+enum Planted {
+    Notice(usize),
+    RedPacket(usize, u64),
+    UndownloadedFile(usize),
+}
+
+/// The planted lines: room 0 is `simulate::plant`'s group A, room 1 its group B. The
+/// archive records no claims, so neither red packet is known to be claimed.
+fn plan(opts: &SimOptions) -> Schedule<Planted> {
+    if !plant::plants(opts) {
+        return Schedule::empty();
+    }
+    let (now, at) = (opts.now_ms, plant::dissolve_at(opts.now_ms));
+    Schedule::new(vec![
+        (
+            plant::start_ms(opts) + plant::UNDOWNLOADED_AFTER_START_MS,
+            Planted::UndownloadedFile(0),
+        ),
+        (at - plant::EARLY_NOTICE_MS, Planted::Notice(0)),
+        (at - plant::LATE_NOTICE_MS, Planted::Notice(1)),
+        (
+            now - plant::CLAIMED_AGO_MS,
+            Planted::RedPacket(1, plant::CLAIMED_PARTS),
+        ),
+        (
+            now - plant::UNCLAIMED_AGO_MS,
+            Planted::RedPacket(0, plant::UNCLAIMED_PARTS),
+        ),
+    ])
+}
+
+/// One planted message line: the announcement by the room's creator, or a red packet or a
+/// never-downloaded file (no file under `media/`) by another member.
+fn planted_line(
+    opts: &SimOptions,
+    rng: &mut SimRng,
+    users: &[User],
+    rooms: &[Room],
+    event: Planted,
+    index: usize,
+    time_ms: i64,
+) -> Generated {
+    let room_index = match event {
+        Planted::Notice(r) | Planted::RedPacket(r, _) | Planted::UndownloadedFile(r) => r,
+    };
+    let room = &rooms[room_index];
+    let sender_index = match event {
+        Planted::Notice(_) => room.members[0],
+        _ => room.members[1.min(room.members.len() - 1)],
+    };
+    let mut payload = String::new();
+    let msgtype = match event {
+        Planted::Notice(_) => {
+            let text = plant::other_notice(opts.seed, opts.now_ms);
+            Obj::new(&mut payload).str("content", &text).end();
+            "text"
+        }
+        Planted::RedPacket(_, count) => {
+            let count = count as i64;
+            Obj::new(&mut payload)
+                .num("type", 1)
+                .str("wish", "恭喜发财，大吉大利")
+                .num("totalcnt", count)
+                .num("totalamount", count * 888)
+                .end();
+            "redpacket"
+        }
+        Planted::UndownloadedFile(_) => {
+            let bytes = media::document(rng, "pdf", 2_000);
+            Obj::new(&mut payload)
+                .str("filename", "群文件-会议纪要.pdf")
+                .str("fileext", "pdf")
+                .str("md5sum", &md5_hex(&bytes))
+                .num("filesize", bytes.len() as i64)
+                .str("sdkfileid", &random_alnum(rng, 24))
+                .end();
+            "file"
+        }
+    };
+    let msgid = format!(
+        "{}{index:08}_{}",
+        random_digits(rng, 11),
+        time_ms / SECOND_MS
+    );
+    let tolist: Vec<&str> = room
+        .members
+        .iter()
+        .filter(|&&m| m != sender_index)
+        .take(8)
+        .map(|&m| users[m].id.as_str())
+        .collect();
+    let mut text = String::new();
+    serialize(
+        &Line {
+            msgid: Some(&msgid),
+            action: "send",
+            from: Some(&users[sender_index].id),
+            tolist: &tolist,
+            roomid: &room.id,
+            msgtime: time_ms,
+            msgtime_as_string: false,
+            msgtype,
+            payload: &payload,
+        },
+        &mut text,
+    );
+    Generated::Counted(text.into_bytes())
 }
 
 /// A `msgtime` planted as a string that is no number.
@@ -701,8 +827,13 @@ fn write_groups(
     let dir = opts.out.join(super::GROUPS_DIR);
     fs::create_dir_all(&dir).map_err(io_error(&dir))?;
     for (index, room) in rooms.iter().enumerate() {
-        // One group (not the first) has messages but no file: no name, no member list.
-        if index > 0 && index == rooms.len() - 1 && edges.hit("group without a file", 0.0) {
+        // One group (not the first, nor a sized one) has messages but no file: no name, no
+        // member list.
+        if index > 0
+            && index == rooms.len() - 1
+            && plant::sized_members(opts, index).is_none()
+            && edges.hit("group without a file", 0.0)
+        {
             continue;
         }
         let created_s = (span_start - rng.gen_range(DAY_MS..100 * DAY_MS)) / SECOND_MS;
