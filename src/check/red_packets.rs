@@ -90,7 +90,10 @@ impl Tracker {
             self.packets.push(packet);
             return;
         }
-        if message.direction != Direction::System {
+        // A claim after the reference time had not happened yet.
+        if message.direction != Direction::System
+            || message.time_ms.is_some_and(|t| t > self.window.1)
+        {
             return;
         }
         if let Some(claim) = &message.claim {
@@ -177,6 +180,8 @@ mod tests {
         tracker.message(&claim(sent + 3, "赵六领取了王五的红包"), names);
         tracker.message(&claim(sent + 4, "赵六领取了李四的红包"), names);
         tracker.message(&claim(sent + 5, "赵六领取了无名的红包"), names);
+        // After the reference time: not yet made.
+        tracker.message(&claim(now + 1, "钱七领取了王五的红包"), names);
         let claims: Vec<u64> = tracker.packets.iter().map(|p| p.claims).collect();
         assert_eq!(claims, vec![2, 1]);
         assert!(!tracker.packets[0].unclaimed() && tracker.packets[1].unclaimed());
