@@ -166,13 +166,7 @@ pub fn read_predecessor(path: &Path) -> Result<Predecessor, ChainError> {
     if !report.ok() {
         return Err(ChainError::Tampered {
             path: path.to_path_buf(),
-            reason: format!(
-                "{} modified, {} missing, {} extra, {} problems",
-                report.totals.modified,
-                report.totals.missing,
-                report.totals.extra,
-                report.problems.len()
-            ),
+            reason: report.failure_summary(),
         });
     }
     let bag_digest = report
@@ -327,13 +321,7 @@ pub fn verify_chain(bundles: &[PathBuf]) -> ChainReport {
         let name = bundle_name(path);
         let (verified, bag_digest) = match evidence::verify(path, &VerifyOptions::default()) {
             Ok(r) if r.ok() => (Ok(()), r.bag_digest.clone()),
-            Ok(r) => (
-                Err(format!(
-                    "{} modified, {} missing, {} extra",
-                    r.totals.modified, r.totals.missing, r.totals.extra
-                )),
-                r.bag_digest.clone(),
-            ),
+            Ok(r) => (Err(r.failure_summary()), r.bag_digest.clone()),
             Err(e) => (Err(e.to_string()), None),
         };
         let evidence = read_member(path, "evidence.json")

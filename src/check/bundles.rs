@@ -96,13 +96,7 @@ pub fn read(bundle: &Path) -> Result<BundleFacts, BundleError> {
     let (failed, bag_digest) = match &verified {
         Ok(report) if report.ok() => (None, report.bag_digest.clone()),
         Ok(report) => (
-            Some(format!(
-                "it does not verify ({} modified, {} missing, {} extra, {} problems)",
-                report.totals.modified,
-                report.totals.missing,
-                report.totals.extra,
-                report.problems.len()
-            )),
+            Some(format!("it does not verify ({})", report.failure_summary())),
             report.bag_digest.clone(),
         ),
         Err(e) => return Err(unreadable(e.to_string())),

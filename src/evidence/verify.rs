@@ -295,6 +295,16 @@ impl VerifyReport {
         matches!(self.outcome(), Outcome::Valid | Outcome::Complete)
     }
 
+    /// Why a bag did not pass, in one line, for a command that needed it to
+    /// (`check --bundle`, `export --after`, `verify --chain`).
+    pub fn failure_summary(&self) -> String {
+        let t = &self.totals;
+        format!(
+            "{} modified, {} missing, {} extra, {} unsafe, {} invalid, {} problems",
+            t.modified, t.missing, t.extra, t.unsafe_paths, t.invalid, t.problems
+        )
+    }
+
     pub fn to_json(&self) -> Value {
         let source = self.source.as_ref().map(|s| {
             json!({
