@@ -18,7 +18,7 @@ use std::sync::RwLock;
 
 use crate::records::CacheClass;
 use crate::retention::policy::PlatformRetention;
-use crate::simulate::{SimError, SimOptions, SimReport};
+use crate::simulate::{MoreOptions, MoreReport, SimError, SimOptions, SimReport};
 use crate::source::{Source, SourceError};
 
 /// One chat app chatvault reads.
@@ -44,6 +44,11 @@ pub trait Platform: Send + Sync + 'static {
     fn retention(&self) -> &'static PlatformRetention;
     /// Writes a simulated account directory (test data that breaks naive importers).
     fn simulate(&self, opts: &SimOptions) -> Result<SimReport, SimError>;
+    /// Continues an account directory its simulator wrote: more traffic, joins, recalls,
+    /// deletions and new groups ([`MoreOptions`]).
+    fn simulate_more(&self, opts: &MoreOptions) -> Result<MoreReport, SimError> {
+        Err(cannot_continue(self.name(), opts))
+    }
 }
 
 /// A platform as plain data: what [`Platform`] asks, as names and functions. The built-in
@@ -59,6 +64,8 @@ pub struct Descriptor {
     pub cache_class: fn(&str) -> CacheClass,
     pub retention: &'static PlatformRetention,
     pub simulate: fn(&SimOptions) -> Result<SimReport, SimError>,
+    /// `None`: the simulator cannot continue a source it wrote.
+    pub simulate_more: Option<fn(&MoreOptions) -> Result<MoreReport, SimError>>,
 }
 
 impl Platform for Descriptor {
@@ -85,6 +92,19 @@ impl Platform for Descriptor {
     }
     fn simulate(&self, opts: &SimOptions) -> Result<SimReport, SimError> {
         (self.simulate)(opts)
+    }
+    fn simulate_more(&self, opts: &MoreOptions) -> Result<MoreReport, SimError> {
+        match self.simulate_more {
+            Some(more) => more(opts),
+            None => Err(cannot_continue(self.name, opts)),
+        }
+    }
+}
+
+fn cannot_continue(platform: &str, opts: &MoreOptions) -> SimError {
+    SimError::CannotContinue {
+        root: opts.root.clone(),
+        reason: format!("the {platform} simulator cannot continue a source"),
     }
 }
 

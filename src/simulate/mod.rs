@@ -108,6 +108,93 @@ impl SimOptions {
     }
 }
 
+/// What `simulate --continue` adds to an account directory a simulator wrote earlier: more
+/// days of traffic, members who join, recalls and deletions behind the source's newest
+/// message, new groups. Ids stay unique: new ones continue after the largest in the source.
+#[derive(Debug, Clone)]
+pub struct MoreOptions {
+    /// The account directory to continue (this platform's simulated layout).
+    pub root: PathBuf,
+    /// New group messages in all, over the existing groups and the new ones.
+    pub messages: usize,
+    /// The new messages are spread over this many days after the source's newest message
+    /// time (the newest one a reader can place: impossible times of the hard rows are not).
+    pub days: u32,
+    /// Members who join each existing group; some of them then send.
+    pub joins: usize,
+    /// Existing messages, at or before the source's newest time, that their senders recall.
+    pub recalls: usize,
+    /// Existing messages, at or before the source's newest time, deleted from the device.
+    pub deletions: usize,
+    /// Group chats that appear, whole, among the new messages.
+    pub new_groups: usize,
+    /// Seed of every random choice (use a different one per continuation).
+    pub seed: u64,
+    /// Write media files for new media messages.
+    pub media_files: bool,
+}
+
+impl MoreOptions {
+    /// Defaults: 1000 messages over 7 days, 2 joins per group, 3 recalls, 2 deletions, one
+    /// new group, seed 43, media files on.
+    pub fn new(root: PathBuf) -> Self {
+        MoreOptions {
+            root,
+            messages: 1000,
+            days: 7,
+            joins: 2,
+            recalls: 3,
+            deletions: 2,
+            new_groups: 1,
+            seed: 43,
+            media_files: true,
+        }
+    }
+
+    /// Rejects option combinations no continuation can honour.
+    pub fn validate(&self) -> Result<(), SimError> {
+        if self.days == 0 || self.days > 36_500 {
+            return Err(SimError::InvalidOption(format!(
+                "days must be between 1 and 36500, got {}",
+                self.days
+            )));
+        }
+        if self.joins > 10_000 || self.new_groups > 10_000 {
+            return Err(SimError::InvalidOption(
+                "at most 10000 joins per group and 10000 new groups".into(),
+            ));
+        }
+        if !self.root.is_dir() {
+            return Err(SimError::InvalidOption(format!(
+                "{} is not an account directory to continue (simulate it first, without --continue)",
+                self.root.display()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What a continuation added and changed.
+#[derive(Debug, Clone, Default)]
+pub struct MoreReport {
+    pub root: PathBuf,
+    pub platform: &'static str,
+    /// Group messages added (in existing and new groups; recall tips included where a
+    /// platform writes a recall as a message of its own).
+    pub messages: usize,
+    /// Member rows added to existing groups.
+    pub joined: usize,
+    /// Existing messages recalled.
+    pub recalled: usize,
+    /// Existing messages deleted.
+    pub deleted: usize,
+    /// Groups added.
+    pub new_groups: usize,
+    /// Media files written.
+    pub media_files: usize,
+    pub elapsed: Duration,
+}
+
 /// What a simulator wrote.
 #[derive(Debug, Clone)]
 pub struct SimReport {
@@ -148,6 +235,8 @@ pub enum SimError {
     OutputNotEmpty(PathBuf),
     #[error("invalid simulation option: {0}")]
     InvalidOption(String),
+    #[error("{root} cannot be continued: {reason}")]
+    CannotContinue { root: PathBuf, reason: String },
     #[error("the write-ahead log {path} is not in the expected format: {reason}")]
     WalFormat { path: PathBuf, reason: String },
 }
@@ -155,7 +244,12 @@ pub enum SimError {
 impl SimError {
     /// The command's exit code for this error ([`crate::exit`]).
     pub fn exit_code(&self) -> u8 {
-        crate::exit::INTERNAL
+        match self {
+            SimError::InvalidOption(_)
+            | SimError::CannotContinue { .. }
+            | SimError::OutputNotEmpty(_) => crate::exit::USAGE,
+            _ => crate::exit::INTERNAL,
+        }
     }
 }
 

@@ -12,6 +12,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod increment;
 mod specific;
 mod suite;
 mod truth;

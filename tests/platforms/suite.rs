@@ -16,7 +16,7 @@ type Row = BTreeMap<String, String>;
 
 /// Runs `check` on every platform `filter` keeps, in parallel; fails naming each platform
 /// that failed.
-fn on_every(filter: fn(&Source) -> bool, check: fn(&'static Source)) {
+pub fn on_every(filter: fn(&Source) -> bool, check: fn(&'static Source)) {
     let chosen: Vec<&'static Source> = PLATFORMS.iter().copied().filter(|p| filter(p)).collect();
     assert!(!chosen.is_empty(), "no platform to check");
     let failed: Vec<&str> = std::thread::scope(|scope| {

@@ -36,6 +36,7 @@ pub static DINGTALK: Descriptor = Descriptor {
     cache_class,
     retention: &retention::RETENTION,
     simulate: simulate::simulate_dingtalk,
+    simulate_more: None,
 };
 
 /// The database, relative to the account directory.

@@ -32,6 +32,7 @@ pub static QQ: Descriptor = Descriptor {
     cache_class,
     retention: &retention::RETENTION,
     simulate: simulate::simulate_qq,
+    simulate_more: None,
 };
 
 pub const MSG_DB: &str = "nt_db/nt_msg.db";

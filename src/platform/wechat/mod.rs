@@ -31,6 +31,7 @@ pub static WECHAT: Descriptor = Descriptor {
     cache_class,
     retention: &retention::RETENTION,
     simulate: simulate::simulate_wechat,
+    simulate_more: None,
 };
 
 pub const DATABASE: &str = "EnMicroMsg.db";

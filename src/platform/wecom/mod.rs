@@ -37,6 +37,7 @@ pub static WECOM: Descriptor = Descriptor {
     cache_class,
     retention: &retention::RETENTION,
     simulate: simulate::simulate_wecom,
+    simulate_more: None,
 };
 
 pub const ARCHIVE_DIR: &str = "archive";

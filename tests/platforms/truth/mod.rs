@@ -138,6 +138,9 @@ pub struct Source {
     pub wal_db: Option<&'static str>,
     /// Paths every simulated source has.
     pub layout: &'static [&'static str],
+    /// Whether its simulator can continue a source (`simulate --continue`), for the
+    /// increment suite.
+    pub continues: bool,
     /// Whether simulated sources include a dissolved group `inspect` can tell.
     pub dissolves: bool,
     /// The source has rows the reader itself finds malformed or unknown (kind `other`).

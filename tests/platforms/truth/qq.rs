@@ -32,6 +32,7 @@ pub const SOURCE: Source = Source {
     private: None,
     wal_db: Some(MSG_DB),
     layout: &[MSG_DB, INFO_DB, "RecycleBin"],
+    continues: false,
     dissolves: true,
     malformed_rows: true,
     media_statuses: &["copied", "missing", "outside_root"],
