@@ -52,6 +52,8 @@ pub enum ExportError {
     ChecklistMismatch(String),
     #[error("cannot continue {bundle}: {reason}")]
     ChainMismatch { bundle: String, reason: String },
+    #[error(transparent)]
+    Chain(#[from] crate::chain::ChainError),
     #[error("cannot read {path}: {source}")]
     ReadSource {
         path: String,
@@ -69,6 +71,7 @@ impl ExportError {
             ExportError::Evidence(e) => e.exit_code(),
             ExportError::Write { .. } => crate::exit::OUTPUT,
             ExportError::ReadSource { .. } => crate::exit::DAMAGED,
+            ExportError::Chain(e) => e.exit_code(),
             ExportError::ChecklistMismatch(_) | ExportError::ChainMismatch { .. } => {
                 crate::exit::USAGE
             }
@@ -781,14 +784,17 @@ fn write_payload(
     let mut change_log = None;
     let mut changes_csv = None;
     if let Some(previous) = opts.after.as_ref().filter(|_| opts.changes) {
-        let guarded = previous.filters["csv_guard"] == "excel";
-        let held =
-            crate::chain::changes::HeldRows::open(&previous.path, guarded).map_err(|reason| {
-                ExportError::ChainMismatch {
-                    bundle: previous.path.display().to_string(),
-                    reason,
-                }
-            })?;
+        let mut links = crate::chain::earlier_links(&previous.path)?;
+        links.push((
+            previous.path.clone(),
+            previous.filters["csv_guard"] == "excel",
+        ));
+        let held = crate::chain::changes::HeldRows::open_chain(&links).map_err(|reason| {
+            ExportError::ChainMismatch {
+                bundle: previous.path.display().to_string(),
+                reason,
+            }
+        })?;
         let both_copy_media = previous.filters["media"] == true && media_wanted(opts);
         change_log = Some(crate::chain::changes::ChangeLog::new(held, both_copy_media));
         changes_csv = Some(
@@ -933,19 +939,22 @@ fn write_payload(
             if previous_mark.is_some_and(|m| !m.beyond(message.time_ms, &message.message_id)) {
                 if let Some(log) = log.as_mut() {
                     let utc = message.time_ms.map(timefmt::utc_millis).unwrap_or_default();
-                    let media_now = message
-                        .media
-                        .iter()
-                        .find(|m| !m.kind.is_thumbnail())
-                        .and_then(|m| match &m.location {
-                            crate::records::MediaLocation::Path(p) => {
-                                match crate::pathsafe::resolve(source.root(), p) {
-                                    crate::pathsafe::Resolved::Inside { path, .. } => Some(path),
-                                    _ => None,
+                    // The file an export would show: the first one there, the primary
+                    // before its thumbnails (a thumbnail stands in for an image never
+                    // downloaded), as the copier picks it.
+                    let media_now = message.media.iter().find_map(|m| match &m.location {
+                        crate::records::MediaLocation::Path(p) => {
+                            match crate::pathsafe::resolve(source.root(), p) {
+                                crate::pathsafe::Resolved::Inside { path, .. }
+                                    if path.is_file() =>
+                                {
+                                    Some(path)
                                 }
+                                _ => None,
                             }
-                            _ => None,
-                        });
+                        }
+                        _ => None,
+                    });
                     log.message(crate::chain::changes::Held {
                         group_id: chat_id.to_string(),
                         message_id: message.message_id.clone(),

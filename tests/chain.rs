@@ -374,3 +374,114 @@ fn changes_behind_the_mark_are_listed_not_exported_again() {
         std::fs::read(b2.join("data/messages.csv")).unwrap()
     );
 }
+
+/// Rewrites `rel` of a directory bundle and seals it again (tag manifest and bag-digest
+/// sidecar), as a forger who knows the format would: the bundle then verifies alone.
+fn reseal(bundle: &Path, rel: &str, bytes: &[u8]) {
+    use sha2::{Digest, Sha256};
+    std::fs::write(bundle.join(rel), bytes).unwrap();
+    let tagmanifest = bundle.join("tagmanifest-sha256.txt");
+    let lines: String = std::fs::read_to_string(&tagmanifest)
+        .unwrap()
+        .lines()
+        .map(|line| match line.split_once("  ") {
+            Some((_, path)) if path == rel => {
+                format!("{:x}  {path}\n", Sha256::digest(bytes))
+            }
+            _ => format!("{line}\n"),
+        })
+        .collect();
+    std::fs::write(&tagmanifest, &lines).unwrap();
+    let sidecar = bundle.with_extension("sha256");
+    let old = std::fs::read_to_string(&sidecar).unwrap();
+    let rest = old.split_once(' ').unwrap().1;
+    std::fs::write(
+        &sidecar,
+        format!("{:x} {rest}", Sha256::digest(lines.as_bytes())),
+    )
+    .unwrap();
+}
+
+#[test]
+fn earlier_links_must_be_beside_and_a_forged_overlap_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = simulate(
+        "wechat",
+        dir.path(),
+        "src",
+        &[
+            "--groups",
+            "2",
+            "--messages",
+            "400",
+            "--seed",
+            "14",
+            "--edge-rate",
+            "0",
+        ],
+    );
+    let (b1, b2, b3) = (
+        dir.path().join("b1"),
+        dir.path().join("b2"),
+        dir.path().join("b3"),
+    );
+    assert_eq!(exit_code(&export(&root, &b1, &[])), 0);
+    append(&root, 6, "second");
+    assert_eq!(
+        exit_code(&export(&root, &b2, &["--after", b1.to_str().unwrap()])),
+        0
+    );
+    append(&root, 4, "third");
+
+    // B3 compares what lies behind B2's marks with B1 and B2: without B1 beside B2 it
+    // cannot, and says so; --no-changes does without the comparison.
+    let away = dir.path().join("away");
+    std::fs::create_dir(&away).unwrap();
+    std::fs::rename(&b1, away.join("b1")).unwrap();
+    let out = export(&root, &b3, &["--after", b2.to_str().unwrap()]);
+    assert_eq!(exit_code(&out), 2);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("it continues b1") && stderr.contains("not beside it"),
+        "{stderr}"
+    );
+    assert!(!b3.exists());
+    let fast = dir.path().join("b3-fast");
+    assert_eq!(
+        exit_code(&export(
+            &root,
+            &fast,
+            &["--after", b2.to_str().unwrap(), "--no-changes"]
+        )),
+        0
+    );
+    std::fs::rename(away.join("b1"), &b1).unwrap();
+    let out = export(&root, &b3, &["--after", b2.to_str().unwrap()]);
+    assert_eq!(
+        exit_code(&out),
+        0,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Nothing changed behind the marks, though B3's predecessor holds only ten messages.
+    assert!(read_csv(&b3.join("data/changes.csv")).is_empty());
+    assert_eq!(chain(&[&b1, &b2, &b3]).0, 0);
+
+    // A B2 whose marks were edited to start behind B1's, sealed again: it verifies alone,
+    // and the chain check finds the overlap.
+    let mut evidence: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b2.join("evidence.json")).unwrap()).unwrap();
+    let last_of_b1 = evidence["predecessor"]["high_water"][0]["last_time_ms"]
+        .as_i64()
+        .unwrap();
+    evidence["high_water"][0]["first_time_ms"] = (last_of_b1 - 60_000).into();
+    reseal(
+        &b2,
+        "evidence.json",
+        &serde_json::to_vec_pretty(&evidence).unwrap(),
+    );
+    assert_eq!(exit_code(&run(&["verify", b2.to_str().unwrap()])), 0);
+    let (code, shown) = chain(&[&b1, &b2]);
+    assert_eq!(code, 8, "{shown}");
+    assert!(shown.contains("b2 overlaps b1"), "{shown}");
+}

@@ -119,8 +119,54 @@ fn added(new: &Held) -> Change {
     }
 }
 
-/// The predecessor's messages.csv, read row by row.
+/// The messages.csv of every bundle in the predecessor's chain, read row by row as one:
+/// conversation by conversation (each file lists them in id order), each conversation's
+/// rows link by link, oldest first, which is time order, since each link starts beyond the
+/// marks of the one before.
 pub struct HeldRows {
+    links: Vec<HeldLink>,
+}
+
+impl HeldRows {
+    /// Opens the bundles `(path, csv guard)`, oldest first.
+    pub fn open_chain(bundles: &[(std::path::PathBuf, bool)]) -> Result<HeldRows, String> {
+        let links = bundles
+            .iter()
+            .map(|(path, guarded)| HeldLink::open(path, *guarded))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(HeldRows { links })
+    }
+
+    /// The link whose next row comes first: the lowest conversation id, the oldest link.
+    fn first_link(&mut self) -> Result<Option<usize>, String> {
+        let mut best: Option<(usize, String)> = None;
+        for (index, link) in self.links.iter_mut().enumerate() {
+            if let Some(row) = link.peek()? {
+                if best.as_ref().is_none_or(|(_, group)| row.group_id < *group) {
+                    best = Some((index, row.group_id.clone()));
+                }
+            }
+        }
+        Ok(best.map(|(index, _)| index))
+    }
+
+    fn peek(&mut self) -> Result<Option<&Held>, String> {
+        match self.first_link()? {
+            Some(index) => self.links[index].peek(),
+            None => Ok(None),
+        }
+    }
+
+    fn next_row(&mut self) -> Result<Option<Held>, String> {
+        match self.first_link()? {
+            Some(index) => self.links[index].next_row(),
+            None => Ok(None),
+        }
+    }
+}
+
+/// One bundle's messages.csv, read row by row.
+struct HeldLink {
     reader: csv::Reader<Box<dyn Read>>,
     columns: [usize; 6],
     guarded: bool,
@@ -129,10 +175,10 @@ pub struct HeldRows {
     _spool: Option<tempfile::NamedTempFile>,
 }
 
-impl HeldRows {
+impl HeldLink {
     /// Opens `data/messages.csv` of the bundle at `bundle` (a directory, or a zip whose
     /// entry is first copied to a temporary file).
-    pub fn open(bundle: &Path, guarded: bool) -> Result<HeldRows, String> {
+    fn open(bundle: &Path, guarded: bool) -> Result<HeldLink, String> {
         let (file, spool) = if bundle.is_dir() {
             let path = bundle.join("data/messages.csv");
             (
@@ -167,7 +213,7 @@ impl HeldRows {
             .headers()
             .map_err(|e| format!("messages.csv: {e}"))?
             .clone();
-        Ok(HeldRows {
+        Ok(HeldLink {
             columns: crate::check::bundles::columns(
                 "messages.csv",
                 &headers,

@@ -137,6 +137,8 @@ pub enum ChainError {
     NotUsable { path: PathBuf, reason: String },
     #[error("{path} does not verify ({reason}): an increment must continue a sound bundle")]
     Tampered { path: PathBuf, reason: String },
+    #[error("{path}: {reason}")]
+    MissingLink { path: PathBuf, reason: String },
 }
 
 impl ChainError {
@@ -144,6 +146,7 @@ impl ChainError {
         match self {
             ChainError::NotUsable { .. } => crate::exit::NOT_A_BUNDLE,
             ChainError::Tampered { .. } => crate::exit::TAMPERED,
+            ChainError::MissingLink { .. } => crate::exit::USAGE,
         }
     }
 }
@@ -201,6 +204,69 @@ pub fn read_predecessor(path: &Path) -> Result<Predecessor, ChainError> {
         members,
         filters: evidence["filters"].clone(),
     })
+}
+
+/// The bundles before `bundle` in its chain, oldest first, each with whether its CSV has the
+/// formula guard: found beside it by the names the links record, each verified and matched
+/// to the bag digest its successor names. What an increment compares behind the marks is
+/// every message the chain holds, not only the last link's.
+pub fn earlier_links(bundle: &Path) -> Result<Vec<(PathBuf, bool)>, ChainError> {
+    let mut found = Vec::new();
+    let mut current = bundle.to_path_buf();
+    loop {
+        let unusable = |path: &Path, reason: String| ChainError::NotUsable {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let evidence: serde_json::Value = serde_json::from_slice(
+            &read_member(&current, "evidence.json").map_err(|r| unusable(&current, r))?,
+        )
+        .map_err(|e| unusable(&current, format!("evidence.json: {e}")))?;
+        let previous = &evidence["predecessor"];
+        let (Some(name), Some(digest)) =
+            (previous["bundle"].as_str(), previous["bag_digest"].as_str())
+        else {
+            break;
+        };
+        let beside = current.parent().unwrap_or(Path::new(".")).join(name);
+        let missing = || ChainError::MissingLink {
+            path: current.clone(),
+            reason: format!(
+                "it continues {name} (bag digest {digest}), which is not beside it: put the \
+                     chain's earlier bundles in the same directory (changes behind the marks are \
+                     compared with every message the chain holds), or pass --no-changes"
+            ),
+        };
+        if !beside.exists() || found.len() > 10_000 {
+            return Err(missing());
+        }
+        let report = evidence::verify(&beside, &VerifyOptions::default())
+            .map_err(|e| unusable(&beside, e.to_string()))?;
+        if !report.ok() {
+            return Err(ChainError::Tampered {
+                path: beside,
+                reason: report.failure_summary(),
+            });
+        }
+        if report.bag_digest.as_deref() != Some(digest) {
+            return Err(unusable(
+                &beside,
+                format!(
+                    "{} names bag digest {digest} for it, but it has {}: not the bundle it continues",
+                    bundle_name(&current),
+                    report.bag_digest.as_deref().unwrap_or("none")
+                ),
+            ));
+        }
+        let own: serde_json::Value = serde_json::from_slice(
+            &read_member(&beside, "evidence.json").map_err(|r| unusable(&beside, r))?,
+        )
+        .map_err(|e| unusable(&beside, format!("evidence.json: {e}")))?;
+        found.push((beside.clone(), own["filters"]["csv_guard"] == "excel"));
+        current = beside;
+    }
+    found.reverse();
+    Ok(found)
 }
 
 /// members.csv as (group, member) → state, the formula guard undone.

@@ -68,12 +68,18 @@ fn new_ids(before: &Truth, after: &Truth) -> BTreeMap<String, Vec<String>> {
     added
 }
 
-fn seen(m: &Message) -> (Option<&str>, Option<&str>, Option<&str>) {
-    (m.kind, m.raw_type.as_deref(), m.text.as_deref())
+/// What a recall or an edit changes, as far as the truth reader knows it.
+fn seen(m: &Message) -> (&str, &str, Option<&str>, Option<&str>, Option<&str>) {
+    (
+        m.direction,
+        &m.sender_id,
+        m.kind,
+        m.raw_type.as_deref(),
+        m.text.as_deref(),
+    )
 }
 
-/// The (group, id) pairs deleted between the two truths, and those whose kind, type or
-/// text changed.
+/// The (group, id) pairs deleted between the two truths, and those that changed.
 fn changed_ids(
     before: &Truth,
     after: &Truth,
@@ -220,17 +226,36 @@ fn increments_hold_exactly_what_a_continued_source_added() {
             "{name}: joins"
         );
 
-        // A whole export of the source now is B1 and B2 joined, row for row, in order.
+        // A whole export of the source now is B1 and B2 joined, row for row: the timed
+        // messages in the same order, those without a time (which no mark can place, so
+        // each bundle holds those it saw) the same set.
         let whole = dir.path().join("whole");
         export(&root, &whole, &["--format", "csv"]);
         let first = rows_by_group(&b1, "messages.csv");
+        let split = |rows: Vec<&Row>| -> (Vec<Row>, BTreeSet<Vec<(String, String)>>) {
+            let (timed, untimed): (Vec<&Row>, Vec<&Row>) =
+                rows.into_iter().partition(|r| !r["time_utc"].is_empty());
+            (
+                timed.into_iter().cloned().collect(),
+                untimed
+                    .into_iter()
+                    .map(|r| r.clone().into_iter().collect())
+                    .collect(),
+            )
+        };
         for (group, rows) in rows_by_group(&whole, "messages.csv") {
-            let mut joined = first.get(&group).cloned().unwrap_or_default();
-            joined.extend(increment.get(&group).cloned().unwrap_or_default());
+            let joined: Vec<&Row> = [first.get(&group), increment.get(&group)]
+                .into_iter()
+                .flatten()
+                .flatten()
+                .collect();
             assert_eq!(rows.len(), joined.len(), "{name}: {group}");
-            for (w, j) in rows.iter().zip(&joined) {
+            let (whole_timed, whole_untimed) = split(rows.iter().collect());
+            let (joined_timed, joined_untimed) = split(joined);
+            for (w, j) in whole_timed.iter().zip(&joined_timed) {
                 assert_eq!(w, j, "{name}: {group}");
             }
+            assert_eq!(whole_untimed, joined_untimed, "{name}: {group}");
         }
 
         // Then recalls and deletions behind the mark, and a little more traffic.

@@ -7,6 +7,7 @@ pub mod schema;
 mod spool;
 pub(crate) mod xml;
 
+pub mod more;
 pub mod retention;
 pub mod simulate;
 
@@ -31,7 +32,7 @@ pub static WECHAT: Descriptor = Descriptor {
     cache_class,
     retention: &retention::RETENTION,
     simulate: simulate::simulate_wechat,
-    simulate_more: None,
+    simulate_more: Some(more::simulate_more_wechat),
 };
 
 pub const DATABASE: &str = "EnMicroMsg.db";

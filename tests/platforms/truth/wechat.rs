@@ -16,7 +16,7 @@ pub const SOURCE: Source = Source {
     private: Some(Cond::NotSuffix("group_id", "@chatroom")),
     wal_db: Some(DB),
     layout: &[DB],
-    continues: false,
+    continues: true,
     dissolves: true,
     malformed_rows: false,
     media_statuses: &["copied", "missing", "outside_root", "not_downloaded"],
