@@ -11,6 +11,7 @@ use rayon::prelude::*;
 use serde_json::json;
 
 use crate::anonymize::{Anonymizer, Identity, Key};
+use crate::evidence::unchanged::ReadStamp;
 use crate::evidence::{BagOptions, BagSummary, BagWriter, EvidenceError, TagFiles};
 use crate::records::{Group, Message, Warning};
 use crate::retention::FileStamp;
@@ -190,6 +191,8 @@ struct SourceRecord {
     path: PathBuf,
     size: u64,
     sha256_before: String,
+    /// Its identity before the first read (see [`crate::evidence::unchanged`]).
+    read_stamp: Option<ReadStamp>,
     /// Media paths can carry names (`Download/张伟的简历.pdf`): hidden in anonymized exports.
     is_media: bool,
 }
@@ -329,18 +332,27 @@ pub fn export_source(
         check_continues(source, previous, &identities)?;
     }
     let db_files = source.source_files();
-    let stamps_before: Vec<(&source::SourceFile, Option<FileStamp>)> =
-        db_files.iter().map(|f| (f, stamp(&f.path))).collect();
+    let stamped_at = Utc::now();
+    let metadata_before: Vec<Option<std::fs::Metadata>> = db_files
+        .iter()
+        .map(|f| std::fs::metadata(&f.path).ok())
+        .collect();
+    let stamps_before: Vec<(&source::SourceFile, Option<FileStamp>)> = db_files
+        .iter()
+        .zip(&metadata_before)
+        .map(|(f, meta)| (f, meta.as_ref().map(FileStamp::from_metadata)))
+        .collect();
     let hash_databases = || -> Result<Vec<(String, SourceRecord)>, ExportError> {
         hash_files(&db_files)
             .into_iter()
-            .zip(&db_files)
-            .map(|((rel, hashed), f)| {
+            .zip(db_files.iter().zip(&metadata_before))
+            .map(|((rel, hashed), (f, meta))| {
                 let (sha256_before, size) = hashed?;
                 let record = SourceRecord {
                     path: f.path.clone(),
                     size,
                     sha256_before,
+                    read_stamp: meta.as_ref().map(|m| ReadStamp::new(stamped_at, m)),
                     is_media: false,
                 };
                 Ok((rel, record))
@@ -919,7 +931,12 @@ fn write_payload(
 
         let stream = source.messages(&group.id)?;
         if early_after.is_none() && source.databases_read() {
-            let files = source.source_files();
+            // Settled files are proven unchanged by their identity at the end.
+            let files: Vec<source::SourceFile> = source
+                .source_files()
+                .into_iter()
+                .filter(|f| !crate::evidence::unchanged::settled_now(&f.path))
+                .collect();
             // Without a thread, the hashes are simply taken at the end.
             early_after = std::thread::Builder::new()
                 .name("hash-after".into())
@@ -1074,6 +1091,7 @@ fn write_payload(
             path: file.path,
             size: file.size,
             sha256_before: file.sha256,
+            read_stamp: file.read_stamp,
             is_media: true,
         });
     }
@@ -1152,11 +1170,24 @@ fn recheck_sources(
         None => Vec::new(),
     };
     let hashed_early: HashSet<String> = after.iter().map(|(rel, _)| rel.clone()).collect();
+    // A file whose identity proves it unchanged since its first read is not read again:
+    // its "after" hash is the one taken while it was read.
     after.par_extend(
         sources
             .par_iter()
             .filter(|(rel, _)| !hashed_early.contains(*rel))
-            .map(|(rel, record)| (rel.clone(), hash_file(&record.path))),
+            .map(|(rel, record)| {
+                let proven = record
+                    .read_stamp
+                    .as_ref()
+                    .is_some_and(|s| s.proves_unchanged(stamp(&record.path).as_ref()));
+                let result = if proven {
+                    Ok((record.sha256_before.clone(), record.size))
+                } else {
+                    hash_file(&record.path)
+                };
+                (rel.clone(), result)
+            }),
     );
     after.sort_by(|a, b| a.0.cmp(&b.0));
     let mut source_entries = Vec::with_capacity(after.len());

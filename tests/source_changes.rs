@@ -13,11 +13,42 @@ use chatvault::records::{Group, Member, Warning};
 use chatvault::source::{self, MessageStream, Source, SourceError, SourceFile};
 use common::*;
 
-/// Delegates to a real source; appends to `victim` once the last group's messages are read.
+/// Delegates to a real source; changes `victim` once the last group's messages are read.
 struct ChangingSource {
     inner: Box<dyn Source>,
     victim: PathBuf,
     last_group: String,
+    change: Change,
+}
+
+#[derive(Clone, Copy)]
+enum Change {
+    Append,
+    /// The first bytes flipped, the size and the modification time kept as they were.
+    Disguised,
+}
+
+fn change_file(victim: &Path, change: Change) {
+    match change {
+        Change::Append => {
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(victim)
+                .unwrap();
+            file.write_all(b"the app wrote this").unwrap();
+        }
+        Change::Disguised => {
+            let mtime = std::fs::metadata(victim).unwrap().modified().unwrap();
+            let mut bytes = std::fs::read(victim).unwrap();
+            bytes[0] ^= 0xff;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(victim)
+                .unwrap();
+            file.write_all(&bytes).unwrap();
+            file.set_modified(mtime).unwrap();
+        }
+    }
 }
 
 impl Source for ChangingSource {
@@ -41,16 +72,12 @@ impl Source for ChangingSource {
         if group_id != self.last_group {
             return Ok(stream);
         }
-        let victim = self.victim.clone();
+        let (victim, change) = (self.victim.clone(), self.change);
         let mut done = false;
         Ok(Box::new(stream.chain(std::iter::from_fn(move || {
             if !done {
                 done = true;
-                let mut file = std::fs::OpenOptions::new()
-                    .append(true)
-                    .open(&victim)
-                    .unwrap();
-                file.write_all(b"the app wrote this").unwrap();
+                change_file(&victim, change);
             }
             None
         }))))
@@ -71,14 +98,37 @@ impl Source for ChangingSource {
     }
 }
 
-fn export_while_changing(victim_rel: &str, zip: bool) {
-    let dir = tempfile::tempdir().unwrap();
+/// A simulated source whose files have all settled (modified long enough before the
+/// export that their unchanged identity would prove unchanged content).
+fn settled_source(dir: &Path) -> PathBuf {
     let root = simulate(
         "wechat",
-        dir.path(),
+        dir,
         "wx",
         &["--groups", "3", "--messages", "600", "--edge-rate", "0"],
     );
+    std::thread::sleep(
+        chatvault::evidence::unchanged::SETTLED + std::time::Duration::from_millis(200),
+    );
+    root
+}
+
+fn export_while_changing(victim_rel: &str, zip: bool) {
+    export_while_changing_as(victim_rel, zip, Change::Append, false)
+}
+
+fn export_while_changing_as(victim_rel: &str, zip: bool, change: Change, settle: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = if settle {
+        settled_source(dir.path())
+    } else {
+        simulate(
+            "wechat",
+            dir.path(),
+            "wx",
+            &["--groups", "3", "--messages", "600", "--edge-rate", "0"],
+        )
+    };
     let inner = source::open(&root).unwrap();
     let last_group = inner
         .groups()
@@ -92,6 +142,7 @@ fn export_while_changing(victim_rel: &str, zip: bool) {
         inner,
         victim: root.join(victim_rel),
         last_group,
+        change,
     };
     let out = dir.path().join("bundle");
     let mut opts = ExportOptions::new(root.clone(), out.clone());
@@ -135,4 +186,47 @@ fn a_media_file_changed_after_it_was_copied_fails_the_export() {
     let media = read_csv(&out.join("data/media.csv"));
     let copied = media.iter().find(|m| m["status"] == "copied").unwrap();
     export_while_changing(&copied["source_path"], false);
+}
+
+#[test]
+fn a_settled_file_rewritten_with_its_size_and_time_kept_is_still_caught() {
+    // Settled files are not read a second time: their identity proves them unchanged.
+    // A write that keeps the size and puts the old mtime back changes ctime, so the
+    // file is read again and the difference found.
+    let dir = tempfile::tempdir().unwrap();
+    let root = settled_source(dir.path());
+    let out = dir.path().join("probe");
+    run_ok(&[
+        "export",
+        root.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let media = read_csv(&out.join("data/media.csv"));
+    let copied = media.iter().find(|m| m["status"] == "copied").unwrap();
+    export_while_changing_as(&copied["source_path"], false, Change::Disguised, true);
+    export_while_changing_as("EnMicroMsg.db", true, Change::Disguised, true);
+}
+
+#[test]
+fn a_settled_source_exported_unchanged_records_the_same_hashes_as_a_fresh_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = settled_source(dir.path());
+    let out = dir.path().join("bundle");
+    run_ok(&[
+        "export",
+        root.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let evidence: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("evidence.json")).unwrap()).unwrap();
+    let sources = evidence["sources"].as_array().unwrap();
+    assert!(sources.len() > 10);
+    for s in sources {
+        let path = root.join(s["path"].as_str().unwrap());
+        let now = sha256_file(&path);
+        assert_eq!(s["sha256_before"], now.as_str(), "{path:?}");
+        assert_eq!(s["sha256_after"], now.as_str(), "{path:?}");
+    }
 }

@@ -16,6 +16,7 @@ mod publish;
 pub mod tee;
 #[cfg(test)]
 mod testkit;
+pub mod unchanged;
 pub mod verify;
 mod zipbag;
 mod zipread;

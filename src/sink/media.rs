@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::{MediaRow, MediaStatus};
+use crate::evidence::unchanged::ReadStamp;
 use crate::evidence::BagWriter;
 use crate::export::ExportError;
 use crate::pathsafe::{self, sanitize_component, Resolved};
@@ -107,6 +108,9 @@ pub struct CopiedFile {
     pub path: PathBuf,
     pub size: u64,
     pub sha256: String,
+    /// Its identity when the copy began: the "after" check needs no second read when it
+    /// proves the file unchanged.
+    pub read_stamp: Option<ReadStamp>,
 }
 
 /// Copies the media files messages reference into `data/media/<group>/`, refusing paths
@@ -245,10 +249,15 @@ impl MediaCopier {
             );
             n += 1;
         }
+        let taken = chrono::Utc::now();
         let mut file = std::fs::File::open(&path).map_err(|source| ExportError::ReadSource {
             path: rel.clone(),
             source,
         })?;
+        let read_stamp = file
+            .metadata()
+            .ok()
+            .map(|meta| ReadStamp::new(taken, &meta));
         let digest = bag.copy_file(&name, &mut file, is_compressed(&name))?;
         self.used_names.insert(name.clone());
         crate::failpoint::hit("export.media.copied");
@@ -260,6 +269,7 @@ impl MediaCopier {
                 path,
                 size: digest.size,
                 sha256: digest.sha256.clone(),
+                read_stamp,
             });
         row.bundle_path = format!("data/{name}");
         row.size = Some(digest.size);
