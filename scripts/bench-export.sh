@@ -7,11 +7,16 @@
 #     of the same round;
 #   - `--anonymize --key-file K` (when `export --help` lists it) against the plain export
 #     (target <= 1.5x);
-#   - chatvault's peak RSS at 1M and at 4M messages (target < 64 MB, not growing).
+#   - chatvault's peak RSS at 1M and at 4M messages (target < 64 MB, not growing);
+#   - media: a WeChat account with BENCH_MEDIA_FILES (30,000) media files exported with its
+#     media to a directory against `cp -r` of the source followed by `sync` (target <= 1.2x),
+#     and with `--zip` against `zip -r -n <media exts>` of the finished payload (target
+#     <= 1.0x); peak RSS there and at 4x as many files (BENCH_MEDIA_BIG=0 skips that).
 #
 # Usage: scripts/bench-export.sh [PLATFORM…]
 # Env: CHATVAULT, BENCH_DIR, BENCH_ROUNDS (3), BENCH_MESSAGES (1000000),
-#      BENCH_BIG_MESSAGES (4000000), BENCH_BIG=0 skips the 4M run.
+#      BENCH_BIG_MESSAGES (4000000), BENCH_BIG=0 skips the 4M run, BENCH_MESSAGES_PART=0
+#      skips the --no-media part, BENCH_MEDIA=0 the media part.
 # Prints a Markdown table on stdout (progress on stderr).
 source "$(dirname "$0")/bench-lib.sh"
 
@@ -54,6 +59,7 @@ simulate_once() {
     echo "$params" >"$dir.params"
 }
 
+messages_part() {
 for p in "${OK[@]}"; do simulate_once "$p" "$BENCH_DIR/src-$p" "$N"; done
 WX_DB="$BENCH_DIR/src-wechat/EnMicroMsg.db"
 [ -f "$WX_DB" ] || die "no EnMicroMsg.db in the simulated WeChat source"
@@ -133,4 +139,85 @@ fi
 echo
 echo "_Per-round times (s): wechat export $(all_secs export-wechat); sqlite3 $(all_secs sqlite3)$([ "$ANON" = 1 ] && echo "; anonymized $(all_secs export-wechat-anon)")._"
 cpu_note export-wechat sqlite3 $([ "$ANON" = 1 ] && echo export-wechat-anon) $([ "$BIG" != 0 ] && echo export-big)
+}
+
+# ---- media ----
+# media_source DIR FILES : a WeChat account with about FILES media files (reused when made
+# with the same parameters). The simulated mix writes about 0.38 files per message.
+media_source() {
+    local dir=$1 files=$2
+    local msgs=$((files * 26 / 10))
+    local params="media $files $msgs seed3 $("$CHATVAULT" --version 2>/dev/null)"
+    if [ -f "$dir.params" ] && [ "$(cat "$dir.params")" = "$params" ]; then
+        note "reusing $dir"
+        return
+    fi
+    rm -rf "$dir" "$dir.params"
+    note "simulating wechat with media, $msgs messages → $dir"
+    "$CHATVAULT" simulate wechat --out "$dir" --messages "$msgs" --groups 20 --members 50 \
+        --seed 3 --edge-rate 0 >/dev/null
+    echo "$params" >"$dir.params"
+}
+
+MEDIA_EXTS=jpg:jpeg:png:gif:webp:heic:mp4:mov:m4a:mp3:amr:silk:aac:zip:7z:rar:gz:docx:xlsx:pptx:pdf:apk
+media_part() {
+    local files=${BENCH_MEDIA_FILES:-30000}
+    local src="$BENCH_DIR/src-media"
+    media_source "$src" "$files"
+    local nfiles; nfiles=$(find "$src" -type f ! -name '*.db*' | wc -l)
+    local size; size=$(du -sm "$src" | cut -f1)
+    for r in $(seq 1 "$BENCH_ROUNDS"); do
+        sample_load
+        rm -rf "$BENCH_DIR/cp"; sync; warm "$src"
+        run cp-sync "$r" bash -c "cp -r '$src' '$BENCH_DIR/cp' && sync"
+        rm -rf "$BENCH_DIR/cp"
+        rm -rf "$BENCH_DIR/m-dir" "$BENCH_DIR/m-dir.sha256"; sync; warm "$src"
+        RUN_STDOUT=log run media-dir "$r" "$CHATVAULT" export "$src" --out "$BENCH_DIR/m-dir" --format csv
+        # zip -r of the finished payload, already-compressed media stored as export --zip does
+        rm -f "$BENCH_DIR/m.zip"; sync
+        warm "$BENCH_DIR/m-dir"
+        run zip-n "$r" bash -c "cd '$BENCH_DIR' && zip -q -r -n '$MEDIA_EXTS' m.zip m-dir"
+        rm -f "$BENCH_DIR/m.zip"
+        rm -rf "$BENCH_DIR/m-dir" "$BENCH_DIR/m-dir.sha256"
+        rm -f "$BENCH_DIR/m-zip.zip" "$BENCH_DIR/m-zip.zip.sha256"; sync; warm "$src"
+        RUN_STDOUT=log run media-zip "$r" "$CHATVAULT" export "$src" --out "$BENCH_DIR/m-zip" --zip --format csv
+        rm -f "$BENCH_DIR/m-zip.zip" "$BENCH_DIR/m-zip.zip.sha256"
+    done
+    local big_rss_dir=nan big_rss_zip=nan big_files=$((files * 4))
+    if [ "${BENCH_MEDIA_BIG:-1}" != 0 ]; then
+        local bsrc="$BENCH_DIR/src-media-big"
+        media_source "$bsrc" "$big_files"
+        big_files=$(find "$bsrc" -type f ! -name '*.db*' | wc -l)
+        rm -rf "$BENCH_DIR/mb" "$BENCH_DIR/mb.sha256"
+        run media-big-dir 1 "$CHATVAULT" export "$bsrc" --out "$BENCH_DIR/mb" --format csv
+        rm -rf "$BENCH_DIR/mb" "$BENCH_DIR/mb.sha256"
+        run media-big-zip 1 "$CHATVAULT" export "$bsrc" --out "$BENCH_DIR/mb" --zip --format csv
+        rm -f "$BENCH_DIR/mb.zip" "$BENCH_DIR/mb.zip.sha256"
+        big_rss_dir=$(max_rss_mb media-big-dir); big_rss_zip=$(max_rss_mb media-big-zip)
+        [ "$BENCH_OWN_DIR" = 1 ] && rm -rf "$bsrc" "$bsrc.params"
+    fi
+    echo
+    echo "#### export with media: $nfiles source files ($size MB), WeChat"
+    echo
+    echo "| measure | chatvault | compared with | ratio | target | |"
+    echo "|---|---|---|---|---|---|"
+    local r1; r1=$(ratio media-dir cp-sync)
+    echo "| export to a directory | $(fmt "$(med_secs media-dir)") s, $(fmt "$(med_cpu media-dir)") s CPU | \`cp -r\` + \`sync\`: $(fmt "$(med_secs cp-sync)") s | $(fmt "$r1")x | <= 1.2 | $(verdict "$r1" '<=' 1.2) |"
+    local r2; r2=$(ratio media-zip zip-n)
+    echo "| export --zip | $(fmt "$(med_secs media-zip)") s, $(fmt "$(med_cpu media-zip)") s CPU | \`zip -r -n <media>\` of the payload: $(fmt "$(med_secs zip-n)") s | $(fmt "$r2")x | <= 1.0 | $(verdict "$r2" '<=' 1.0) |"
+    for m in media-dir media-zip; do
+        local rss; rss=$(max_rss_mb $m)
+        echo "| peak RSS, $m, $nfiles files | $(fmt "$rss" 1) MB | | | < 64 MB | $(verdict "$rss" '<' 64) |"
+    done
+    if [ "${BENCH_MEDIA_BIG:-1}" != 0 ]; then
+        echo "| peak RSS, directory, $big_files files | $(fmt "$big_rss_dir" 1) MB | | | < 64 MB | $(verdict "$big_rss_dir" '<' 64) |"
+        echo "| peak RSS, --zip, $big_files files | $(fmt "$big_rss_zip" 1) MB | | | < 64 MB | $(verdict "$big_rss_zip" '<' 64) |"
+    fi
+    echo
+    echo "_Per-round times (s): directory $(all_secs media-dir); cp -r + sync $(all_secs cp-sync); --zip $(all_secs media-zip); zip -r -n $(all_secs zip-n)._"
+    [ "$BENCH_OWN_DIR" = 1 ] && rm -rf "$src" "$src.params"
+}
+
+[ "${BENCH_MESSAGES_PART:-1}" = 0 ] || messages_part
+[ "${BENCH_MEDIA:-1}" = 0 ] || { need_tool zip; media_part; }
 bench_footer

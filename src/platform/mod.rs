@@ -51,6 +51,9 @@ pub trait Platform: Send + Sync + 'static {
     }
 }
 
+/// Continues a source a simulator wrote ([`Platform::simulate_more`]).
+pub type SimulateMore = fn(&MoreOptions) -> Result<MoreReport, SimError>;
+
 /// A platform as plain data: what [`Platform`] asks, as names and functions. The built-in
 /// platforms are descriptors; a platform from outside may be one too, or implement
 /// [`Platform`] itself.
@@ -65,7 +68,7 @@ pub struct Descriptor {
     pub retention: &'static PlatformRetention,
     pub simulate: fn(&SimOptions) -> Result<SimReport, SimError>,
     /// `None`: the simulator cannot continue a source it wrote.
-    pub simulate_more: Option<fn(&MoreOptions) -> Result<MoreReport, SimError>>,
+    pub simulate_more: Option<SimulateMore>,
 }
 
 impl Platform for Descriptor {

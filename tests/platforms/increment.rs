@@ -11,6 +11,8 @@ use crate::suite::{export, on_every};
 use crate::truth::{Message, Source, Truth};
 
 type Row = BTreeMap<String, String>;
+/// (group id, message id) pairs.
+type Keys = BTreeSet<(String, String)>;
 
 fn rows_by_group(bundle: &Path, file: &str) -> BTreeMap<String, Vec<Row>> {
     let mut by_group: BTreeMap<String, Vec<Row>> = BTreeMap::new();
@@ -80,10 +82,7 @@ fn seen(m: &Message) -> (&str, &str, Option<&str>, Option<&str>, Option<&str>) {
 }
 
 /// The (group, id) pairs deleted between the two truths, and those that changed.
-fn changed_ids(
-    before: &Truth,
-    after: &Truth,
-) -> (BTreeSet<(String, String)>, BTreeSet<(String, String)>) {
+fn changed_ids(before: &Truth, after: &Truth) -> (Keys, Keys) {
     let (mut deleted, mut changed) = (BTreeSet::new(), BTreeSet::new());
     for (group, messages) in &before.messages {
         let now: BTreeMap<&str, &Message> = after
@@ -306,7 +305,7 @@ fn increments_hold_exactly_what_a_continued_source_added() {
         assert_eq!(changed.len() + recall_records, 3, "{name}: three recalls");
 
         let changes = read_csv(&b3.join("data/changes.csv"));
-        let listed = |change: &str| -> BTreeSet<(String, String)> {
+        let listed = |change: &str| -> Keys {
             changes
                 .iter()
                 .filter(|c| c["change"] == change)
