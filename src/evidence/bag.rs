@@ -330,8 +330,11 @@ impl BagWriter {
             Some(zip) if compressed_already => {
                 zip.add_stored(&rel, src, size_hint, &mut self.copy_buf)?
             }
-            _ => {
-                // Directory bag, or a zip entry to deflate later in parallel.
+            Some(zip) => {
+                // A zip entry to deflate later in parallel, spooled meanwhile.
+                zip.spool(rel.clone(), src, &mut self.copy_buf)?
+            }
+            None => {
                 let path = self.partial_path(&rel)?;
                 let mut file = File::create(&path).map_err(io_err("create", &path))?;
                 let (sha256, size) = tee::copy_hashing(src, &mut file, &mut self.copy_buf, 0)
@@ -339,9 +342,6 @@ impl BagWriter {
                         CopyError::Read(e) => io_err("read the source of", Path::new(&rel))(e),
                         CopyError::Write(e) => io_err("write", &path)(e),
                     })?;
-                if let Some(zip) = self.zip.as_mut() {
-                    zip.stage(rel.clone(), path, size);
-                }
                 (sha256, size)
             }
         };

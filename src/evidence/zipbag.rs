@@ -36,8 +36,30 @@ const ZIP64_FROM: u64 = 0xFFF0_0000;
 
 struct Staged {
     rel: String,
-    path: PathBuf,
+    bytes: StagedBytes,
     size: u64,
+}
+
+/// Where a file waiting to be deflated is.
+enum StagedBytes {
+    /// A file of its own in the staging directory (the CSV files).
+    File(PathBuf),
+    /// A range of the spool, where small media files are appended one after another:
+    /// one file instead of one per medium, whose creation dominated media-heavy zips.
+    Spooled { offset: u64 },
+}
+
+/// Files to deflate are processed in batches of about this many bytes: the batch's
+/// one-entry zips are built in memory on both cores, then appended in path order.
+const DEFLATE_BATCH_BYTES: u64 = 8 << 20;
+
+/// A staged file up to this size is deflated in memory; larger ones go through a file.
+const IN_MEMORY_UP_TO: u64 = 4 << 20;
+
+/// A one-entry zip of a staged file, under its final entry name.
+enum Part {
+    Memory(Vec<u8>),
+    File(PathBuf),
 }
 
 /// The zip file, whose writes can be turned off: the zip crate finishes an unfinished
@@ -92,6 +114,8 @@ pub(crate) struct ZipTarget {
     writer: ZipWriter<ZipFile>,
     mtime: zip::DateTime,
     staged: Vec<Staged>,
+    /// The spool of small files to deflate, and its length.
+    spool: Option<(File, u64)>,
 }
 
 impl ZipTarget {
@@ -117,6 +141,7 @@ impl ZipTarget {
             path,
             staging,
             staged: Vec::new(),
+            spool: None,
         };
         target.add_bytes(BAGIT_TXT, BAGIT_DECLARATION.as_bytes())?;
         Ok(target)
@@ -164,7 +189,46 @@ impl ZipTarget {
 
     /// Queues a staged file (already hashed) to be deflated at finish.
     pub(crate) fn stage(&mut self, rel: String, path: PathBuf, size: u64) {
-        self.staged.push(Staged { rel, path, size });
+        self.staged.push(Staged {
+            rel,
+            bytes: StagedBytes::File(path),
+            size,
+        });
+    }
+
+    /// Appends a file to deflate at finish to the spool, hashing it on the way.
+    pub(crate) fn spool(
+        &mut self,
+        rel: String,
+        src: &mut dyn Read,
+        buf: &mut [u8],
+    ) -> Result<(String, u64), EvidenceError> {
+        if self.spool.is_none() {
+            let path = self.staging.join("spool");
+            let file = fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(io_err("create", &path))?;
+            self.spool = Some((file, 0));
+        }
+        let spool_path = self.staging.join("spool");
+        let Some((file, length)) = self.spool.as_mut() else {
+            return Err(io_err("create", &spool_path)(std::io::ErrorKind::Other.into()));
+        };
+        let offset = *length;
+        let (sha256, size) = tee::copy_hashing(src, file, buf, 0).map_err(|e| match e {
+            CopyError::Read(e) => io_err("read the source of", Path::new(&rel))(e),
+            CopyError::Write(e) => io_err("write", &spool_path)(e),
+        })?;
+        *length += size;
+        self.staged.push(Staged {
+            rel,
+            bytes: StagedBytes::Spooled { offset },
+            size,
+        });
+        Ok((sha256, size))
     }
 
     /// Adds a small tag file, deflated.
@@ -185,22 +249,54 @@ impl ZipTarget {
     ) -> Result<String, EvidenceError> {
         let mut staged = std::mem::take(&mut self.staged);
         staged.sort_by(|a, b| a.rel.cmp(&b.rel));
-        let parts: Vec<PathBuf> = staged
-            .par_iter()
-            .enumerate()
-            .map(|(index, item)| self.deflate_alone(index, item))
-            .collect::<Result<_, _>>()?;
-        for (item, part) in staged.iter().zip(&parts) {
-            let file = File::open(part).map_err(io_err("open", part))?;
-            let mut archive = ZipArchive::new(BufReader::with_capacity(IO_BUFFER, file))
-                .map_err(zip_err(part))?;
-            let entry = archive.by_index_raw(0).map_err(zip_err(part))?;
-            self.writer
-                .raw_copy_file(entry)
-                .map_err(zip_err(&self.path))?;
-            // Free the space as we go: staging roughly doubles the text's footprint.
-            fs::remove_file(part).map_err(io_err("remove", part))?;
-            fs::remove_file(&item.path).map_err(io_err("remove", &item.path))?;
+        let spool = self.spool.take().map(|(file, _)| file);
+        let mut rest: &[Staged] = &staged;
+        while !rest.is_empty() {
+            // A batch: at least one file, up to DEFLATE_BATCH_BYTES.
+            let mut take = 0;
+            let mut bytes = 0;
+            while take < rest.len() && (take == 0 || bytes + rest[take].size <= DEFLATE_BATCH_BYTES)
+            {
+                bytes += rest[take].size;
+                take += 1;
+            }
+            let (batch, later) = rest.split_at(take);
+            rest = later;
+            let parts: Vec<Part> = batch
+                .par_iter()
+                .map(|item| self.deflate_alone(item, spool.as_ref()))
+                .collect::<Result<_, _>>()?;
+            for (item, part) in batch.iter().zip(parts) {
+                match part {
+                    Part::Memory(bytes) => {
+                        let mut archive = ZipArchive::new(std::io::Cursor::new(bytes))
+                            .map_err(zip_err(&self.path))?;
+                        let entry = archive.by_index_raw(0).map_err(zip_err(&self.path))?;
+                        self.writer
+                            .raw_copy_file(entry)
+                            .map_err(zip_err(&self.path))?;
+                    }
+                    Part::File(part) => {
+                        let file = File::open(&part).map_err(io_err("open", &part))?;
+                        let mut archive =
+                            ZipArchive::new(BufReader::with_capacity(IO_BUFFER, file))
+                                .map_err(zip_err(&part))?;
+                        let entry = archive.by_index_raw(0).map_err(zip_err(&part))?;
+                        self.writer
+                            .raw_copy_file(entry)
+                            .map_err(zip_err(&self.path))?;
+                        fs::remove_file(&part).map_err(io_err("remove", &part))?;
+                    }
+                }
+                // Free the space as we go: staging roughly doubles the text's footprint.
+                if let StagedBytes::File(path) = &item.bytes {
+                    fs::remove_file(path).map_err(io_err("remove", path))?;
+                }
+            }
+        }
+        if spool.is_some() {
+            let path = self.staging.join("spool");
+            fs::remove_file(&path).map_err(io_err("remove", &path))?;
         }
         if empty_payload {
             // BagIt requires data/ even when it is empty.
@@ -227,26 +323,81 @@ impl ZipTarget {
         Ok(zip_sha256)
     }
 
-    /// Deflates one staged file into a zip of its own, under its final entry name.
-    fn deflate_alone(&self, index: usize, item: &Staged) -> Result<PathBuf, EvidenceError> {
-        let part = self.staging.join(format!("deflated-{index}.zip"));
+    /// Deflates one staged file into a zip of its own, under its final entry name: in
+    /// memory when it is small, else in the staging directory.
+    fn deflate_alone(&self, item: &Staged, spool: Option<&File>) -> Result<Part, EvidenceError> {
+        let mut src: Box<dyn Read> = match &item.bytes {
+            StagedBytes::File(path) => {
+                Box::new(File::open(path).map_err(io_err("open", path))?)
+            }
+            StagedBytes::Spooled { offset } => {
+                let spool_path = self.staging.join("spool");
+                let file = spool.ok_or_else(|| {
+                    io_err("open", &spool_path)(std::io::ErrorKind::NotFound.into())
+                })?;
+                Box::new(SpoolRange {
+                    file,
+                    offset: *offset,
+                    left: item.size,
+                })
+            }
+        };
+        let options = self.options(CompressionMethod::Deflated, item.size >= ZIP64_FROM);
+        let name = format!("{}{}", self.prefix, item.rel);
+        let buf_len = usize::try_from(item.size.clamp(1, IO_BUFFER as u64)).unwrap_or(IO_BUFFER);
+        let mut buf = vec![0; buf_len];
+        let mut pump = |writer: &mut dyn Write, what: &Path| -> Result<(), EvidenceError> {
+            loop {
+                let n = src.read(&mut buf).map_err(io_err("read", what))?;
+                if n == 0 {
+                    return Ok(());
+                }
+                writer.write_all(&buf[..n]).map_err(io_err("write", what))?;
+            }
+        };
+        if item.size <= IN_MEMORY_UP_TO {
+            let capacity = usize::try_from(item.size).unwrap_or(0) + 256 + name.len() * 2;
+            let mut writer = ZipWriter::new(std::io::Cursor::new(Vec::with_capacity(capacity)));
+            writer
+                .start_file(name, options)
+                .map_err(zip_err(&self.path))?;
+            pump(&mut writer, Path::new(&item.rel))?;
+            let bytes = writer.finish().map_err(zip_err(&self.path))?.into_inner();
+            return Ok(Part::Memory(bytes));
+        }
+        let part = self
+            .staging
+            .join(format!("deflated-{}.zip", crate::digest::sha256_hex(item.rel.as_bytes())));
         let out = File::create(&part).map_err(io_err("create", &part))?;
         let mut writer = ZipWriter::new(out);
-        let options = self.options(CompressionMethod::Deflated, item.size >= ZIP64_FROM);
-        writer
-            .start_file(format!("{}{}", self.prefix, item.rel), options)
-            .map_err(zip_err(&part))?;
-        let mut src = File::open(&item.path).map_err(io_err("open", &item.path))?;
-        let mut buf = vec![0; IO_BUFFER];
-        loop {
-            let n = src.read(&mut buf).map_err(io_err("read", &item.path))?;
-            if n == 0 {
-                break;
-            }
-            std::io::Write::write_all(&mut writer, &buf[..n]).map_err(io_err("write", &part))?;
-        }
+        writer.start_file(name, options).map_err(zip_err(&part))?;
+        pump(&mut writer, &part)?;
         writer.finish().map_err(zip_err(&part))?;
-        Ok(part)
+        Ok(Part::File(part))
+    }
+}
+
+/// A range of the spool, read with positional reads (the threads share the file).
+struct SpoolRange<'a> {
+    file: &'a File,
+    offset: u64,
+    left: u64,
+}
+
+impl Read for SpoolRange<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let want = usize::try_from(self.left.min(buf.len() as u64)).unwrap_or(buf.len());
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.offset)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        self.offset += n as u64;
+        self.left -= n as u64;
+        Ok(n)
     }
 }
 
