@@ -1400,3 +1400,302 @@ fn recall_and_delete(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::path::{Path, PathBuf};
+
+    use rusqlite::types::Value;
+    use rusqlite::Connection;
+
+    use super::*;
+    use crate::platform::qq;
+    use crate::simulate::SimOptions;
+
+    /// One row of `group_msg_table`: group, msgType, subMsgType, time.
+    type Stored = (i64, Option<i64>, Option<i64>, Value);
+
+    struct Snapshot {
+        rows: BTreeMap<i64, Stored>,
+        /// Member rows per group.
+        members: BTreeMap<i64, usize>,
+    }
+
+    fn snapshot(root: &Path) -> Snapshot {
+        let conn = Connection::open(root.join(MSG_DB)).unwrap();
+        let mut stmt = conn
+            .prepare(r#"SELECT "40001", "40027", "40011", "40012", "40050" FROM group_msg_table"#)
+            .unwrap();
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let info = Connection::open(root.join(INFO_DB)).unwrap();
+        let mut stmt = info
+            .prepare(r#"SELECT "60001", count(*) FROM group_member3 GROUP BY "60001""#)
+            .unwrap();
+        let members = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as usize)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        Snapshot { rows, members }
+    }
+
+    fn placeable(time: &Value) -> Option<i64> {
+        match time {
+            Value::Integer(s) => representable_seconds(*s).map(|_| *s),
+            _ => None,
+        }
+    }
+
+    fn simulated(dir: &Path, name: &str, edge_rate: f64, wal: bool) -> PathBuf {
+        let mut opts = SimOptions::new(dir.join(name));
+        opts.groups = 4;
+        opts.members = 12;
+        opts.messages = 800;
+        opts.days = 10;
+        opts.seed = 7;
+        opts.edge_rate = edge_rate;
+        opts.wal = wal;
+        opts.media_files = false;
+        opts.now_ms = 1_749_715_200_000;
+        super::super::simulate::simulate_qq(&opts).unwrap();
+        opts.out
+    }
+
+    fn more(root: &Path, seed: u64) -> MoreOptions {
+        MoreOptions {
+            messages: 300,
+            days: 3,
+            joins: 2,
+            recalls: 3,
+            deletions: 2,
+            new_groups: 1,
+            seed,
+            media_files: false,
+            ..MoreOptions::new(root.to_path_buf())
+        }
+    }
+
+    /// Continues `root` and checks what the continuation wrote against what it reports.
+    fn continue_and_check(root: &Path, opts: &MoreOptions) {
+        let before = snapshot(root);
+        let report = simulate_more_qq(opts).unwrap();
+        let after = snapshot(root);
+
+        let max_old = before.rows.keys().max().copied().unwrap_or(0);
+        let added: Vec<(&i64, &Stored)> = after
+            .rows
+            .iter()
+            .filter(|(id, _)| !before.rows.contains_key(id))
+            .collect();
+        assert_eq!(added.len(), report.messages);
+        assert!(added.iter().all(|(id, _)| **id > max_old), "ids continue");
+        assert!(added.iter().all(|(_, r)| r.2 != Some(4)), "no recall rows");
+
+        // Every new row is after the newest placeable time but one, at its group's newest.
+        let mut newest: BTreeMap<i64, i64> = BTreeMap::new();
+        for (group, _, _, time) in before.rows.values() {
+            if let Some(t) = placeable(time) {
+                let n = newest.entry(*group).or_insert(t);
+                *n = (*n).max(t);
+            }
+        }
+        let overall = newest.values().max().copied().unwrap_or(i64::MIN);
+        let early: Vec<&Stored> = added
+            .iter()
+            .map(|(_, r)| *r)
+            .filter(|r| placeable(&r.3).is_some_and(|t| t <= overall))
+            .collect();
+        assert_eq!(early.len(), 1, "one row at a group's newest time");
+        assert_eq!(placeable(&early[0].3), newest.get(&early[0].0).copied());
+        assert!(added.iter().all(|(_, r)| placeable(&r.3).is_some()));
+
+        let deleted = before
+            .rows
+            .keys()
+            .filter(|id| !after.rows.contains_key(id))
+            .count();
+        assert_eq!((deleted, report.deleted), (opts.deletions, opts.deletions));
+        let recalled = before
+            .rows
+            .iter()
+            .filter(|(id, old)| {
+                after
+                    .rows
+                    .get(id)
+                    .is_some_and(|new| old.1 != Some(5) && (new.1, new.2) == (Some(5), Some(4)))
+            })
+            .count();
+        assert_eq!((recalled, report.recalled), (opts.recalls, opts.recalls));
+
+        let joined: usize = before
+            .members
+            .iter()
+            .map(|(group, n)| after.members.get(group).copied().unwrap_or(0) - n)
+            .sum();
+        assert_eq!(joined, report.joined);
+        assert!(joined > 0);
+        let new_groups = after
+            .members
+            .keys()
+            .filter(|g| !before.members.contains_key(g))
+            .count();
+        assert_eq!((new_groups, report.new_groups), (1, 1));
+
+        // The reader reads every row back.
+        let source = qq::open(root).unwrap();
+        let mut read = 0;
+        for group in source.groups().unwrap() {
+            read += source.messages(&group.id).unwrap().count();
+        }
+        assert_eq!(read, after.rows.len());
+    }
+
+    #[test]
+    fn two_continuations_keep_ids_unique_times_after_the_newest_and_counts_true() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, edge_rate, wal) in [("e0", 0.0, false), ("e10", 0.1, false), ("wal", 0.05, true)]
+        {
+            let root = simulated(dir.path(), name, edge_rate, wal);
+            continue_and_check(&root, &more(&root, 8));
+            continue_and_check(&root, &more(&root, 9));
+            let conn = Connection::open(root.join(MSG_DB)).unwrap();
+            let (all, distinct): (i64, i64) = conn
+                .query_row(
+                    r#"SELECT count(*), count(DISTINCT "40001") FROM group_msg_table"#,
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap();
+            assert_eq!(all, distinct, "{name}");
+        }
+    }
+
+    fn dump(root: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        for (db, tables) in [
+            (MSG_DB, &["group_msg_table", "nt_uid_mapping_table"][..]),
+            (
+                INFO_DB,
+                &["group_member3", "group_detail_info_ver1", "group_list"][..],
+            ),
+        ] {
+            let conn = Connection::open(root.join(db)).unwrap();
+            for table in tables {
+                let mut stmt = conn
+                    .prepare(&format!("SELECT * FROM {table} ORDER BY rowid"))
+                    .unwrap();
+                let width = stmt.column_count();
+                let rows = stmt
+                    .query_map([], |r| {
+                        let cells: Vec<Value> =
+                            (0..width).map(|i| r.get(i)).collect::<Result<_, _>>()?;
+                        Ok(format!("{table} {cells:?}"))
+                    })
+                    .unwrap();
+                out.extend(rows.map(Result::unwrap));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_same_source_and_options_write_the_same_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = simulated(dir.path(), "a", 0.05, false);
+        let b = simulated(dir.path(), "b", 0.05, false);
+        simulate_more_qq(&more(&a, 8)).unwrap();
+        simulate_more_qq(&more(&b, 8)).unwrap();
+        assert_eq!(dump(&a), dump(&b));
+        let c = simulated(dir.path(), "c", 0.05, false);
+        simulate_more_qq(&more(&c, 9)).unwrap();
+        assert_ne!(dump(&a), dump(&c), "the seed matters");
+    }
+
+    #[test]
+    fn media_files_are_new_files_and_none_is_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = SimOptions::new(dir.path().join("media"));
+        opts.groups = 3;
+        opts.messages = 600;
+        opts.seed = 3;
+        opts.now_ms = 1_749_715_200_000;
+        super::super::simulate::simulate_qq(&opts).unwrap();
+        let root = opts.out;
+        let files_before = crate::simulate::testkit::snapshot(&root.join("nt_data"));
+        let report = simulate_more_qq(&MoreOptions {
+            media_files: true,
+            ..more(&root, 4)
+        })
+        .unwrap();
+        let files_after = crate::simulate::testkit::snapshot(&root.join("nt_data"));
+        for (path, bytes) in &files_before {
+            assert_eq!(files_after.get(path), Some(bytes), "{}", path.display());
+        }
+        assert_eq!(files_after.len() - files_before.len(), report.media_files);
+        assert!(report.media_files > 0);
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_continue_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let refused = |root: &Path, opts: &MoreOptions| -> String {
+            match simulate_more_qq(opts) {
+                Err(SimError::CannotContinue { root: r, reason }) => {
+                    assert_eq!(r, root);
+                    reason
+                }
+                other => panic!("{other:?}"),
+            }
+        };
+        let empty = dir.path().join("empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        assert!(refused(&empty, &more(&empty, 1)).contains("nt_msg.db"));
+
+        let garbage = simulated(dir.path(), "garbage", 0.0, false);
+        std::fs::write(garbage.join(MSG_DB), b"SQLCipher bytes, not SQLite......").unwrap();
+        assert!(refused(&garbage, &more(&garbage, 1)).contains("not an SQLite database"));
+
+        // One group, ending in rows with impossible times, and no new group to write to.
+        let mut opts = SimOptions::new(dir.path().join("one"));
+        opts.groups = 1;
+        opts.members = 5;
+        opts.messages = 50;
+        opts.media_files = false;
+        opts.now_ms = 1_749_715_200_000;
+        super::super::simulate::simulate_qq(&opts).unwrap();
+        let before = dump(&opts.out);
+        let only = MoreOptions {
+            new_groups: 0,
+            ..more(&opts.out, 1)
+        };
+        assert!(refused(&opts.out, &only).contains("no group can take new messages"));
+        assert_eq!(dump(&opts.out), before, "a refusal writes nothing");
+        // With a new group it can: the old group's members still join.
+        let report = simulate_more_qq(&more(&opts.out, 1)).unwrap();
+        assert_eq!((report.joined, report.new_groups), (2, 1));
+    }
+
+    #[test]
+    fn a_source_without_messages_continues() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = SimOptions::new(dir.path().join("quiet"));
+        opts.groups = 2;
+        opts.messages = 0;
+        opts.media_files = false;
+        opts.now_ms = 1_749_715_200_000;
+        super::super::simulate::simulate_qq(&opts).unwrap();
+        let report = simulate_more_qq(&more(&opts.out, 2)).unwrap();
+        assert_eq!(report.messages, 300);
+        assert_eq!((report.recalled, report.deleted), (0, 0));
+        let source = qq::open(&opts.out).unwrap();
+        let groups: BTreeSet<String> = source.groups().unwrap().into_iter().map(|g| g.id).collect();
+        assert_eq!(groups.len(), 3);
+    }
+}
