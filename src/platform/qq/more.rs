@@ -299,10 +299,12 @@ fn continue_in(
     let existing_open = learned.chats[..first_new].iter().any(Chat::takes_messages);
     for (offset, chat) in (first_new..learned.chats.len()).enumerate() {
         let index = if existing_open {
+            // Early in the period (its first third), so that it gets its share.
             let high = (n / 3).max(reserved + 1).min(n);
-            (0..64)
-                .map(|_| rng.gen_range(reserved.min(high)..high.max(1)))
-                .find(|&i| i < n && matches!(slots[i], Slot::Ordinary))
+            let tries = if reserved < high { 64 } else { 0 };
+            (0..tries)
+                .map(|_| rng.gen_range(reserved..high))
+                .find(|&i| matches!(slots[i], Slot::Ordinary))
                 .or_else(|| (reserved..n).find(|&i| matches!(slots[i], Slot::Ordinary)))
         } else {
             // Only new groups take rows: they open first, so every slot has a group.
@@ -1680,6 +1682,22 @@ mod tests {
         // With a new group it can: the old group's members still join.
         let report = simulate_more_qq(&more(&opts.out, 1)).unwrap();
         assert_eq!((report.joined, report.new_groups), (2, 1));
+    }
+
+    #[test]
+    fn fewer_messages_than_groups_and_joins_are_fine() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = simulated(dir.path(), "few", 0.05, false);
+        for messages in [0, 1, 2] {
+            let report = simulate_more_qq(&MoreOptions {
+                messages,
+                new_groups: 2,
+                ..more(&root, 10 + messages as u64)
+            })
+            .unwrap();
+            assert_eq!(report.messages, messages);
+            assert_eq!(report.new_groups, 2);
+        }
     }
 
     #[test]
