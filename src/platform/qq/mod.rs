@@ -7,6 +7,7 @@ pub(crate) mod message;
 pub mod proto;
 pub mod schema;
 
+mod more;
 pub mod retention;
 pub mod simulate;
 
@@ -32,7 +33,7 @@ pub static QQ: Descriptor = Descriptor {
     cache_class,
     retention: &retention::RETENTION,
     simulate: simulate::simulate_qq,
-    simulate_more: None,
+    simulate_more: Some(more::simulate_more_qq),
 };
 
 pub const MSG_DB: &str = "nt_db/nt_msg.db";

@@ -33,7 +33,8 @@ use crate::simulate::{
 };
 
 /// Where QQ keeps its files on an Android device; rows name media by this absolute path.
-const DEVICE_PREFIX: &str = "/storage/emulated/0/Android/data/com.tencent.mobileqq/files/";
+pub(super) const DEVICE_PREFIX: &str =
+    "/storage/emulated/0/Android/data/com.tencent.mobileqq/files/";
 
 /// Random streams, so that unrelated choices do not shift each other.
 const STREAM_WORLD: u64 = 0;
@@ -43,13 +44,13 @@ const STREAM_FILES: u64 = 3;
 
 /// The real table's column list (the importer relies only on some of them).
 const MSG_TABLE_DDL: &str = r#"CREATE TABLE group_msg_table ("40001" INTEGER PRIMARY KEY, "40002" INTEGER, "40003" INTEGER, "40010" INTEGER, "40011" INTEGER, "40012" INTEGER, "40013" INTEGER, "40020" TEXT, "40026" INTEGER, "40021" TEXT, "40027" INTEGER, "40040" INTEGER, "40041" INTEGER, "40050" INTEGER, "40052" INTEGER, "40090" TEXT, "40093" TEXT, "40800" BLOB, "40900" BLOB, "40105" INTEGER, "40005" INTEGER, "40058" INTEGER, "40006" TEXT, "40100" INTEGER, "40600" BLOB, "40060" INTEGER, "40850" INTEGER, "40851" INTEGER, "40601" BLOB, "40801" BLOB, "40605" BLOB, "40030" INTEGER, "40033" INTEGER, "40062" BLOB, "40083" INTEGER, "40084" INTEGER)"#;
-const MSG_INSERT: &str = r#"INSERT INTO group_msg_table ("40001", "40002", "40003", "40010", "40011", "40012", "40013", "40020", "40021", "40027", "40030", "40033", "40041", "40050", "40058", "40090", "40093", "40800") VALUES (?1, ?2, ?3, 2, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, 2, ?11, ?12, ?13, ?14, ?15)"#;
+pub(super) const MSG_INSERT: &str = r#"INSERT INTO group_msg_table ("40001", "40002", "40003", "40010", "40011", "40012", "40013", "40020", "40021", "40027", "40030", "40033", "40041", "40050", "40058", "40090", "40093", "40800") VALUES (?1, ?2, ?3, 2, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, 2, ?11, ?12, ?13, ?14, ?15)"#;
 
 use super::schema::{element_type as el, field};
 use super::{INFO_DB, MSG_DB};
 
 /// A minimal protobuf encoder for message bodies.
-mod pb {
+pub(super) mod pb {
     pub const VARINT: u8 = 0;
     pub const FIXED64: u8 = 1;
     pub const LEN: u8 = 2;
@@ -113,10 +114,13 @@ struct World {
     groups: Vec<SimGroup>,
 }
 
+/// The grey tip that ends a dissolved group.
+pub(super) const DISSOLUTION_TEXT: &str = "群主已解散该群";
+
 /// The account owner is person 0.
 const OWNER: usize = 0;
 
-fn uid(rng: &mut SimRng) -> String {
+pub(super) fn uid(rng: &mut SimRng) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut id = String::with_capacity(24);
     id.push_str("u_");
@@ -275,46 +279,46 @@ fn write_group_info(root: &Path, world: &World, opts: &SimOptions) -> Result<(),
 }
 
 /// What a message row carries besides its body.
-struct Row {
-    msg_type: i64,
-    sub_type: Option<i64>,
+pub(super) struct Row {
+    pub(super) msg_type: i64,
+    pub(super) sub_type: Option<i64>,
 }
 
 /// Writes media files, or (without `media_files`) only invents what rows need.
-struct MediaWriter {
-    root: PathBuf,
-    enabled: bool,
-    edge_rate: f64,
-    rng: SimRng,
-    files: usize,
-    file_names: HashMap<String, usize>,
+pub(super) struct MediaWriter {
+    pub(super) root: PathBuf,
+    pub(super) enabled: bool,
+    pub(super) edge_rate: f64,
+    pub(super) rng: SimRng,
+    pub(super) files: usize,
+    pub(super) file_names: HashMap<String, usize>,
 }
 
 /// Where a media element points.
-struct Placed {
+pub(super) struct Placed {
     /// `45403`, or `None` when the element names only its md5.
-    device_path: Option<String>,
-    md5: String,
-    size: u64,
-    name: String,
+    pub(super) device_path: Option<String>,
+    pub(super) md5: String,
+    pub(super) size: u64,
+    pub(super) name: String,
 }
 
 #[derive(Clone, Copy)]
-enum MediaType {
+pub(super) enum MediaType {
     Picture,
     Voice,
     Video,
 }
 
 impl MediaWriter {
-    fn write(&mut self, rel: &str, bytes: &[u8], mtime_ms: i64) -> Result<(), SimError> {
+    pub(super) fn write(&mut self, rel: &str, bytes: &[u8], mtime_ms: i64) -> Result<(), SimError> {
         write_file_at(&self.root.join(rel), bytes, mtime_ms)?;
         self.files += 1;
         Ok(())
     }
 
     /// Creates (or, without media files, only names) one picture, voice note or video.
-    fn place(
+    pub(super) fn place(
         &mut self,
         what: MediaType,
         month: &str,
@@ -455,20 +459,20 @@ impl MediaWriter {
 }
 
 /// `YYYY-MM` in China time, QQ's media month folders.
-fn month_folder(time_ms: i64) -> String {
+pub(super) fn month_folder(time_ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(time_ms + 8 * HOUR_MS)
         .map(|t| t.format("%Y-%m").to_string())
         .unwrap_or_else(|| "1970-01".into())
 }
 
-struct BodyBuilder {
-    body: Vec<u8>,
-    element: Vec<u8>,
-    field: u32,
+pub(super) struct BodyBuilder {
+    pub(super) body: Vec<u8>,
+    pub(super) element: Vec<u8>,
+    pub(super) field: u32,
 }
 
 impl BodyBuilder {
-    fn start(&mut self, rng: &mut SimRng, element_type: u64) {
+    pub(super) fn start(&mut self, rng: &mut SimRng, element_type: u64) {
         self.element.clear();
         pb::uint(
             &mut self.element,
@@ -478,11 +482,11 @@ impl BodyBuilder {
         pb::uint(&mut self.element, field::ELEMENT_TYPE, element_type);
     }
 
-    fn finish(&mut self) {
+    pub(super) fn finish(&mut self) {
         pb::bytes(&mut self.body, self.field, &self.element);
     }
 
-    fn text(&mut self, rng: &mut SimRng, text: &str) {
+    pub(super) fn text(&mut self, rng: &mut SimRng, text: &str) {
         self.start(rng, el::TEXT);
         pb::bytes(&mut self.element, field::TEXT, text.as_bytes());
         self.finish();
@@ -505,7 +509,7 @@ impl BodyBuilder {
     }
 }
 
-const FACES: &[(u64, &str)] = &[
+pub(super) const FACES: &[(u64, &str)] = &[
     (264, "/捂脸"),
     (14, "/微笑"),
     (178, "/斜眼笑"),
@@ -515,8 +519,9 @@ const FACES: &[(u64, &str)] = &[
     (182, "/笑哭"),
     (201, "/点赞"),
 ];
-const RED_PACKET_TITLES: &[&str] = &["恭喜发财，大吉大利", "新年快乐", "辛苦了", "拼手气红包", ""];
-const URLS: &[&str] = &[
+pub(super) const RED_PACKET_TITLES: &[&str] =
+    &["恭喜发财，大吉大利", "新年快乐", "辛苦了", "拼手气红包", ""];
+pub(super) const URLS: &[&str] = &[
     "https://example.com/article/123",
     "https://b23.tv/Ab12Cd",
     "https://mp.weixin.qq.com/s/abc",
@@ -669,7 +674,7 @@ fn write_messages(
 
         let month = month_folder(time_ms);
         let row = if dissolve_now {
-            grey_tip(&mut builder, &mut rng, "群主已解散该群", 1)
+            grey_tip(&mut builder, &mut rng, DISSOLUTION_TEXT, 1)
         } else {
             let kind_roll = rng.gen_range(0..1000);
             let edge_case = rng.gen_bool(opts.edge_rate);
@@ -1371,7 +1376,12 @@ fn pick_group(groups: &[SimGroup], total_weight: u32, time_ms: i64, rng: &mut Si
     }
 }
 
-fn grey_tip(builder: &mut BodyBuilder, rng: &mut SimRng, text: &str, sub_type: i64) -> Row {
+pub(super) fn grey_tip(
+    builder: &mut BodyBuilder,
+    rng: &mut SimRng,
+    text: &str,
+    sub_type: i64,
+) -> Row {
     builder.start(rng, el::GREY_TIP);
     pb::bytes(&mut builder.element, field::TEXT, text.as_bytes());
     builder.finish();
@@ -1381,7 +1391,7 @@ fn grey_tip(builder: &mut BodyBuilder, rng: &mut SimRng, text: &str, sub_type: i
     }
 }
 
-fn media_fields(element: &mut Vec<u8>, placed: &Placed) {
+pub(super) fn media_fields(element: &mut Vec<u8>, placed: &Placed) {
     pb::bytes(element, field::FILE_NAME, placed.name.as_bytes());
     if let Some(path) = &placed.device_path {
         pb::bytes(element, field::FILE_PATH, path.as_bytes());

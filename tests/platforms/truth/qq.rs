@@ -32,7 +32,7 @@ pub const SOURCE: Source = Source {
     private: None,
     wal_db: Some(MSG_DB),
     layout: &[MSG_DB, INFO_DB, "RecycleBin"],
-    continues: false,
+    continues: true,
     dissolves: true,
     malformed_rows: true,
     media_statuses: &["copied", "missing", "outside_root"],
