@@ -10,6 +10,7 @@ pub(crate) mod archive;
 mod blocks;
 mod directory;
 mod message;
+mod more;
 pub(crate) mod record;
 mod store;
 
@@ -37,7 +38,7 @@ pub static WECOM: Descriptor = Descriptor {
     cache_class,
     retention: &retention::RETENTION,
     simulate: simulate::simulate_wecom,
-    simulate_more: None,
+    simulate_more: Some(more::simulate_more_wecom),
 };
 
 pub const ARCHIVE_DIR: &str = "archive";

@@ -37,14 +37,14 @@ const SHUFFLE_WINDOW: usize = 64;
 /// Recently written lines that a duplicate may repeat.
 const DUPLICATE_RING: usize = 16;
 
-const PINYIN: &[&str] = &[
+pub(super) const PINYIN: &[&str] = &[
     "zhang", "wang", "li", "liu", "chen", "yang", "huang", "zhao", "wu", "zhou", "xu", "sun", "ma",
     "zhu", "hu", "guo", "lin", "he", "gao", "luo", "wei", "fang", "jing", "ming", "hua", "jun",
     "yan", "tao", "ping", "xin", "yu", "hao",
 ];
 
 /// Message types WeCom has that the spec does not describe: exported as kind `other`.
-const UNKNOWN_TYPES: &[&str] = &[
+pub(super) const UNKNOWN_TYPES: &[&str] = &[
     "meeting_voice_call",
     "chatrecord",
     "todo",
@@ -175,7 +175,7 @@ impl Archive {
 }
 
 /// Appends `text` as a JSON string.
-fn push_json_str(out: &mut String, text: &str) {
+pub(super) fn push_json_str(out: &mut String, text: &str) {
     out.push('"');
     for c in text.chars() {
         match c {
@@ -192,13 +192,13 @@ fn push_json_str(out: &mut String, text: &str) {
 }
 
 /// A JSON object written field by field.
-struct Obj<'a> {
+pub(super) struct Obj<'a> {
     out: &'a mut String,
     first: bool,
 }
 
 impl<'a> Obj<'a> {
-    fn new(out: &'a mut String) -> Obj<'a> {
+    pub(super) fn new(out: &'a mut String) -> Obj<'a> {
         out.push('{');
         Obj { out, first: true }
     }
@@ -213,36 +213,36 @@ impl<'a> Obj<'a> {
         self.out
     }
 
-    fn str(&mut self, key: &str, value: &str) -> &mut Self {
+    pub(super) fn str(&mut self, key: &str, value: &str) -> &mut Self {
         push_json_str(self.key(key), value);
         self
     }
 
-    fn num(&mut self, key: &str, value: i64) -> &mut Self {
+    pub(super) fn num(&mut self, key: &str, value: i64) -> &mut Self {
         let out = self.key(key);
         out.push_str(&value.to_string());
         self
     }
 
     /// A value already written as JSON.
-    fn raw(&mut self, key: &str, json: &str) -> &mut Self {
+    pub(super) fn raw(&mut self, key: &str, json: &str) -> &mut Self {
         self.key(key).push_str(json);
         self
     }
 
-    fn end(&mut self) {
+    pub(super) fn end(&mut self) {
         self.out.push('}');
     }
 }
 
-fn random_alnum(rng: &mut SimRng, len: usize) -> String {
+pub(super) fn random_alnum(rng: &mut SimRng, len: usize) -> String {
     const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     (0..len)
         .map(|_| char::from(CHARS[rng.gen_range(0..CHARS.len())]))
         .collect()
 }
 
-fn capitalized(word: &str) -> String {
+pub(super) fn capitalized(word: &str) -> String {
     let mut chars = word.chars();
     match chars.next() {
         Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
@@ -274,21 +274,21 @@ fn new_user(rng: &mut SimRng, edges: &mut Edges, index: usize, external: bool) -
 }
 
 /// What a message line is, before serialization.
-struct Line<'a> {
-    msgid: Option<&'a str>,
-    action: &'a str,
-    from: Option<&'a str>,
-    tolist: &'a [&'a str],
-    roomid: &'a str,
-    msgtime: i64,
+pub(super) struct Line<'a> {
+    pub(super) msgid: Option<&'a str>,
+    pub(super) action: &'a str,
+    pub(super) from: Option<&'a str>,
+    pub(super) tolist: &'a [&'a str],
+    pub(super) roomid: &'a str,
+    pub(super) msgtime: i64,
     /// Write `msgtime` as a string (a wrong type the importer must survive).
-    msgtime_as_string: bool,
-    msgtype: &'a str,
+    pub(super) msgtime_as_string: bool,
+    pub(super) msgtype: &'a str,
     /// The payload object, already JSON.
-    payload: &'a str,
+    pub(super) payload: &'a str,
 }
 
-fn serialize(line: &Line, out: &mut String) {
+pub(super) fn serialize(line: &Line, out: &mut String) {
     out.clear();
     let mut obj = Obj::new(out);
     if let Some(msgid) = line.msgid {

@@ -19,7 +19,7 @@ pub const SOURCE: Source = Source {
     wal_db: None,
     // The archive has no system messages: dissolution only from --dissolved-at.
     layout: &["archive", "groups", "users.json"],
-    continues: false,
+    continues: true,
     dissolves: false,
     malformed_rows: false,
     media_statuses: &["copied", "missing", "outside_root"],
