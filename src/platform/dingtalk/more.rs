@@ -158,7 +158,7 @@ pub fn simulate_more_dingtalk(opts: &MoreOptions) -> Result<MoreReport, SimError
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(|err| refuse(format!("{DB_FILE} cannot be opened: {err}")))?;
-    let source = Survey::read(&conn, root).map_err(|reason| refuse(reason))?;
+    let source = Survey::read(&conn, root).map_err(&refuse)?;
     let end_ms = source
         .newest_ms
         .checked_add(i64::from(opts.days) * DAY_MS)
