@@ -4,6 +4,7 @@
 pub(crate) mod content;
 mod conversation;
 mod message;
+mod more;
 pub mod schema;
 mod shards;
 mod value;
@@ -36,7 +37,7 @@ pub static DINGTALK: Descriptor = Descriptor {
     cache_class,
     retention: &retention::RETENTION,
     simulate: simulate::simulate_dingtalk,
-    simulate_more: None,
+    simulate_more: Some(more::simulate_more_dingtalk),
 };
 
 /// The database, relative to the account directory.

@@ -85,12 +85,12 @@ CREATE TABLE tbcalendar_event (eventId TEXT PRIMARY KEY, title TEXT, startAt INT
 
 const SHARD_COLUMNS: &str = "(cid TEXT, mid INTEGER NOT NULL, senderId INTEGER, createdAt INTEGER, modifiedAt INTEGER, contentType INTEGER, content TEXT, attachments TEXT, recallStatus INTEGER DEFAULT 0, status INTEGER DEFAULT 1, unreadCount INTEGER DEFAULT 0, tag INTEGER DEFAULT 0, extension TEXT, localId TEXT)";
 
-fn shard_table(index: usize) -> String {
+pub(super) fn shard_table(index: usize) -> String {
     format!("tbmsg_{index:03}")
 }
 
 /// Which shard a conversation lives in: nothing in the data says, the app hashes the cid.
-fn shard_of(cid: &str) -> usize {
+pub(super) fn shard_of(cid: &str) -> usize {
     let digest = md5_hex(cid.as_bytes());
     usize::from_str_radix(&digest[..4], 16).unwrap_or(0) % SHARDS
 }
@@ -111,7 +111,7 @@ fn indexes() -> String {
 }
 
 /// The owner uid the directory name carries (`<uid>_v2` / `_v3`).
-fn uid_in_name(out: &Path) -> Option<String> {
+pub(super) fn uid_in_name(out: &Path) -> Option<String> {
     let name = out.file_name()?.to_str()?;
     let uid = name
         .strip_suffix("_v2")
@@ -197,24 +197,24 @@ pub fn simulate_dingtalk(opts: &SimOptions) -> Result<SimReport, SimError> {
     })
 }
 
-struct Person {
-    uid: String,
-    nick: String,
-    real_name: String,
-    in_groups: bool,
+pub(super) struct Person {
+    pub(super) uid: String,
+    pub(super) nick: String,
+    pub(super) real_name: String,
+    pub(super) in_groups: bool,
 }
 
-struct Group {
-    cid: String,
-    shard: usize,
-    kind: GroupKind,
+pub(super) struct Group {
+    pub(super) cid: String,
+    pub(super) shard: usize,
+    pub(super) kind: GroupKind,
     /// Indexes into `people`; the account owner first.
-    members: Vec<usize>,
-    last_time: i64,
+    pub(super) members: Vec<usize>,
+    pub(super) last_time: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     Text,
     Image,
     Voice,
@@ -226,7 +226,7 @@ enum Kind {
     Unknown,
 }
 
-const NORMAL_KINDS: [(Kind, u32); 8] = [
+pub(super) const NORMAL_KINDS: [(Kind, u32); 8] = [
     (Kind::Text, 700),
     (Kind::Image, 80),
     (Kind::Voice, 50),
@@ -238,7 +238,7 @@ const NORMAL_KINDS: [(Kind, u32); 8] = [
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Edge {
+pub(super) enum Edge {
     None,
     NastyText,
     LongText,
@@ -291,23 +291,23 @@ enum Planted {
 }
 
 /// One row of a message shard.
-struct Row {
-    content_type: i64,
-    content: Option<String>,
-    attachments: Option<String>,
-    recall: i64,
+pub(super) struct Row {
+    pub(super) content_type: i64,
+    pub(super) content: Option<String>,
+    pub(super) attachments: Option<String>,
+    pub(super) recall: i64,
 }
 
-struct Simulation<'a> {
+pub(super) struct Simulation<'a> {
     opts: &'a SimOptions,
-    conn: Connection,
-    rng: SimRng,
-    owner_uid: String,
-    people: Vec<Person>,
+    pub(super) conn: Connection,
+    pub(super) rng: SimRng,
+    pub(super) owner_uid: String,
+    pub(super) people: Vec<Person>,
     left: Vec<usize>,
-    groups: Vec<Group>,
-    next_mid: i64,
-    media_written: usize,
+    pub(super) groups: Vec<Group>,
+    pub(super) next_mid: i64,
+    pub(super) media_written: usize,
     group_messages: usize,
     private_chats: usize,
     in_wal: bool,
@@ -316,12 +316,12 @@ struct Simulation<'a> {
     shard_sql: Vec<String>,
 }
 
-fn json_string(text: &str) -> String {
+pub(super) fn json_string(text: &str) -> String {
     serde_json::to_string(text).unwrap_or_else(|_| "\"\"".into())
 }
 
 impl<'a> Simulation<'a> {
-    fn new(opts: &'a SimOptions, conn: Connection) -> Result<Self, SimError> {
+    pub(super) fn new(opts: &'a SimOptions, conn: Connection) -> Result<Self, SimError> {
         let mut rng = seeded_rng(opts.seed, 0);
         let owner_uid = uid_in_name(&opts.out).unwrap_or_else(|| random_digits(&mut rng, 9));
         let kind_picker = WeightedIndex::new(NORMAL_KINDS.iter().map(|(_, w)| *w))
@@ -363,7 +363,7 @@ impl<'a> Simulation<'a> {
 
     // ------------------------------------------------------------------ people
 
-    fn new_person(&mut self, uid: String) -> Person {
+    pub(super) fn new_person(&mut self, uid: String) -> Person {
         let real_name = edge::person_name(&mut self.rng);
         let roll = self.rng.gen_range(0..100);
         let nick = if self.edges_on() && roll < 4 {
@@ -443,7 +443,7 @@ impl<'a> Simulation<'a> {
 
     // ------------------------------------------------------------------ groups
 
-    fn new_cid(&mut self, index: usize) -> String {
+    pub(super) fn new_cid(&mut self, index: usize) -> String {
         const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         let mut cid = String::from("cid");
         for _ in 0..11 {
@@ -548,7 +548,7 @@ impl<'a> Simulation<'a> {
         10_000_000_000 + self.next_mid * 8 + self.rng.gen_range(0..8)
     }
 
-    fn insert(
+    pub(super) fn insert(
         &mut self,
         cid: &str,
         shard: usize,
@@ -758,7 +758,7 @@ impl<'a> Simulation<'a> {
     }
 
     /// A person's name as messages and claims show it: `nick`, else `realName`.
-    fn shown_name(&self, person: usize) -> &str {
+    pub(super) fn shown_name(&self, person: usize) -> &str {
         let p = &self.people[person];
         if p.nick.is_empty() {
             &p.real_name
@@ -972,7 +972,13 @@ impl<'a> Simulation<'a> {
         }
     }
 
-    fn emit(&mut self, group: usize, time: i64, kind: Kind, edge: Edge) -> Result<(), SimError> {
+    pub(super) fn emit(
+        &mut self,
+        group: usize,
+        time: i64,
+        kind: Kind,
+        edge: Edge,
+    ) -> Result<(), SimError> {
         let sender = self.pick_sender(group, edge);
         let last = self.groups[group].last_time;
         let time = match edge {

@@ -31,7 +31,7 @@ pub const SOURCE: Source = Source {
     private: Some(Cond::Contains("group_id", ":")),
     wal_db: Some(DB),
     layout: &[DB],
-    continues: false,
+    continues: true,
     dissolves: true,
     malformed_rows: true,
     media_statuses: &["copied", "missing", "outside_root"],
