@@ -215,7 +215,9 @@ impl ZipTarget {
         }
         let spool_path = self.staging.join("spool");
         let Some((file, length)) = self.spool.as_mut() else {
-            return Err(io_err("create", &spool_path)(std::io::ErrorKind::Other.into()));
+            return Err(io_err("create", &spool_path)(
+                std::io::ErrorKind::Other.into(),
+            ));
         };
         let offset = *length;
         let (sha256, size) = tee::copy_hashing(src, file, buf, 0).map_err(|e| match e {
@@ -327,9 +329,7 @@ impl ZipTarget {
     /// memory when it is small, else in the staging directory.
     fn deflate_alone(&self, item: &Staged, spool: Option<&File>) -> Result<Part, EvidenceError> {
         let mut src: Box<dyn Read> = match &item.bytes {
-            StagedBytes::File(path) => {
-                Box::new(File::open(path).map_err(io_err("open", path))?)
-            }
+            StagedBytes::File(path) => Box::new(File::open(path).map_err(io_err("open", path))?),
             StagedBytes::Spooled { offset } => {
                 let spool_path = self.staging.join("spool");
                 let file = spool.ok_or_else(|| {
@@ -365,9 +365,10 @@ impl ZipTarget {
             let bytes = writer.finish().map_err(zip_err(&self.path))?.into_inner();
             return Ok(Part::Memory(bytes));
         }
-        let part = self
-            .staging
-            .join(format!("deflated-{}.zip", crate::digest::sha256_hex(item.rel.as_bytes())));
+        let part = self.staging.join(format!(
+            "deflated-{}.zip",
+            crate::digest::sha256_hex(item.rel.as_bytes())
+        ));
         let out = File::create(&part).map_err(io_err("create", &part))?;
         let mut writer = ZipWriter::new(out);
         writer.start_file(name, options).map_err(zip_err(&part))?;
