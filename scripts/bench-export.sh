@@ -143,10 +143,10 @@ cpu_note export-wechat sqlite3 $([ "$ANON" = 1 ] && echo export-wechat-anon) $([
 
 # ---- media ----
 # media_source DIR FILES : a WeChat account with about FILES media files (reused when made
-# with the same parameters). The simulated mix writes about 0.38 files per message.
+# with the same parameters). The simulated mix writes about 0.31 files per message (20 groups, no edge cases).
 media_source() {
     local dir=$1 files=$2
-    local msgs=$((files * 26 / 10))
+    local msgs=$((files * 33 / 10))
     local params="media $files $msgs seed3 $("$CHATVAULT" --version 2>/dev/null)"
     if [ -f "$dir.params" ] && [ "$(cat "$dir.params")" = "$params" ]; then
         note "reusing $dir"
