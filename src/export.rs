@@ -329,7 +329,11 @@ pub fn export_source(
         },
     };
     if let Some(previous) = &opts.after {
-        check_continues(source, previous, &identities)?;
+        if let Err(error) = check_continues(source, previous, &identities) {
+            // A tampered predecessor is reported as such, not as the mismatch it shows.
+            crate::chain::verify_predecessor(previous)?;
+            return Err(error);
+        }
     }
     let db_files = source.source_files();
     let stamped_at = Utc::now();
@@ -421,13 +425,20 @@ pub fn export_source(
     // above, compared after the "after" hashes, prove that both are of what was read.
     let written = std::thread::scope(|scope| {
         let before = scope.spawn(hash_databases);
+        // A predecessor not verified yet is verified beside the export, which is published
+        // only if it passes.
+        let previous_verified = opts
+            .after
+            .as_ref()
+            .filter(|p| !p.verified)
+            .map(|p| scope.spawn(|| crate::chain::verify_predecessor(p)));
         // Hashing does not panic on input; a panic there is a bug and is passed on as one.
         let joined = || {
             before
                 .join()
                 .unwrap_or_else(|p| std::panic::resume_unwind(p))
         };
-        write_payload(
+        let written = write_payload(
             &mut bag,
             source,
             opts,
@@ -435,7 +446,11 @@ pub fn export_source(
             &identities,
             &provenance,
             joined,
-        )
+        );
+        match previous_verified.map(|v| v.join().unwrap_or_else(|p| std::panic::resume_unwind(p))) {
+            Some(Err(error)) => Err(ExportError::Chain(error)),
+            _ => written,
+        }
     });
     let unchanged = || match stamps_before
         .iter()

@@ -485,3 +485,86 @@ fn earlier_links_must_be_beside_and_a_forged_overlap_is_found() {
     assert_eq!(code, 8, "{shown}");
     assert!(shown.contains("b2 overlaps b1"), "{shown}");
 }
+
+/// A directory predecessor is verified beside the increment, not before it; what is read
+/// from it first (evidence.json's marks, members.csv) must still be proven by its digest.
+#[test]
+fn a_predecessor_whose_marks_or_members_were_edited_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = simulate(
+        "wechat",
+        dir.path(),
+        "src",
+        &[
+            "--groups",
+            "2",
+            "--messages",
+            "200",
+            "--seed",
+            "5",
+            "--edge-rate",
+            "0",
+        ],
+    );
+    // Three copies of the same bundle: one edited each way, one left alone.
+    let [b1, b1_members, b1_pristine] = ["b1", "b1-members", "b1-pristine"].map(|name| {
+        let bundle = dir.path().join(name);
+        assert_eq!(exit_code(&export(&root, &bundle, &[])), 0);
+        bundle
+    });
+    append(&root, 3, "later");
+
+    // Marks moved back in evidence.json, to make the increment take everything again.
+    let evidence = b1.join("evidence.json");
+    let text = std::fs::read_to_string(&evidence).unwrap();
+    let edited = text.replacen("\"last_time_ms\": 1", "\"last_time_ms\": 0", 1);
+    assert_ne!(edited, text, "the marks are where this test expects them");
+    std::fs::write(&evidence, edited).unwrap();
+    let refused = dir.path().join("refused");
+    let out = export(&root, &refused, &["--after", b1.to_str().unwrap()]);
+    assert_eq!(
+        exit_code(&out),
+        8,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!refused.exists());
+
+    // A member renamed in members.csv, and its line in the payload manifest rewritten to
+    // match: the tag manifest, hence the bag digest, still tells.
+    let members = b1_members.join("data/members.csv");
+    let text = std::fs::read_to_string(&members).unwrap();
+    let line = text.lines().nth(1).unwrap().to_string();
+    let edited = text.replacen(&line, &line.replacen(',', ",x", 2), 1);
+    std::fs::write(&members, &edited).unwrap();
+    let manifest = b1_members.join("manifest-sha256.txt");
+    use sha2::{Digest, Sha256};
+    let sha256_hex = |t: &str| format!("{:x}", Sha256::digest(t.as_bytes()));
+    let old = sha256_hex(&text);
+    let new = sha256_hex(&edited);
+    let listed = std::fs::read_to_string(&manifest).unwrap();
+    assert!(listed.contains(&old));
+    std::fs::write(&manifest, listed.replace(&old, &new)).unwrap();
+    let out = export(&root, &refused, &["--after", b1_members.to_str().unwrap()]);
+    assert_eq!(
+        exit_code(&out),
+        8,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!refused.exists());
+
+    // The untouched bundle is accepted.
+    let accepted = dir.path().join("accepted");
+    let out = export(
+        &root,
+        &accepted,
+        &["--after", b1_pristine.to_str().unwrap()],
+    );
+    assert_eq!(
+        exit_code(&out),
+        0,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -129,6 +129,11 @@ pub struct Predecessor {
     pub members: HashMap<(String, String), MemberState>,
     /// The filters it was made with (evidence.json's `filters`).
     pub filters: serde_json::Value,
+    /// Whether it has been verified already (see [`open_predecessor`]).
+    pub verified: bool,
+    /// Until then, the bytes of evidence.json and members.csv as read.
+    read_evidence: Vec<u8>,
+    read_members: Vec<u8>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -160,25 +165,69 @@ fn bundle_name(path: &Path) -> String {
 /// Reads the bundle at `path` for an increment: it must verify and be chatvault's own with
 /// high-water marks.
 pub fn read_predecessor(path: &Path) -> Result<Predecessor, ChainError> {
+    let previous = open_predecessor(path)?;
+    verify_predecessor(&previous)?;
+    Ok(previous)
+}
+
+/// Reads the bundle at `path` for an increment, chatvault's own with high-water marks. A
+/// zip is verified first (nothing is read out of an unproven zip); a directory is left to
+/// [`verify_predecessor`], which the export runs beside its own reading and which must pass
+/// before anything is published.
+pub fn open_predecessor(path: &Path) -> Result<Predecessor, ChainError> {
+    if !path.is_dir() {
+        let digest = verified_digest(path)?;
+        return read_parts(path, digest, true);
+    }
     let unusable = |reason: String| ChainError::NotUsable {
         path: path.to_path_buf(),
         reason,
     };
-    let report =
-        evidence::verify(path, &VerifyOptions::default()).map_err(|e| unusable(e.to_string()))?;
-    if !report.ok() {
-        return Err(ChainError::Tampered {
-            path: path.to_path_buf(),
-            reason: report.failure_summary(),
-        });
-    }
-    let bag_digest = report
-        .bag_digest
-        .clone()
-        .ok_or_else(|| unusable("it has no tagmanifest-sha256.txt".into()))?;
-    let evidence: serde_json::Value =
-        serde_json::from_slice(&read_member(path, "evidence.json").map_err(unusable)?)
-            .map_err(|e| unusable(format!("evidence.json: {e}")))?;
+    let tagmanifest = read_member(path, evidence::bag::TAGMANIFEST_TXT);
+    let read = tagmanifest.map_err(unusable).and_then(|tagmanifest| {
+        let previous = read_parts(path, crate::digest::sha256_hex(&tagmanifest), false)?;
+        // What was parsed is what the digest covers, so that verifying the digest later
+        // proves it (a file swapped between the two reads is caught).
+        let manifest = read_member(path, evidence::bag::MANIFEST_TXT).map_err(unusable)?;
+        for (list, bytes, rel) in [
+            (&tagmanifest, &previous.read_evidence, "evidence.json"),
+            (&manifest, &previous.read_members, "data/members.csv"),
+        ] {
+            if listed_digest(list, rel) != Some(crate::digest::sha256_hex(bytes).as_str()) {
+                return Err(ChainError::Tampered {
+                    path: path.to_path_buf(),
+                    reason: format!("{rel} does not match its manifest"),
+                });
+            }
+        }
+        Ok(previous)
+    });
+    // A bundle that cannot be read is reported as verification sees it (tampered, or not
+    // a bundle) when that fails.
+    read.or_else(|error| {
+        verified_digest(path)?;
+        Err(error)
+    })
+}
+
+/// The digest a manifest's text lists for `rel`.
+fn listed_digest<'a>(manifest: &'a [u8], rel: &str) -> Option<&'a str> {
+    manifest.split(|&b| b == b'\n').find_map(|line| {
+        let line = std::str::from_utf8(line).ok()?;
+        let (digest, listed) = line.trim_end_matches('\r').split_once(' ')?;
+        (listed.trim_start_matches([' ', '*']) == rel).then_some(digest)
+    })
+}
+
+/// Reads evidence.json and members.csv of the bundle at `path`, whose bag digest is `digest`.
+fn read_parts(path: &Path, bag_digest: String, verified: bool) -> Result<Predecessor, ChainError> {
+    let unusable = |reason: String| ChainError::NotUsable {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let evidence_bytes = read_member(path, "evidence.json").map_err(unusable)?;
+    let evidence: serde_json::Value = serde_json::from_slice(&evidence_bytes)
+        .map_err(|e| unusable(format!("evidence.json: {e}")))?;
     let high_water: Vec<HighWater> = serde_json::from_value(evidence["high_water"].clone())
         .map_err(|_| {
             unusable("evidence.json has no high-water marks (made by an older chatvault): export it whole".into())
@@ -190,6 +239,7 @@ pub fn read_predecessor(path: &Path) -> Result<Predecessor, ChainError> {
         path: path.to_path_buf(),
         name: bundle_name(path),
         bag_digest,
+        verified,
         chain_index: evidence["chain"]["index"].as_u64().unwrap_or(0),
         platform: evidence["source"]["platform"]
             .as_str()
@@ -203,7 +253,48 @@ pub fn read_predecessor(path: &Path) -> Result<Predecessor, ChainError> {
             .collect(),
         members,
         filters: evidence["filters"].clone(),
+        read_evidence: if verified { Vec::new() } else { evidence_bytes },
+        read_members: if verified { Vec::new() } else { members_csv },
     })
+}
+
+/// Verifies the bundle `previous` was read from, unless that was done when it was opened:
+/// every hash must match, and its bag digest must be the one read with it.
+pub fn verify_predecessor(previous: &Predecessor) -> Result<(), ChainError> {
+    if previous.verified {
+        return Ok(());
+    }
+    let digest = verified_digest(&previous.path)?;
+    if digest != previous.bag_digest {
+        return Err(ChainError::Tampered {
+            path: previous.path.clone(),
+            reason: "it changed while it was read (its bag digest is not the one read first)"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
+/// Verifies the bundle at `path` and returns its bag digest.
+fn verified_digest(path: &Path) -> Result<String, ChainError> {
+    let report =
+        evidence::verify(path, &VerifyOptions::default()).map_err(|e| ChainError::NotUsable {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    if !report.ok() {
+        return Err(ChainError::Tampered {
+            path: path.to_path_buf(),
+            reason: report.failure_summary(),
+        });
+    }
+    report
+        .bag_digest
+        .clone()
+        .ok_or_else(|| ChainError::NotUsable {
+            path: path.to_path_buf(),
+            reason: "it has no tagmanifest-sha256.txt".into(),
+        })
 }
 
 /// The bundles before `bundle` in its chain, oldest first, each with whether its CSV has the

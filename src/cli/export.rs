@@ -84,7 +84,7 @@ pub fn run(args: Args) -> Result<u8, CliError> {
     let mut opts = ExportOptions::new(args.source, args.out);
     opts.groups = args.groups;
     if let Some(previous) = &args.after {
-        let previous = crate::chain::read_predecessor(previous)?;
+        let previous = crate::chain::open_predecessor(previous)?;
         // The predecessor's selection, unless one is given.
         let theirs = &previous.filters;
         if opts.groups.is_empty() && theirs["media"].is_boolean() {

@@ -188,20 +188,21 @@ pub fn read(
     emit: &mut Emitter<RawRow<'static>>,
 ) -> Result<(), SourceError> {
     let db_path = std::path::Path::new(super::DATABASE);
-    // With a floor, the (talker, createTime) index seeks past everything before it.
-    let floor = match query.floor_ms {
+    // With a floor, the (talker, createTime) index seeks past everything before it. The rows
+    // that have no usable time are read again too; in SQLite's order NULL < numbers < text <
+    // blob, so `>= floor` also takes text and blob times, and the three ranges below are
+    // each one seek (one OR over them, or a typeof() test, would scan the whole talker).
+    let select = select_sql(query.has_imginfo, query.has_appattach);
+    let sql = match query.floor_ms {
         Some(_) => format!(
-            " AND (m.createTime >= ?2 OR m.createTime IS NULL OR typeof(m.createTime) NOT IN \
-             ('integer', 'real') OR m.createTime < {} OR m.createTime > {})",
-            crate::records::MIN_TIME_MS,
-            crate::records::MAX_TIME_MS
+            "{select} WHERE m.talker = ?1 AND m.createTime >= ?2 \
+             UNION ALL {select} WHERE m.talker = ?1 AND m.createTime IS NULL \
+             UNION ALL {select} WHERE m.talker = ?1 AND m.createTime < {} \
+             ORDER BY createTime, msgId",
+            crate::records::MIN_TIME_MS
         ),
-        None => String::new(),
+        None => format!("{select} WHERE m.talker = ?1 ORDER BY m.createTime, m.msgId"),
     };
-    let sql = format!(
-        "{} WHERE m.talker = ?1{floor} ORDER BY m.createTime, m.msgId",
-        select_sql(query.has_imginfo, query.has_appattach)
-    );
     let mut stmt = conn
         .prepare(&sql)
         .map_err(|e| map_sqlite_error(db_path, e))?;
