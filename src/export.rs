@@ -424,14 +424,17 @@ pub fn export_source(
     // The "before" hashes run beside the export rather than ahead of it; the stamps taken
     // above, compared after the "after" hashes, prove that both are of what was read.
     let written = std::thread::scope(|scope| {
-        let before = scope.spawn(hash_databases);
+        // Both run as jobs on the two-core pool, not on threads of their own: the hash of a
+        // large database is one stream, and three hashing threads on two cores would slow it
+        // to two thirds of a core while verification took the rest.
+        let before = scope.spawn(|| on_the_pool(hash_databases));
         // A predecessor not verified yet is verified beside the export, which is published
         // only if it passes.
         let previous_verified = opts
             .after
             .as_ref()
             .filter(|p| !p.verified)
-            .map(|p| scope.spawn(|| crate::chain::verify_predecessor(p)));
+            .map(|p| scope.spawn(|| on_the_pool(|| crate::chain::verify_predecessor(p))));
         // Hashing does not panic on input; a panic there is a bug and is passed on as one.
         let joined = || {
             before
@@ -1369,6 +1372,12 @@ fn media_wanted(opts: &ExportOptions) -> bool {
 type HashResult = Result<(String, u64), ExportError>;
 
 /// Each file's relative path and hash, in the order given, hashed in parallel.
+/// Runs `work` as a job of the global rayon pool (whose threads are the cores), blocking
+/// the calling thread until it is done.
+fn on_the_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    rayon::join(work, || ()).0
+}
+
 fn hash_files(files: &[source::SourceFile]) -> Vec<(String, HashResult)> {
     files
         .par_iter()

@@ -179,8 +179,16 @@ impl Source for WechatSource {
     fn groups(&self) -> Result<Vec<Group>, SourceError> {
         let conn = self.db.connect()?;
         let path = Path::new(DATABASE);
+        // With an index that starts with `talker`, the conversations are found by one seek
+        // each instead of a pass over the whole index (a 64 ms pass at 1M messages, before
+        // anything else can start).
+        let sql = if talker_leads_an_index(&conn) {
+            TALKERS_BY_SEEK
+        } else {
+            "SELECT DISTINCT talker FROM message WHERE talker IS NOT NULL"
+        };
         let mut stmt = conn
-            .prepare("SELECT DISTINCT talker FROM message WHERE talker IS NOT NULL")
+            .prepare(sql)
             .map_err(|e| sqlite::map_sqlite_error(path, e))?;
         let talkers = stmt
             .query_map([], |r| r.get::<_, String>(0))
@@ -365,3 +373,77 @@ pub fn cache_class(rel_path: &str) -> CacheClass {
 
 /// Contact display names, used by `contact` and for senders missing from member lists.
 type NameMap = HashMap<String, contact::Contact>;
+
+/// Every distinct talker, by one index seek each (see [`talker_leads_an_index`]).
+const TALKERS_BY_SEEK: &str = "WITH RECURSIVE t(talker) AS (\
+    SELECT MIN(talker) FROM message WHERE talker IS NOT NULL \
+    UNION ALL SELECT (SELECT MIN(talker) FROM message WHERE talker > t.talker) \
+    FROM t WHERE t.talker IS NOT NULL) SELECT talker FROM t WHERE talker IS NOT NULL";
+
+/// Whether `message` has a full index whose first column is `talker` in the binary collation
+/// of a table that declares none, so that `MIN(talker) ... WHERE talker > ?` is one seek.
+fn talker_leads_an_index(conn: &rusqlite::Connection) -> bool {
+    let table_sql: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'message'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap_or_default();
+    if table_sql.to_ascii_lowercase().contains("collate") {
+        return false;
+    }
+    conn.query_row(
+        "SELECT count(*) FROM pragma_index_list('message') l \
+         JOIN pragma_index_xinfo(l.name) i \
+         WHERE l.partial = 0 AND i.seqno = 0 AND i.name = 'talker' AND i.coll = 'BINARY' \
+           AND i.desc = 0",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .is_ok_and(|n| n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{talker_leads_an_index, TALKERS_BY_SEEK};
+
+    fn talkers(conn: &rusqlite::Connection, sql: &str) -> Vec<rusqlite::types::Value> {
+        let mut stmt = conn.prepare(sql).unwrap();
+        let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+        let mut all: Vec<rusqlite::types::Value> = rows.map(Result::unwrap).collect();
+        all.sort_by_key(|v| format!("{v:?}"));
+        all
+    }
+
+    #[test]
+    fn the_seeking_query_finds_what_distinct_finds() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE message (msgId INTEGER PRIMARY KEY, talker TEXT, createTime INTEGER);
+             INSERT INTO message (talker, createTime) VALUES
+               ('b@chatroom', 1), ('a@chatroom', 2), ('b@chatroom', 3), (NULL, 4),
+               ('A@chatroom', 5), (7, 6), ('', 7), (x'00ff', 8), ('a@chatroom', 9);",
+        )
+        .unwrap();
+        assert!(!talker_leads_an_index(&conn), "no index yet");
+        conn.execute_batch("CREATE INDEX byTime ON message (createTime, talker)")
+            .unwrap();
+        assert!(
+            !talker_leads_an_index(&conn),
+            "talker is not its first column"
+        );
+        conn.execute_batch("CREATE INDEX partialTalker ON message (talker) WHERE createTime > 3")
+            .unwrap();
+        assert!(!talker_leads_an_index(&conn), "a partial index");
+        conn.execute_batch("CREATE INDEX byTalker ON message (talker, createTime)")
+            .unwrap();
+        assert!(talker_leads_an_index(&conn));
+        let distinct = talkers(
+            &conn,
+            "SELECT DISTINCT talker FROM message WHERE talker IS NOT NULL",
+        );
+        assert_eq!(distinct.len(), 6);
+        assert_eq!(talkers(&conn, TALKERS_BY_SEEK), distinct);
+    }
+}
