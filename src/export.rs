@@ -433,7 +433,6 @@ pub fn export_source(
         let previous_verified = opts
             .after
             .as_ref()
-            .filter(|p| !p.verified)
             .map(|p| scope.spawn(|| on_the_pool(|| crate::chain::verify_predecessor(p))));
         // Hashing does not panic on input; a panic there is a bug and is passed on as one.
         let joined = || {
@@ -1371,13 +1370,13 @@ fn media_wanted(opts: &ExportOptions) -> bool {
 
 type HashResult = Result<(String, u64), ExportError>;
 
-/// Each file's relative path and hash, in the order given, hashed in parallel.
 /// Runs `work` as a job of the global rayon pool (whose threads are the cores), blocking
 /// the calling thread until it is done.
 fn on_the_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
     rayon::join(work, || ()).0
 }
 
+/// Each file's relative path and hash, in the order given, hashed in parallel.
 fn hash_files(files: &[source::SourceFile]) -> Vec<(String, HashResult)> {
     files
         .par_iter()

@@ -130,10 +130,7 @@ pub struct Predecessor {
     /// The filters it was made with (evidence.json's `filters`).
     pub filters: serde_json::Value,
     /// Whether it has been verified already (see [`open_predecessor`]).
-    pub verified: bool,
-    /// Until then, the bytes of evidence.json and members.csv as read.
-    read_evidence: Vec<u8>,
-    read_members: Vec<u8>,
+    verified: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -162,14 +159,6 @@ fn bundle_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Reads the bundle at `path` for an increment: it must verify and be chatvault's own with
-/// high-water marks.
-pub fn read_predecessor(path: &Path) -> Result<Predecessor, ChainError> {
-    let previous = open_predecessor(path)?;
-    verify_predecessor(&previous)?;
-    Ok(previous)
-}
-
 /// Reads the bundle at `path` for an increment, chatvault's own with high-water marks. A
 /// zip is verified first (nothing is read out of an unproven zip); a directory is left to
 /// [`verify_predecessor`], which the export runs beside its own reading and which must pass
@@ -177,7 +166,7 @@ pub fn read_predecessor(path: &Path) -> Result<Predecessor, ChainError> {
 pub fn open_predecessor(path: &Path) -> Result<Predecessor, ChainError> {
     if !path.is_dir() {
         let digest = verified_digest(path)?;
-        return read_parts(path, digest, true);
+        return read_parts(path, digest, true).map(|(previous, _)| previous);
     }
     let unusable = |reason: String| ChainError::NotUsable {
         path: path.to_path_buf(),
@@ -185,15 +174,16 @@ pub fn open_predecessor(path: &Path) -> Result<Predecessor, ChainError> {
     };
     let tagmanifest = read_member(path, evidence::bag::TAGMANIFEST_TXT);
     let read = tagmanifest.map_err(unusable).and_then(|tagmanifest| {
-        let previous = read_parts(path, crate::digest::sha256_hex(&tagmanifest), false)?;
+        let (previous, [evidence_json, members_csv]) =
+            read_parts(path, crate::digest::sha256_hex(&tagmanifest), false)?;
         // What was parsed is what the digest covers, so that verifying the digest later
         // proves it (a file swapped between the two reads is caught).
         let manifest = read_member(path, evidence::bag::MANIFEST_TXT).map_err(unusable)?;
         for (list, bytes, rel) in [
-            (&tagmanifest, &previous.read_evidence, "evidence.json"),
-            (&manifest, &previous.read_members, "data/members.csv"),
+            (&tagmanifest, &evidence_json, "evidence.json"),
+            (&manifest, &members_csv, "data/members.csv"),
         ] {
-            if listed_digest(list, rel) != Some(crate::digest::sha256_hex(bytes).as_str()) {
+            if listed_digest(list, rel) != Some(crate::digest::sha256_hex(bytes)) {
                 return Err(ChainError::Tampered {
                     path: path.to_path_buf(),
                     reason: format!("{rel} does not match its manifest"),
@@ -211,16 +201,21 @@ pub fn open_predecessor(path: &Path) -> Result<Predecessor, ChainError> {
 }
 
 /// The digest a manifest's text lists for `rel`.
-fn listed_digest<'a>(manifest: &'a [u8], rel: &str) -> Option<&'a str> {
-    manifest.split(|&b| b == b'\n').find_map(|line| {
-        let line = std::str::from_utf8(line).ok()?;
-        let (digest, listed) = line.trim_end_matches('\r').split_once(' ')?;
-        (listed.trim_start_matches([' ', '*']) == rel).then_some(digest)
+fn listed_digest(manifest: &[u8], rel: &str) -> Option<String> {
+    String::from_utf8_lossy(manifest).lines().find_map(|line| {
+        evidence::hashsum::parse_line(line)
+            .filter(|(name, _)| name == rel)
+            .map(|(_, digest)| digest)
     })
 }
 
-/// Reads evidence.json and members.csv of the bundle at `path`, whose bag digest is `digest`.
-fn read_parts(path: &Path, bag_digest: String, verified: bool) -> Result<Predecessor, ChainError> {
+/// Reads evidence.json and members.csv of the bundle at `path`, whose bag digest is
+/// `bag_digest`; returns their bytes beside what they say.
+fn read_parts(
+    path: &Path,
+    bag_digest: String,
+    verified: bool,
+) -> Result<(Predecessor, [Vec<u8>; 2]), ChainError> {
     let unusable = |reason: String| ChainError::NotUsable {
         path: path.to_path_buf(),
         reason,
@@ -235,7 +230,7 @@ fn read_parts(path: &Path, bag_digest: String, verified: bool) -> Result<Predece
     let members_csv = read_member(path, "data/members.csv").map_err(unusable)?;
     let guarded = evidence["filters"]["csv_guard"] == "excel";
     let members = read_members(&members_csv, guarded).map_err(unusable)?;
-    Ok(Predecessor {
+    let previous = Predecessor {
         path: path.to_path_buf(),
         name: bundle_name(path),
         bag_digest,
@@ -253,9 +248,8 @@ fn read_parts(path: &Path, bag_digest: String, verified: bool) -> Result<Predece
             .collect(),
         members,
         filters: evidence["filters"].clone(),
-        read_evidence: if verified { Vec::new() } else { evidence_bytes },
-        read_members: if verified { Vec::new() } else { members_csv },
-    })
+    };
+    Ok((previous, [evidence_bytes, members_csv]))
 }
 
 /// Verifies the bundle `previous` was read from, unless that was done when it was opened:

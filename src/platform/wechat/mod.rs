@@ -374,6 +374,17 @@ pub fn cache_class(rel_path: &str) -> CacheClass {
 /// Contact display names, used by `contact` and for senders missing from member lists.
 type NameMap = HashMap<String, contact::Contact>;
 
+/// Whether the `message` table's definition names a collation, under which SQL compares
+/// talkers otherwise than byte for byte.
+fn message_table_declares_a_collation(conn: &rusqlite::Connection) -> rusqlite::Result<bool> {
+    let table_sql: String = conn.query_row(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'message'",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(table_sql.to_ascii_lowercase().contains("collate"))
+}
+
 /// Every distinct talker, by one index seek each (see [`talker_leads_an_index`]).
 const TALKERS_BY_SEEK: &str = "WITH RECURSIVE t(talker) AS (\
     SELECT MIN(talker) FROM message WHERE talker IS NOT NULL \
@@ -383,14 +394,7 @@ const TALKERS_BY_SEEK: &str = "WITH RECURSIVE t(talker) AS (\
 /// Whether `message` has a full index whose first column is `talker` in the binary collation
 /// of a table that declares none, so that `MIN(talker) ... WHERE talker > ?` is one seek.
 fn talker_leads_an_index(conn: &rusqlite::Connection) -> bool {
-    let table_sql: String = conn
-        .query_row(
-            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'message'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap_or_default();
-    if table_sql.to_ascii_lowercase().contains("collate") {
+    if message_table_declares_a_collation(conn).unwrap_or(true) {
         return false;
     }
     conn.query_row(

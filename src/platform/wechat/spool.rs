@@ -95,14 +95,7 @@ pub fn build(
     let sql_error = |e| map_sqlite_error(db_path, e);
     // The scan compares talkers byte for byte; a collation on the table would make SQL's
     // `talker = ?` match differently, so such a table is left to the index.
-    let table_sql: String = conn
-        .query_row(
-            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'message'",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(sql_error)?;
-    if table_sql.to_ascii_lowercase().contains("collate") {
+    if super::message_table_declares_a_collation(&conn).map_err(sql_error)? {
         return Ok(None);
     }
     let mut counts: HashMap<String, u64> = HashMap::new();
