@@ -49,6 +49,27 @@ fn append(root: &Path, n: usize, tag: &str) -> BTreeMap<String, Vec<String>> {
     added
 }
 
+/// A simulated WeChat account `src` in `dir` without edge cases, so that every message the
+/// test adds is one it can count.
+fn wechat_source(dir: &Path, groups: u32, messages: u32, seed: u32) -> PathBuf {
+    let [groups, messages, seed] = [groups, messages, seed].map(|n| n.to_string());
+    simulate(
+        "wechat",
+        dir,
+        "src",
+        &[
+            "--groups",
+            &groups,
+            "--messages",
+            &messages,
+            "--seed",
+            &seed,
+            "--edge-rate",
+            "0",
+        ],
+    )
+}
+
 fn export(root: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
     let mut args = vec![
         "export",
@@ -85,21 +106,7 @@ fn chain(bundles: &[&PathBuf]) -> (i32, String) {
 #[test]
 fn increments_hold_exactly_the_new_messages_and_chain_by_digest() {
     let dir = tempfile::tempdir().unwrap();
-    let root = simulate(
-        "wechat",
-        dir.path(),
-        "src",
-        &[
-            "--groups",
-            "3",
-            "--messages",
-            "1500",
-            "--seed",
-            "11",
-            "--edge-rate",
-            "0",
-        ],
-    );
+    let root = wechat_source(dir.path(), 3, 1500, 11);
     let b1 = dir.path().join("b1");
     assert_eq!(exit_code(&export(&root, &b1, &[])), 0);
 
@@ -194,21 +201,7 @@ fn increments_hold_exactly_the_new_messages_and_chain_by_digest() {
 #[test]
 fn an_increment_must_come_from_the_same_account_and_key() {
     let dir = tempfile::tempdir().unwrap();
-    let root = simulate(
-        "wechat",
-        dir.path(),
-        "src",
-        &[
-            "--groups",
-            "2",
-            "--messages",
-            "300",
-            "--seed",
-            "12",
-            "--edge-rate",
-            "0",
-        ],
-    );
+    let root = wechat_source(dir.path(), 2, 300, 12);
     let k1 = dir.path().join("k1");
     let k2 = dir.path().join("k2");
     let anon = dir.path().join("anon");
@@ -275,21 +268,7 @@ fn an_increment_must_come_from_the_same_account_and_key() {
 #[test]
 fn changes_behind_the_mark_are_listed_not_exported_again() {
     let dir = tempfile::tempdir().unwrap();
-    let root = simulate(
-        "wechat",
-        dir.path(),
-        "src",
-        &[
-            "--groups",
-            "2",
-            "--messages",
-            "400",
-            "--seed",
-            "13",
-            "--edge-rate",
-            "0",
-        ],
-    );
+    let root = wechat_source(dir.path(), 2, 400, 13);
     let b1 = dir.path().join("b1");
     assert_eq!(exit_code(&export(&root, &b1, &[])), 0);
     let held = read_csv(&b1.join("data/messages.csv"));
@@ -405,21 +384,7 @@ fn reseal(bundle: &Path, rel: &str, bytes: &[u8]) {
 #[test]
 fn earlier_links_must_be_beside_and_a_forged_overlap_is_found() {
     let dir = tempfile::tempdir().unwrap();
-    let root = simulate(
-        "wechat",
-        dir.path(),
-        "src",
-        &[
-            "--groups",
-            "2",
-            "--messages",
-            "400",
-            "--seed",
-            "14",
-            "--edge-rate",
-            "0",
-        ],
-    );
+    let root = wechat_source(dir.path(), 2, 400, 14);
     let (b1, b2, b3) = (
         dir.path().join("b1"),
         dir.path().join("b2"),
@@ -491,21 +456,7 @@ fn earlier_links_must_be_beside_and_a_forged_overlap_is_found() {
 #[test]
 fn a_predecessor_whose_marks_or_members_were_edited_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let root = simulate(
-        "wechat",
-        dir.path(),
-        "src",
-        &[
-            "--groups",
-            "2",
-            "--messages",
-            "200",
-            "--seed",
-            "5",
-            "--edge-rate",
-            "0",
-        ],
-    );
+    let root = wechat_source(dir.path(), 2, 200, 5);
     // Three copies of the same bundle: one edited each way, one left alone.
     let [b1, b1_members, b1_pristine] = ["b1", "b1-members", "b1-pristine"].map(|name| {
         let bundle = dir.path().join(name);
