@@ -47,4 +47,5 @@ pub mod retention;
 pub mod simulate;
 pub mod sink;
 pub mod source;
+pub mod spill;
 pub mod timefmt;
