@@ -2,7 +2,7 @@
 //! an evidence bundle, with the source hashed before and after.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::anonymize::{Anonymizer, Identity, Key};
 use crate::evidence::unchanged::ReadStamp;
-use crate::evidence::{BagOptions, BagSummary, BagWriter, EvidenceError, TagFiles};
+use crate::evidence::{BagOptions, BagSummary, BagWriter, EvidenceError};
 use crate::records::{Group, Message, Warning};
 use crate::retention::FileStamp;
 use crate::sink::csv::CsvStyle;
@@ -512,7 +512,7 @@ pub fn export_source(
             "high_water": marks,
         })
     });
-    let bundle = bag.finish(move |payload| {
+    let bundle = bag.finish(move |payload, out| {
         let evidence = Evidence {
             tool: json!({"name": "chatvault", "version": env!("CARGO_PKG_VERSION")}),
             format_version: FORMAT_VERSION,
@@ -562,10 +562,8 @@ pub fn export_source(
         }
         bag_info.push(("Chatvault-Groups".into(), group_count.to_string()));
         bag_info.push(("Chatvault-Messages".into(), total_messages.to_string()));
-        TagFiles {
-            bag_info,
-            evidence_json: serde_json::to_vec_pretty(&evidence).unwrap_or_default(),
-        }
+        serde_json::to_writer_pretty(out, &evidence)?;
+        Ok(bag_info)
     })?;
     Ok(ExportSummary {
         bundle,
@@ -719,7 +717,7 @@ struct WrittenPayload {
     total_messages: u64,
     total_members: u64,
     media_counts: MediaCounts,
-    source_entries: Vec<SourceEntry>,
+    source_entries: SourceList,
     warnings: Warnings,
 }
 
@@ -758,7 +756,7 @@ struct Evidence<'a> {
     started_utc: String,
     finished_utc: String,
     source: serde_json::Value,
-    sources: &'a [SourceEntry],
+    sources: &'a SourceList,
     filters: &'a serde_json::Value,
     /// `--case-id` and `--examiner`, when given.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -789,8 +787,6 @@ fn write_payload(
     provenance: &Provenance,
     databases_before: impl FnOnce() -> Result<Vec<(String, SourceRecord)>, ExportError>,
 ) -> Result<WrittenPayload, ExportError> {
-    // Every source file read: media as the copier read them, the databases once hashed.
-    let mut sources: BTreeMap<String, SourceRecord> = BTreeMap::new();
     let mut warnings = Warnings {
         kept: source
             .warnings()
@@ -809,7 +805,7 @@ fn write_payload(
     for format in &opts.formats {
         sinks.push(format.sink(bag, opts.csv)?);
     }
-    let mut copier = MediaCopier::new(media_wanted(opts), !identities.active());
+    let mut copier = MediaCopier::new(media_wanted(opts), !identities.active(), bag.spill_dir());
     let mut change_log = None;
     let mut changes_csv = None;
     if let Some(previous) = opts.after.as_ref().filter(|_| opts.changes) {
@@ -1102,20 +1098,19 @@ fn write_payload(
     }
     let total_messages = stats.iter().map(|s| s.messages).sum();
     let total_members = stats.iter().map(|s| s.members).sum();
-    let media_counts = copier.counts;
-    for (rel, file) in copier.copied {
-        sources.entry(rel).or_insert(SourceRecord {
-            path: file.path,
-            size: file.size,
-            sha256_before: file.sha256,
-            read_stamp: file.read_stamp,
-            is_media: true,
-        });
-    }
+    let (media_counts, copied_media) = copier.into_copied();
     crate::failpoint::hit("export.csv.finished");
 
-    sources.extend(databases_before()?);
-    let source_entries = recheck_sources(&sources, early_after, identities)?;
+    // Every source file read: media as the copier read them, the databases once hashed.
+    let mut databases = databases_before()?;
+    databases.sort_by(|a, b| a.0.cmp(&b.0));
+    let source_entries = recheck_sources(
+        copied_media,
+        databases,
+        early_after,
+        identities,
+        bag.spill_dir(),
+    )?;
 
     // Reports come last: they show every other payload file's hash and the sources'.
     let finished_at = opts.fixed_time.unwrap_or_else(Utc::now);
@@ -1172,44 +1167,210 @@ fn write_payload(
     })
 }
 
+/// Every source file read, hashed before and after: evidence.json's `sources` and the
+/// report's, in path order, kept on disk (one entry per media file copied).
+pub struct SourceList {
+    log: crate::spill::SealedLog,
+    media_files: u64,
+}
+
+impl SourceList {
+    /// How many of the entries are media files.
+    pub fn media_files(&self) -> u64 {
+        self.media_files
+    }
+
+    pub fn len(&self) -> u64 {
+        self.log.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.log.is_empty()
+    }
+
+    /// The entries in path order, read back from disk.
+    pub fn iter(&self) -> impl Iterator<Item = std::io::Result<SourceEntry>> + '_ {
+        self.log
+            .iter()
+            .map(|record| SourceEntry::from_record(&record?))
+    }
+}
+
+impl serde::Serialize for SourceList {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeSeq};
+        let mut seq = serializer.serialize_seq(usize::try_from(self.len()).ok())?;
+        for entry in self.iter() {
+            seq.serialize_element(&entry.map_err(S::Error::custom)?)?;
+        }
+        seq.end()
+    }
+}
+
+impl SourceEntry {
+    fn record(&self) -> crate::spill::RecordBuf {
+        let mut record = crate::spill::RecordBuf::new();
+        record
+            .u64(u64::from(self.is_media))
+            .str(self.path.as_deref().unwrap_or(""))
+            .u64(u64::from(self.path.is_some()))
+            .str(self.media_sha256.as_deref().unwrap_or(""))
+            .u64(u64::from(self.media_sha256.is_some()))
+            .u64(self.size)
+            .str(&self.sha256_before)
+            .str(&self.sha256_after);
+        record
+    }
+
+    fn from_record(record: &[u8]) -> std::io::Result<SourceEntry> {
+        let mut fields = crate::spill::Fields::new(record);
+        let is_media = fields.u64()? != 0;
+        let path = fields.str()?.to_string();
+        let path = (fields.u64()? != 0).then_some(path);
+        let media_sha256 = fields.str()?.to_string();
+        let media_sha256 = (fields.u64()? != 0).then_some(media_sha256);
+        Ok(SourceEntry {
+            path,
+            media_sha256,
+            size: fields.u64()?,
+            sha256_before: fields.str()?.to_string(),
+            sha256_after: fields.str()?.to_string(),
+            is_media,
+        })
+    }
+}
+
+/// Source files re-checked together: enough to keep both cores busy, few enough that
+/// memory does not grow with the number of media files.
+const RECHECK_BATCH: usize = 2048;
+
 /// Hashes every source file read once more (those a thread hashed early are joined): each
-/// must still hash as it did when read, or the app was writing. Returns evidence.json's
-/// `sources`, in path order.
+/// must still hash as it did when read, or the app was writing. `media` are the copier's
+/// records in path order; `databases` are in path order too and win over a media record
+/// of the same path. Returns evidence.json's `sources`, in path order.
 fn recheck_sources(
-    sources: &BTreeMap<String, SourceRecord>,
+    media: crate::spill::SortedRuns,
+    databases: Vec<(String, SourceRecord)>,
     early_after: Option<std::thread::JoinHandle<Vec<(String, HashResult)>>>,
     identities: &Identities,
-) -> Result<Vec<SourceEntry>, ExportError> {
-    let mut after: Vec<(String, HashResult)> = match early_after {
+    spill_dir: &std::path::Path,
+) -> Result<SourceList, ExportError> {
+    let spill_error = |source| ExportError::Write {
+        path: format!("a temporary file in {}", spill_dir.display()),
+        source,
+    };
+    let early: HashMap<String, HashResult> = match early_after {
         Some(handle) => handle
             .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p)),
-        None => Vec::new(),
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+            .into_iter()
+            .collect(),
+        None => HashMap::new(),
     };
-    let hashed_early: HashSet<String> = after.iter().map(|(rel, _)| rel.clone()).collect();
+    let mut media = FirstCopies {
+        sorted: media.into_sorted().map_err(spill_error)?,
+        last: None,
+    };
+    let mut databases = databases.into_iter().peekable();
+    let mut log = crate::spill::SpillLog::new(spill_dir);
+    let mut batch: Vec<(String, SourceRecord)> = Vec::with_capacity(RECHECK_BATCH);
+    let mut next_media = media.next().map_err(spill_error)?;
+    let mut media_files = 0;
+    loop {
+        let next = match (&next_media, databases.peek()) {
+            (None, None) => break,
+            // A database read as a medium too is listed once, as the database.
+            (Some((rel, _)), Some((database, _))) if database <= rel => {
+                if database == rel {
+                    next_media = media.next().map_err(spill_error)?;
+                }
+                databases.next()
+            }
+            (Some(_), _) => {
+                let taken = next_media.take();
+                next_media = media.next().map_err(spill_error)?;
+                taken.map(|(rel, file)| {
+                    (
+                        rel,
+                        SourceRecord {
+                            path: file.path,
+                            size: file.size,
+                            sha256_before: file.sha256,
+                            read_stamp: file.read_stamp,
+                            is_media: true,
+                        },
+                    )
+                })
+            }
+            (None, Some(_)) => databases.next(),
+        };
+        batch.extend(next);
+        if batch.len() >= RECHECK_BATCH {
+            for entry in recheck_batch(&mut batch, &early, identities)? {
+                media_files += u64::from(entry.is_media);
+                log.push(entry.record().as_slice()).map_err(spill_error)?;
+            }
+        }
+    }
+    for entry in recheck_batch(&mut batch, &early, identities)? {
+        media_files += u64::from(entry.is_media);
+        log.push(entry.record().as_slice()).map_err(spill_error)?;
+    }
+    Ok(SourceList {
+        media_files,
+        log: log.seal().map_err(spill_error)?,
+    })
+}
+
+/// The copier's records in path order, each file once (its first copy).
+struct FirstCopies {
+    sorted: crate::spill::Sorted,
+    last: Option<String>,
+}
+
+impl FirstCopies {
+    fn next(&mut self) -> std::io::Result<Option<(String, crate::sink::media::CopiedFile)>> {
+        for record in self.sorted.by_ref() {
+            let record = record?;
+            let (rel, file) = crate::sink::media::CopiedFile::from_record(&record)?;
+            if self.last.as_deref() != Some(rel) {
+                self.last = Some(rel.to_string());
+                return Ok(Some((rel.to_string(), file)));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The "after" hashes of a batch of sources (in parallel), checked against the "before"
+/// ones; empties the batch.
+fn recheck_batch(
+    batch: &mut Vec<(String, SourceRecord)>,
+    early: &HashMap<String, HashResult>,
+    identities: &Identities,
+) -> Result<Vec<SourceEntry>, ExportError> {
     // A file whose identity proves it unchanged since its first read is not read again:
     // its "after" hash is the one taken while it was read.
-    after.par_extend(
-        sources
-            .par_iter()
-            .filter(|(rel, _)| !hashed_early.contains(*rel))
-            .map(|(rel, record)| {
+    let results: Vec<HashResult> = batch
+        .par_iter()
+        .map(|(rel, record)| match early.get(rel) {
+            Some(Ok(hashed)) => Ok(hashed.clone()),
+            Some(Err(_)) => Err(ExportError::SourceChanged { path: rel.clone() }),
+            None => {
                 let proven = record
                     .read_stamp
                     .as_ref()
                     .is_some_and(|s| s.proves_unchanged(stamp(&record.path).as_ref()));
-                let result = if proven {
+                if proven {
                     Ok((record.sha256_before.clone(), record.size))
                 } else {
                     hash_file(&record.path)
-                };
-                (rel.clone(), result)
-            }),
-    );
-    after.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut source_entries = Vec::with_capacity(after.len());
-    for (rel, result) in after {
-        let record = &sources[&rel];
+                }
+            }
+        })
+        .collect();
+    let mut entries = Vec::with_capacity(batch.len());
+    for ((rel, record), result) in batch.drain(..).zip(results) {
         let (sha_after, _) =
             result.map_err(|_| ExportError::SourceChanged { path: rel.clone() })?;
         if sha_after != record.sha256_before {
@@ -1217,17 +1378,16 @@ fn recheck_sources(
         }
         // Anonymized: a media file is named by its hash, never by its path.
         let hidden = identities.active() && record.is_media;
-        source_entries.push(SourceEntry {
+        entries.push(SourceEntry {
             media_sha256: hidden.then(|| record.sha256_before.clone()),
             path: (!hidden).then_some(rel),
             size: record.size,
-            sha256_before: record.sha256_before.clone(),
+            sha256_before: record.sha256_before,
             sha256_after: sha_after,
             is_media: record.is_media,
         });
     }
-
-    Ok(source_entries)
+    Ok(entries)
 }
 
 /// Each group's id, name and owner as written.

@@ -156,6 +156,48 @@ impl SpillLog {
     }
 }
 
+impl SpillLog {
+    /// The log once nothing more will be pushed: read back through a shared reference.
+    pub fn seal(mut self) -> io::Result<SealedLog> {
+        let file = match self.out.take() {
+            Some(out) => Some(out.into_inner().map_err(|e| e.into_error())?),
+            None => None,
+        };
+        let end = match &file {
+            Some(file) => file.metadata()?.len(),
+            None => 0,
+        };
+        Ok(SealedLog {
+            file,
+            end,
+            records: self.records,
+        })
+    }
+}
+
+/// A [`SpillLog`] that is complete.
+pub struct SealedLog {
+    file: Option<File>,
+    end: u64,
+    records: u64,
+}
+
+impl SealedLog {
+    pub fn len(&self) -> u64 {
+        self.records
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records == 0
+    }
+
+    /// Every record, in the order pushed.
+    pub fn iter(&self) -> impl Iterator<Item = io::Result<Vec<u8>>> + '_ {
+        let mut cursor = RecordCursor::new(0, self.end);
+        std::iter::from_fn(move || cursor.next_record(self.file.as_ref()?).transpose())
+    }
+}
+
 /// Records sorted by their bytes. A caller that wants the first of several records with
 /// one key puts a sequence number after the key.
 pub struct SortedRuns {
@@ -336,6 +378,109 @@ impl Merge {
     }
 }
 
+/// Builds a record: an optional sort key, then fields read back with [`Fields`].
+#[derive(Default)]
+pub struct RecordBuf {
+    bytes: Vec<u8>,
+}
+
+impl RecordBuf {
+    /// A record sorted by `key` (which must not hold a `\0`), then by what follows.
+    pub fn keyed(key: &str) -> RecordBuf {
+        let mut bytes = Vec::with_capacity(key.len() + 64);
+        bytes.extend_from_slice(key.as_bytes());
+        bytes.push(0);
+        RecordBuf { bytes }
+    }
+
+    /// A record with no key (for a [`SpillLog`]).
+    pub fn new() -> RecordBuf {
+        RecordBuf::default()
+    }
+
+    /// Big-endian, so that a u64 right after the key sorts numerically.
+    pub fn u64(&mut self, value: u64) -> &mut Self {
+        self.bytes.extend_from_slice(&value.to_be_bytes());
+        self
+    }
+
+    pub fn i64(&mut self, value: i64) -> &mut Self {
+        self.bytes.extend_from_slice(&value.to_be_bytes());
+        self
+    }
+
+    pub fn bytes(&mut self, value: &[u8]) -> &mut Self {
+        self.u64(value.len() as u64);
+        self.bytes.extend_from_slice(value);
+        self
+    }
+
+    pub fn str(&mut self, value: &str) -> &mut Self {
+        self.bytes(value.as_bytes())
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// Reads back the fields of a record built with [`RecordBuf`], in the same order.
+pub struct Fields<'a> {
+    rest: &'a [u8],
+}
+
+fn corrupt() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, "a spilled record is cut short")
+}
+
+impl<'a> Fields<'a> {
+    /// The key and the fields of a keyed record.
+    pub fn keyed(record: &'a [u8]) -> io::Result<(&'a str, Fields<'a>)> {
+        let end = record.iter().position(|&b| b == 0).ok_or_else(corrupt)?;
+        let key = std::str::from_utf8(&record[..end]).map_err(|_| corrupt())?;
+        Ok((
+            key,
+            Fields {
+                rest: &record[end + 1..],
+            },
+        ))
+    }
+
+    pub fn new(record: &'a [u8]) -> Fields<'a> {
+        Fields { rest: record }
+    }
+
+    fn take(&mut self, n: usize) -> io::Result<&'a [u8]> {
+        if self.rest.len() < n {
+            return Err(corrupt());
+        }
+        let (taken, rest) = self.rest.split_at(n);
+        self.rest = rest;
+        Ok(taken)
+    }
+
+    pub fn u64(&mut self) -> io::Result<u64> {
+        let mut raw = [0u8; 8];
+        raw.copy_from_slice(self.take(8)?);
+        Ok(u64::from_be_bytes(raw))
+    }
+
+    pub fn i64(&mut self) -> io::Result<i64> {
+        let mut raw = [0u8; 8];
+        raw.copy_from_slice(self.take(8)?);
+        Ok(i64::from_be_bytes(raw))
+    }
+
+    pub fn bytes(&mut self) -> io::Result<&'a [u8]> {
+        let len = usize::try_from(self.u64()?).map_err(|_| corrupt())?;
+        self.take(len)
+    }
+
+    pub fn str(&mut self) -> io::Result<&'a str> {
+        std::str::from_utf8(self.bytes()?).map_err(|_| corrupt())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,6 +533,17 @@ mod tests {
         let all: Vec<Vec<u8>> = log.iter().unwrap().map(|r| r.unwrap()).collect();
         assert_eq!(all, records);
         assert_eq!(log.len(), 5000);
+        let mut record = RecordBuf::keyed("data/a");
+        record.u64(7).str("x").i64(-3);
+        let (key, mut fields) = Fields::keyed(record.as_slice()).unwrap();
+        assert_eq!(key, "data/a");
+        assert_eq!(fields.u64().unwrap(), 7);
+        assert_eq!(fields.str().unwrap(), "x");
+        assert_eq!(fields.i64().unwrap(), -3);
+        assert!(fields.u64().is_err());
+        let sealed = log.seal().unwrap();
+        assert_eq!(sealed.iter().count(), 5000);
+        assert_eq!(sealed.iter().count(), 5000);
         // Nothing is left in the directory: the file is anonymous.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }

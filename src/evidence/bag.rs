@@ -17,6 +17,7 @@ use super::zipbag::ZipTarget;
 use super::{io_err, validate_payload_rel, EvidenceError};
 use crate::failpoint;
 use crate::lockfile::{self, LockGuard};
+use crate::spill::{Fields, RecordBuf, SortedRuns, SpillLog};
 
 pub const BAGIT_TXT: &str = "bagit.txt";
 pub const BAG_INFO_TXT: &str = "bag-info.txt";
@@ -66,15 +67,6 @@ pub struct PayloadSummary {
     pub payload_oxum: String,
     pub files: usize,
     pub bytes: u64,
-}
-
-/// Tag content supplied by the caller once the payload is known.
-#[derive(Debug, Clone, Default)]
-pub struct TagFiles {
-    /// Extra bag-info.txt fields (Chatvault-* …), written in this order after
-    /// Bagging-Date, Payload-Oxum and Bag-Software-Agent.
-    pub bag_info: Vec<(String, String)>,
-    pub evidence_json: Vec<u8>,
 }
 
 /// The finished bundle and the values a person writes down.
@@ -130,50 +122,136 @@ static NEXT_WRITER_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Payload names already taken, case-folded: two names that differ only in case
 /// would overwrite each other when the bag is unpacked on Windows or macOS.
-#[derive(Default)]
+///
+/// Directories (a few per conversation) are kept in memory and checked as names are
+/// claimed; file names, one per payload file, go to sorted runs on disk and are checked
+/// against each other and against the directories at the end, so that memory does not
+/// grow with the number of files.
 struct NameRegistry {
-    files: HashMap<String, String>,
     dirs: HashMap<String, String>,
+    /// "folded\0as claimed" for every file.
+    files: SortedRuns,
+}
+
+fn clash(path: &str, existing: &str, reason: &'static str) -> EvidenceError {
+    EvidenceError::DuplicatePayloadPath {
+        path: path.to_string(),
+        existing: existing.to_string(),
+        reason,
+    }
 }
 
 impl NameRegistry {
-    fn claim(&mut self, rel: &str) -> Result<(), EvidenceError> {
+    fn new(spill_dir: &Path) -> NameRegistry {
+        NameRegistry {
+            dirs: HashMap::new(),
+            files: SortedRuns::new(spill_dir),
+        }
+    }
+
+    fn claim(&mut self, rel: &str, spill_dir: &Path) -> Result<(), EvidenceError> {
         let folded = rel.to_lowercase();
-        let clash = |existing: &String, reason| {
-            Err(EvidenceError::DuplicatePayloadPath {
-                path: rel.to_string(),
-                existing: existing.clone(),
-                reason,
-            })
-        };
-        if let Some(existing) = self.files.get(&folded) {
-            let reason = if existing == rel {
-                "same name"
-            } else {
-                "names differ only in letter case"
-            };
-            return clash(existing, reason);
-        }
         if let Some(existing) = self.dirs.get(&folded) {
-            return clash(existing, "a directory of that name already holds files");
+            return Err(clash(
+                rel,
+                existing,
+                "a directory of that name already holds files",
+            ));
         }
-        let ancestors: Vec<usize> = folded.match_indices('/').map(|(i, _)| i).collect();
-        for &end in &ancestors {
-            if let Some(existing) = self.files.get(&folded[..end]) {
-                return clash(
-                    existing,
-                    "a file of that name is in the way of the directory",
-                );
-            }
-        }
-        for &end in &ancestors {
+        for (end, _) in folded.match_indices('/') {
             self.dirs
                 .entry(folded[..end].to_string())
                 .or_insert_with(|| rel[..end].to_string());
         }
-        self.files.insert(folded, rel.to_string());
+        let mut record = RecordBuf::keyed(&folded);
+        record.str(rel);
+        self.files
+            .push(record.as_slice())
+            .map_err(io_err("write a spill file in", spill_dir))
+    }
+
+    /// The checks that need every file name: the same name twice, names that differ only
+    /// in case, and a file where another file's directory is.
+    fn check(self, spill_dir: &Path) -> Result<(), EvidenceError> {
+        let spill_error = io_err("read a spill file in", spill_dir);
+        let sorted = match self.files.into_sorted() {
+            Ok(sorted) => sorted,
+            Err(e) => return Err(spill_error(e)),
+        };
+        let mut previous: Option<(String, String)> = None;
+        for record in sorted {
+            let record = record.map_err(io_err("read a spill file in", spill_dir))?;
+            let (folded, mut fields) =
+                Fields::keyed(&record).map_err(io_err("read a spill file in", spill_dir))?;
+            let rel = fields
+                .str()
+                .map_err(io_err("read a spill file in", spill_dir))?;
+            if let Some((previous_folded, previous_rel)) = &previous {
+                if previous_folded == folded {
+                    let reason = if previous_rel == rel {
+                        "same name"
+                    } else {
+                        "names differ only in letter case"
+                    };
+                    return Err(clash(rel, previous_rel, reason));
+                }
+            }
+            if let Some(dir) = self.dirs.get(folded) {
+                return Err(clash(
+                    rel,
+                    dir,
+                    "a file of that name is in the way of the directory",
+                ));
+            }
+            previous = Some((folded.to_string(), rel.to_string()));
+        }
         Ok(())
     }
+}
+
+/// The payload files finished so far: counted, logged in the order they were added (the
+/// report's hash annex lists them so), and queued in path order for the manifest, on
+/// disk rather than in memory.
+struct PayloadRecords {
+    files: usize,
+    bytes: u64,
+    /// rel, size, sha256.
+    log: SpillLog,
+    /// Keyed by rel: sha256.
+    by_path: SortedRuns,
+}
+
+impl PayloadRecords {
+    fn new(spill_dir: &Path) -> PayloadRecords {
+        PayloadRecords {
+            files: 0,
+            bytes: 0,
+            log: SpillLog::new(spill_dir),
+            by_path: SortedRuns::new(spill_dir),
+        }
+    }
+
+    fn push(&mut self, digest: &FileDigest) -> std::io::Result<()> {
+        let mut logged = RecordBuf::new();
+        logged.str(&digest.rel).u64(digest.size).str(&digest.sha256);
+        self.log.push(logged.as_slice())?;
+        let mut keyed = RecordBuf::keyed(&digest.rel);
+        keyed.str(&digest.sha256);
+        self.by_path.push(keyed.as_slice())?;
+        self.files += 1;
+        self.bytes += digest.size;
+        Ok(())
+    }
+}
+
+fn logged_digest(record: std::io::Result<Vec<u8>>) -> std::io::Result<FileDigest> {
+    let record = record?;
+    let mut fields = Fields::new(&record);
+    Ok(FileDigest {
+        rel: fields.str()?.to_string(),
+        size: fields.u64()?,
+        sha256: fields.str()?.to_string(),
+    })
 }
 
 /// Writes one bag. See the module documentation of [`crate::evidence`].
@@ -189,7 +267,9 @@ pub struct BagWriter {
     published: bool,
     time: DateTime<Utc>,
     tool_version: String,
-    payload: Vec<FileDigest>,
+    /// Where the spill files go: beside the output.
+    spill_dir: PathBuf,
+    payload: PayloadRecords,
     names: NameRegistry,
     open_texts: HashSet<String>,
     zip: Option<ZipTarget>,
@@ -249,21 +329,29 @@ impl BagWriter {
         } else {
             None
         };
+        let spill_dir = target.parent.clone();
         Ok(BagWriter {
             id: NEXT_WRITER_ID.fetch_add(1, Ordering::Relaxed),
+            payload: PayloadRecords::new(&spill_dir),
+            names: NameRegistry::new(&spill_dir),
+            spill_dir,
             target,
             final_path,
             partial,
             published: false,
             time,
             tool_version: opts.tool_version,
-            payload: Vec::new(),
-            names: NameRegistry::default(),
             open_texts: HashSet::new(),
             zip,
             copy_buf: Vec::new(),
             _lock: lock,
         })
+    }
+
+    /// Where records that grow with the payload are kept while the bag is written
+    /// (anonymous files beside the output; see [`crate::spill`]).
+    pub fn spill_dir(&self) -> &Path {
+        &self.spill_dir
     }
 
     /// Final path of the bundle (NAME or NAME.zip).
@@ -275,7 +363,7 @@ impl BagWriter {
     pub fn text_file(&mut self, rel_in_data: &str) -> Result<PayloadText, EvidenceError> {
         let rel = self.claim(rel_in_data)?;
         let path = self.partial_path(&rel)?;
-        let file = File::create(&path).map_err(io_err("create", &path))?;
+        let file = create_new(&path, &rel)?;
         self.open_texts.insert(rel.clone());
         Ok(PayloadText {
             writer_id: self.id,
@@ -299,7 +387,7 @@ impl BagWriter {
         if let Some(zip) = self.zip.as_mut() {
             zip.stage(rel.clone(), path, size);
         }
-        Ok(self.record(rel, size, sha256))
+        self.record(rel, size, sha256)
     }
 
     /// Copies a media file into `data/<rel_in_data>`, hashing it in the same pass.
@@ -336,7 +424,7 @@ impl BagWriter {
             }
             None => {
                 let path = self.partial_path(&rel)?;
-                let mut file = File::create(&path).map_err(io_err("create", &path))?;
+                let mut file = create_new(&path, &rel)?;
                 let (sha256, size) = tee::copy_hashing(src, &mut file, &mut self.copy_buf, 0)
                     .map_err(|e| match e {
                         CopyError::Read(e) => io_err("read the source of", Path::new(&rel))(e),
@@ -345,80 +433,138 @@ impl BagWriter {
                 (sha256, size)
             }
         };
-        Ok(self.record(rel, size, sha256))
+        self.record(rel, size, sha256)
     }
 
-    /// Payload files finished so far, in the order they were added.
-    pub fn payload(&self) -> &[FileDigest] {
-        &self.payload
+    /// Payload files finished so far, in the order they were added (read back from disk).
+    pub fn payload(
+        &mut self,
+    ) -> Result<impl Iterator<Item = Result<FileDigest, EvidenceError>> + '_, EvidenceError> {
+        let spill_dir = self.spill_dir.clone();
+        let records = self
+            .payload
+            .log
+            .iter()
+            .map_err(io_err("read a spill file in", &spill_dir))?;
+        Ok(records
+            .map(move |r| logged_digest(r).map_err(io_err("read a spill file in", &spill_dir))))
+    }
+
+    /// How many payload files are finished so far.
+    pub fn payload_files(&self) -> usize {
+        self.payload.files
     }
 
     /// Writes the manifests and tag files, syncs, and moves the bag to its final
-    /// name; then writes the sidecar. `tags` sees the payload summary first so
-    /// that evidence.json can record the manifest digest.
+    /// name; then writes the sidecar. `tags` sees the payload summary first (so that
+    /// evidence.json can record the manifest digest), writes evidence.json into the writer
+    /// it is given, and returns the extra bag-info.txt fields (Chatvault-* …), written in
+    /// this order after Bagging-Date, Payload-Oxum and Bag-Software-Agent.
     pub fn finish(
         mut self,
-        tags: impl FnOnce(&PayloadSummary) -> TagFiles,
+        tags: impl FnOnce(&PayloadSummary, &mut dyn Write) -> std::io::Result<Vec<(String, String)>>,
     ) -> Result<BagSummary, EvidenceError> {
         if let Some(rel) = self.open_texts.iter().min() {
             return Err(EvidenceError::UnfinishedPayload { rel: rel.clone() });
         }
-        self.payload.sort_by(|a, b| a.rel.cmp(&b.rel));
-        let manifest = manifest_text(
-            self.payload
-                .iter()
-                .map(|f| (f.rel.as_str(), f.sha256.as_str())),
+        let spill_dir = self.spill_dir.clone();
+        let spill_error = || io_err("read a spill file in", &spill_dir);
+        let names = std::mem::replace(&mut self.names, NameRegistry::new(&spill_dir));
+        names.check(&spill_dir)?;
+
+        // Tag files are written beside the payload (a directory bag) or in the staging
+        // area (a zip, which streams them in), each hashed as it is written.
+        let mut tag_digests: BTreeMap<&str, String> = BTreeMap::new();
+        tag_digests.insert(
+            BAGIT_TXT,
+            crate::digest::sha256_hex(BAGIT_DECLARATION.as_bytes()),
         );
-        let bytes: u64 = self.payload.iter().map(|f| f.size).sum();
+        if self.zip.is_none() {
+            let path = self.partial.join(BAGIT_TXT);
+            fs::write(&path, BAGIT_DECLARATION).map_err(io_err("write", &path))?;
+        }
+        let by_path = std::mem::replace(&mut self.payload.by_path, SortedRuns::new(&spill_dir));
+        let sorted = by_path.into_sorted().map_err(spill_error())?;
+        let manifest_sha256 = self.write_tag(MANIFEST_TXT, |out| {
+            for record in sorted {
+                let record = record?;
+                let (rel, mut fields) = Fields::keyed(&record)?;
+                let sha256 = fields.str()?;
+                out.write_all(sha256.as_bytes())?;
+                out.write_all(b"  ")?;
+                out.write_all(rel.as_bytes())?;
+                out.write_all(b"\n")?;
+            }
+            Ok(())
+        })?;
         let summary = PayloadSummary {
-            manifest_sha256: crate::digest::sha256_hex(manifest.as_bytes()),
-            payload_oxum: format!("{bytes}.{}", self.payload.len()),
-            files: self.payload.len(),
-            bytes,
+            manifest_sha256: manifest_sha256.clone(),
+            payload_oxum: format!("{}.{}", self.payload.bytes, self.payload.files),
+            files: self.payload.files,
+            bytes: self.payload.bytes,
         };
-        let caller_tags = tags(&summary);
+        tag_digests.insert(MANIFEST_TXT, manifest_sha256);
+        let mut extra_bag_info = Vec::new();
+        let evidence_sha256 = self.write_tag(EVIDENCE_JSON, |out| {
+            extra_bag_info = tags(&summary, out)?;
+            Ok(())
+        })?;
+        tag_digests.insert(EVIDENCE_JSON, evidence_sha256);
         let bag_info = bag_info_text(
             &self.time.format("%Y-%m-%d").to_string(),
             &summary.payload_oxum,
             &format!("chatvault {}", self.tool_version),
-            &caller_tags.bag_info,
+            &extra_bag_info,
         )?;
-        let mut tag_files: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
-        tag_files.insert(BAGIT_TXT, BAGIT_DECLARATION.as_bytes().to_vec());
-        tag_files.insert(BAG_INFO_TXT, bag_info.into_bytes());
-        tag_files.insert(MANIFEST_TXT, manifest.into_bytes());
-        tag_files.insert(EVIDENCE_JSON, caller_tags.evidence_json);
+        let bag_info_sha256 =
+            self.write_tag(BAG_INFO_TXT, |out| out.write_all(bag_info.as_bytes()))?;
+        tag_digests.insert(BAG_INFO_TXT, bag_info_sha256);
         let tagmanifest = manifest_text(
-            tag_files
-                .iter()
-                .map(|(name, bytes)| (*name, crate::digest::sha256_hex(bytes)))
-                .collect::<Vec<_>>()
+            tag_digests
                 .iter()
                 .map(|(name, digest)| (*name, digest.as_str())),
         );
-        let bag_digest = crate::digest::sha256_hex(tagmanifest.as_bytes());
-        tag_files.insert(TAGMANIFEST_TXT, tagmanifest.into_bytes());
+        let bag_digest =
+            self.write_tag(TAGMANIFEST_TXT, |out| out.write_all(tagmanifest.as_bytes()))?;
 
         let (zip_sha256, sidecar_line) = match self.zip.take() {
             Some(zip) => {
-                // bagit.txt went in first, at create.
-                let rest: Vec<(&str, &[u8])> = tag_files
+                // bagit.txt went in first, at create; the others in name order.
+                let tag_paths: Vec<(&str, PathBuf)> =
+                    [BAG_INFO_TXT, EVIDENCE_JSON, MANIFEST_TXT, TAGMANIFEST_TXT]
+                        .into_iter()
+                        .map(|name| (name, self.partial.join(name)))
+                        .collect();
+                let tag_refs: Vec<(&str, &Path)> = tag_paths
                     .iter()
-                    .filter(|(name, _)| **name != BAGIT_TXT)
-                    .map(|(name, bytes)| (*name, bytes.as_slice()))
+                    .map(|(name, path)| (*name, path.as_path()))
                     .collect();
-                let zip_sha256 = zip.finish(&rest, self.payload.is_empty())?;
-                // The staging area is empty by now; the zip is complete and synced.
+                let zip_sha256 = zip.finish(&tag_refs, self.payload.files == 0)?;
+                // The staging area holds only the tag files by now; the zip is complete
+                // and synced.
                 publish::remove_tree(&self.partial)?;
                 let line = format!("{zip_sha256}  {}.zip\n", self.target.name);
                 (Some(zip_sha256), line)
             }
             None => {
-                for (name, bytes) in &tag_files {
-                    let path = self.partial.join(name);
-                    fs::write(&path, bytes).map_err(io_err("write", &path))?;
+                let tag_names = [
+                    BAGIT_TXT,
+                    BAG_INFO_TXT,
+                    EVIDENCE_JSON,
+                    MANIFEST_TXT,
+                    TAGMANIFEST_TXT,
+                ];
+                if self.payload.files + tag_names.len() > SYNCFS_ABOVE_FILES {
+                    syncfs(&self.partial)?;
+                } else {
+                    let mut files: Vec<PathBuf> = Vec::with_capacity(self.payload.files + 5);
+                    let partial = self.partial.clone();
+                    for digest in self.payload()? {
+                        files.push(partial.join(digest?.rel));
+                    }
+                    files.extend(tag_names.iter().map(|name| self.partial.join(name)));
+                    sync_files(&self.partial, &files)?;
                 }
-                sync_tree(&self.partial, &self.payload, tag_files.keys().copied())?;
                 let line = format!("{bag_digest}  {}/{TAGMANIFEST_TXT}\n", self.target.name);
                 (None, line)
             }
@@ -436,9 +582,26 @@ impl BagWriter {
         })
     }
 
+    /// Writes the tag file `name` into the partial area, returning its SHA-256.
+    fn write_tag(
+        &self,
+        name: &str,
+        write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<String, EvidenceError> {
+        let path = self.partial.join(name);
+        let file = create_new(&path, name)?;
+        let mut out = BufWriter::with_capacity(IO_BUFFER, HashingWriter::new(file));
+        write(&mut out).map_err(io_err("write", &path))?;
+        let hashing = out
+            .into_inner()
+            .map_err(|e| io_err("write", &path)(e.into_error()))?;
+        let (_file, sha256, _) = hashing.finish();
+        Ok(sha256)
+    }
+
     fn claim(&mut self, rel_in_data: &str) -> Result<String, EvidenceError> {
         validate_payload_rel(rel_in_data)?;
-        self.names.claim(rel_in_data)?;
+        self.names.claim(rel_in_data, &self.spill_dir)?;
         Ok(format!("data/{rel_in_data}"))
     }
 
@@ -451,10 +614,17 @@ impl BagWriter {
         Ok(path)
     }
 
-    fn record(&mut self, rel: String, size: u64, sha256: String) -> FileDigest {
+    fn record(
+        &mut self,
+        rel: String,
+        size: u64,
+        sha256: String,
+    ) -> Result<FileDigest, EvidenceError> {
         let digest = FileDigest { rel, size, sha256 };
-        self.payload.push(digest.clone());
-        digest
+        self.payload
+            .push(&digest)
+            .map_err(io_err("write a spill file in", &self.spill_dir))?;
+        Ok(digest)
     }
 }
 
@@ -549,38 +719,51 @@ fn parent_dir(path: &Path) -> PathBuf {
 }
 
 /// Above this many files, a directory bag is made durable by one `syncfs(2)` of its file
-/// system rather than an `fsync` per file and directory: one call that waits for the disk
-/// once, instead of tens of thousands that each wait (the file system's other dirty data is
-/// written too, which is why small bags keep the per-file calls).
+/// system rather than an `fsync` per file and directory.
 const SYNCFS_ABOVE_FILES: usize = 256;
 
-/// Makes every file and directory of a directory bag durable, so a crash after the rename
-/// cannot leave a bag with empty files.
-fn sync_tree<'a>(
-    root: &Path,
-    payload: &[FileDigest],
-    tag_names: impl Iterator<Item = &'a str>,
-) -> Result<(), EvidenceError> {
-    let mut files: Vec<PathBuf> = payload.iter().map(|f| root.join(&f.rel)).collect();
-    files.extend(tag_names.map(|name| root.join(name)));
-    if files.len() > SYNCFS_ABOVE_FILES {
-        let dir = File::open(root).map_err(io_err("open", root))?;
-        return rustix::fs::syncfs(&dir)
-            .map_err(|errno| io_err("sync the file system of", root)(errno.into()));
-    }
+/// Creates a payload or tag file that must not exist yet: an exact duplicate name is
+/// refused here, before it could overwrite the first (case duplicates, which a
+/// case-sensitive file system keeps apart, are found at `finish`).
+fn create_new(path: &Path, rel: &str) -> Result<File, EvidenceError> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => clash(
+                rel,
+                rel,
+                "the file system already holds a file of that name (the same, or one differing only in case)",
+            ),
+            _ => io_err("create", path)(e),
+        })
+}
+
+/// One `syncfs(2)` of the file system holding `root`: one call that waits for the disk
+/// once, instead of tens of thousands that each wait (the file system's other dirty data
+/// is written too, which is why small bags sync file by file).
+fn syncfs(root: &Path) -> Result<(), EvidenceError> {
+    let dir = File::open(root).map_err(io_err("open", root))?;
+    rustix::fs::syncfs(&dir).map_err(|errno| io_err("sync the file system of", root)(errno.into()))
+}
+
+/// Makes every file of a small directory bag, and each directory holding them, durable,
+/// so a crash after the rename cannot leave a bag with empty files.
+fn sync_files(root: &Path, files: &[PathBuf]) -> Result<(), EvidenceError> {
     files.par_iter().try_for_each(|path| {
         File::open(path)
             .and_then(|f| f.sync_all())
             .map_err(io_err("sync", path))
     })?;
     let mut dirs: Vec<PathBuf> = vec![root.to_path_buf(), root.join("data")];
-    for file in payload {
-        let mut dir = Path::new(&file.rel).parent();
+    for file in files {
+        let mut dir = file.parent();
         while let Some(d) = dir {
-            if d.as_os_str().is_empty() || d == Path::new("data") {
+            if !d.starts_with(root) || d == root || d == root.join("data") {
                 break;
             }
-            dirs.push(root.join(d));
+            dirs.push(d.to_path_buf());
             dir = d.parent();
         }
     }
@@ -813,7 +996,7 @@ print(len(names))
         other.fixed_time = None;
         let mut writer = BagWriter::create(other).unwrap();
         writer.copy_file("x.jpg", &mut &b"other"[..], true).unwrap();
-        let second = writer.finish(|_| TagFiles::default()).unwrap();
+        let second = writer.finish(|_, _| Ok(Vec::new())).unwrap();
         fs::rename(&second.path, tmp.path().join("bag.replaced-500")).unwrap();
         fs::write(tmp.path().join("bag.sha256"), &sidecar).unwrap();
         // The next run puts back the bundle the sidecar names.
@@ -969,7 +1152,7 @@ print(len(names))
             writer
                 .copy_file("only.jpg", &mut &b"new"[..], true)
                 .unwrap();
-            let second = writer.finish(|_| TagFiles::default()).unwrap();
+            let second = writer.finish(|_, _| Ok(Vec::new())).unwrap();
             assert_eq!(second.path, first.path);
             assert_eq!(second.payload.files, 1);
             let leftovers: Vec<String> = fs::read_dir(tmp.path())
@@ -1003,15 +1186,51 @@ print(len(names))
         writer
             .copy_file("media/A.jpg", &mut &b"1"[..], true)
             .unwrap();
-        for clash in ["media/A.jpg", "media/a.jpg", "media/A.jpg/x", "MEDIA"] {
+        // Found as the name is claimed: a directory already holding files, and (in a
+        // directory bag) the very same name.
+        for clash in ["MEDIA", "media/A.jpg"] {
             let err = writer.copy_file(clash, &mut &b"2"[..], true).err().unwrap();
             assert!(
                 matches!(err, EvidenceError::DuplicatePayloadPath { .. }),
                 "{clash}: {err}"
             );
         }
-        assert!(writer.text_file("media/a.JPG").is_err());
-        assert_eq!(writer.payload().len(), 1);
+        assert_eq!(writer.payload_files(), 1);
+        assert_eq!(
+            fs::read(tmp.path().join("bag.partial/data/media/A.jpg")).unwrap(),
+            b"1"
+        );
+        drop(writer);
+        // Found at the end, from every name: the same name in a zip, a name differing only
+        // in case, a file where a directory is, in either order.
+        for (zip, first, second) in [
+            (true, "media/A.jpg", "media/A.jpg"),
+            (false, "media/A.jpg", "media/a.jpg"),
+            (true, "media/A.jpg", "media/a.JPG"),
+            (false, "media/a", "media/A/x.jpg"),
+            (true, "media/A/x.jpg", "media/a"),
+        ] {
+            let tmp = tempfile::tempdir().unwrap();
+            let mut writer = BagWriter::create(options(tmp.path(), "bag", zip)).unwrap();
+            writer.copy_file(first, &mut &b"1"[..], true).unwrap();
+            let err = match writer.copy_file(second, &mut &b"2"[..], true) {
+                Err(err) => {
+                    drop(writer);
+                    err
+                }
+                Ok(_) => writer.finish(|_, _| Ok(Vec::new())).err().unwrap(),
+            };
+            // (The zip crate refuses the very same name itself, as the entry starts.)
+            assert!(
+                matches!(err, EvidenceError::DuplicatePayloadPath { .. })
+                    || (first == second && matches!(err, EvidenceError::Zip { .. })),
+                "{first} then {second}: {err}"
+            );
+            assert!(
+                fs::read_dir(tmp.path()).unwrap().next().is_none(),
+                "{first} then {second}: output left behind"
+            );
+        }
     }
 
     #[test]
@@ -1027,9 +1246,9 @@ print(len(names))
             let tmp = tempfile::tempdir().unwrap();
             let writer = BagWriter::create(options(tmp.path(), "bag", false)).unwrap();
             let err = writer
-                .finish(|_| TagFiles {
-                    bag_info: vec![(label.into(), value.into())],
-                    evidence_json: b"{}".to_vec(),
+                .finish(|_, out| {
+                    out.write_all(b"{}")?;
+                    Ok(vec![(label.into(), value.into())])
                 })
                 .err()
                 .unwrap();
@@ -1043,9 +1262,9 @@ print(len(names))
         let tmp = tempfile::tempdir().unwrap();
         let writer = BagWriter::create(options(tmp.path(), "bag", false)).unwrap();
         writer
-            .finish(|_| TagFiles {
-                bag_info: vec![("Chatvault-Long".into(), long.clone())],
-                evidence_json: b"{}".to_vec(),
+            .finish(|_, out| {
+                out.write_all(b"{}")?;
+                Ok(vec![("Chatvault-Long".into(), long.clone())])
             })
             .unwrap();
         let info = fs::read_to_string(tmp.path().join("bag").join(BAG_INFO_TXT)).unwrap();
@@ -1057,7 +1276,7 @@ print(len(names))
         let tmp = tempfile::tempdir().unwrap();
         let mut writer = BagWriter::create(options(tmp.path(), "bag", true)).unwrap();
         let _open = writer.text_file("messages.csv").unwrap();
-        let err = writer.finish(|_| TagFiles::default()).err().unwrap();
+        let err = writer.finish(|_, _| Ok(Vec::new())).err().unwrap();
         assert!(
             matches!(err, EvidenceError::UnfinishedPayload { .. }),
             "{err}"
@@ -1069,7 +1288,7 @@ print(len(names))
     fn zip_name_may_be_given_with_extension_and_empty_bag_has_data_dir() {
         let tmp = tempfile::tempdir().unwrap();
         let writer = BagWriter::create(options(tmp.path(), "out.zip", true)).unwrap();
-        let summary = writer.finish(|_| TagFiles::default()).unwrap();
+        let summary = writer.finish(|_, _| Ok(Vec::new())).unwrap();
         assert_eq!(summary.path, tmp.path().join("out.zip"));
         assert_eq!(summary.payload.payload_oxum, "0.0");
         let (ok, out) = run(Command::new("unzip").arg("-l").arg(&summary.path));

@@ -24,9 +24,7 @@ mod zipread;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use bag::{
-    BagOptions, BagSummary, BagWriter, FileDigest, PayloadSummary, PayloadText, TagFiles,
-};
+pub use bag::{BagOptions, BagSummary, BagWriter, FileDigest, PayloadSummary, PayloadText};
 pub use hashsum::{
     check_sha256sum, format_sha256sum, hash_paths, parse_line as parse_sha256sum_line, CheckReport,
 };

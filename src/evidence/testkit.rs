@@ -6,7 +6,7 @@ use std::process::Command;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::json;
 
-use super::bag::{BagOptions, BagSummary, BagWriter, TagFiles};
+use super::bag::{BagOptions, BagSummary, BagWriter};
 use crate::digest::sha256_hex;
 
 pub fn fixed_time() -> DateTime<Utc> {
@@ -107,18 +107,20 @@ pub fn write_sample(opts: BagOptions, source_root: Option<&Path>) -> BagSummary 
         None => Vec::new(),
     };
     writer
-        .finish(|summary| TagFiles {
-            bag_info: vec![
+        .finish(|summary, out| {
+            serde_json::to_writer_pretty(
+                out,
+                &json!({
+                    "tool": "chatvault",
+                    "manifest_sha256": summary.manifest_sha256,
+                    "sources": sources,
+                }),
+            )?;
+            Ok(vec![
                 ("Chatvault-Format-Version".into(), "1".into()),
                 ("Chatvault-Csv-Guard".into(), "excel".into()),
                 ("Chatvault-Source-Platform".into(), "app-a".into()),
-            ],
-            evidence_json: serde_json::to_vec_pretty(&json!({
-                "tool": "chatvault",
-                "manifest_sha256": summary.manifest_sha256,
-                "sources": sources,
-            }))
-            .unwrap(),
+            ])
         })
         .unwrap()
 }

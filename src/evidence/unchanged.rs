@@ -51,6 +51,52 @@ impl ReadStamp {
     }
 }
 
+impl ReadStamp {
+    /// Appends the stamp to a spilled record (see [`crate::spill`]).
+    pub fn encode(&self, record: &mut crate::spill::RecordBuf) {
+        let time = |record: &mut crate::spill::RecordBuf, t: &DateTime<Utc>| {
+            record
+                .i64(t.timestamp())
+                .u64(u64::from(t.timestamp_subsec_nanos()));
+        };
+        record.u64(self.stamp.size);
+        time(record, &self.stamp.mtime);
+        time(record, &self.stamp.ctime);
+        record.u64(self.stamp.dev).u64(self.stamp.ino);
+        time(record, &self.taken);
+    }
+
+    /// Reads back what [`encode`](Self::encode) wrote.
+    pub fn decode(fields: &mut crate::spill::Fields) -> std::io::Result<ReadStamp> {
+        let time = |fields: &mut crate::spill::Fields| -> std::io::Result<DateTime<Utc>> {
+            let seconds = fields.i64()?;
+            let nanos = u32::try_from(fields.u64()?).unwrap_or(u32::MAX);
+            DateTime::from_timestamp(seconds, nanos).ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "a spilled time is out of range",
+                )
+            })
+        };
+        let size = fields.u64()?;
+        let mtime = time(fields)?;
+        let ctime = time(fields)?;
+        let dev = fields.u64()?;
+        let ino = fields.u64()?;
+        let taken = time(fields)?;
+        Ok(ReadStamp {
+            stamp: FileStamp {
+                size,
+                mtime,
+                ctime,
+                dev,
+                ino,
+            },
+            taken,
+        })
+    }
+}
+
 /// Whether the file at `path` has settled now (see [`ReadStamp::settled`]); `false` when
 /// it cannot be read.
 pub fn settled_now(path: &std::path::Path) -> bool {
@@ -93,5 +139,10 @@ mod tests {
         assert_eq!(now.size, 7);
         assert_eq!(now.mtime, later.stamp.mtime);
         assert!(!later.proves_unchanged(Some(&now)));
+
+        let mut record = crate::spill::RecordBuf::new();
+        later.encode(&mut record);
+        let decoded = ReadStamp::decode(&mut crate::spill::Fields::new(record.as_slice())).unwrap();
+        assert_eq!(decoded, later);
     }
 }

@@ -246,7 +246,7 @@ impl ZipTarget {
     /// directory and syncs. Returns the SHA-256 of the finished NAME.zip.partial.
     pub(crate) fn finish(
         mut self,
-        tag_files: &[(&str, &[u8])],
+        tag_files: &[(&str, &Path)],
         empty_payload: bool,
     ) -> Result<String, EvidenceError> {
         let mut staged = std::mem::take(&mut self.staged);
@@ -307,8 +307,9 @@ impl ZipTarget {
                 .add_directory(format!("{}data/", self.prefix), options)
                 .map_err(zip_err(&self.path))?;
         }
-        for (name, bytes) in tag_files {
-            self.add_bytes(name, bytes)?;
+        for (name, path) in tag_files {
+            let bytes = fs::read(path).map_err(io_err("read", path))?;
+            self.add_bytes(name, &bytes)?;
         }
         let mut file = self.writer.finish().map_err(zip_err(&self.path))?.file;
         file.sync_all().map_err(io_err("sync", &self.path))?;

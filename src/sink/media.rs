@@ -1,7 +1,8 @@
 //! Media in the bundle: copying what messages reference (never from outside the source
 //! root), and naming it readably, collision-free, never needing escapes.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -12,6 +13,7 @@ use crate::evidence::BagWriter;
 use crate::export::ExportError;
 use crate::pathsafe::{self, sanitize_component, Resolved};
 use crate::records::{MediaLocation, MediaRef, Message};
+use crate::spill::{Fields, RecordBuf, SortedRuns};
 
 /// Extensions whose content is already compressed: stored, not deflated, in a zip.
 const COMPRESSED: [&str; 22] = [
@@ -113,32 +115,100 @@ pub struct CopiedFile {
     pub read_stamp: Option<ReadStamp>,
 }
 
+impl CopiedFile {
+    /// A spilled record keyed by the path relative to the root, then by `seq`, so that
+    /// the first copy of a file read twice sorts first.
+    fn record(&self, rel: &str, seq: u64) -> RecordBuf {
+        use std::os::unix::ffi::OsStrExt;
+        let mut record = RecordBuf::keyed(rel);
+        record
+            .u64(seq)
+            .bytes(self.path.as_os_str().as_bytes())
+            .u64(self.size)
+            .str(&self.sha256);
+        match &self.read_stamp {
+            Some(stamp) => {
+                record.u64(1);
+                stamp.encode(&mut record);
+            }
+            None => {
+                record.u64(0);
+            }
+        }
+        record
+    }
+
+    /// Reads back a record of [`MediaCopier::into_copied`]'s runs: the relative path and
+    /// the file.
+    pub fn from_record(record: &[u8]) -> std::io::Result<(&str, CopiedFile)> {
+        use std::os::unix::ffi::OsStrExt;
+        let (rel, mut fields) = Fields::keyed(record)?;
+        let _seq = fields.u64()?;
+        let path = PathBuf::from(std::ffi::OsStr::from_bytes(fields.bytes()?));
+        let size = fields.u64()?;
+        let sha256 = fields.str()?.to_string();
+        let read_stamp = match fields.u64()? {
+            0 => None,
+            _ => Some(ReadStamp::decode(&mut fields)?),
+        };
+        Ok((
+            rel,
+            CopiedFile {
+                path,
+                size,
+                sha256,
+                read_stamp,
+            },
+        ))
+    }
+}
+
 /// Copies the media files messages reference into `data/media/<group>/`, refusing paths
 /// that leave the source root, and says what became of each (the rows every sink gets).
 pub struct MediaCopier {
     copy: bool,
     names_allowed: bool,
     group_dir: String,
-    used_names: HashSet<String>,
+    /// Fingerprints of the case-folded bundle names taken in this conversation: 8 bytes a
+    /// name rather than the name. A false match (odds about n²/2⁶⁵) only costs a `-n`
+    /// suffix; names differing only in case get one too, as a case-insensitive file
+    /// system would otherwise merge them.
+    used_names: HashSet<u64>,
     pub counts: MediaCounts,
     /// Every source file copied, by its path relative to the root, for the check that it
-    /// still hashes the same at the end.
-    pub copied: BTreeMap<String, CopiedFile>,
+    /// still hashes the same at the end: on disk, in sorted runs.
+    copied: SortedRuns,
+    copies: u64,
+}
+
+fn name_fingerprint(name: &str) -> u64 {
+    // SipHash with fixed keys: the same names get the same suffixes on every run.
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    name.to_lowercase().hash(&mut hasher);
+    hasher.finish()
 }
 
 impl MediaCopier {
     /// `copy == false`: files are not read and are listed as excluded. `names_allowed ==
     /// false` (anonymized): bundle names hold the message id and extension only, and a
     /// source path is shown only as the copied file's hash.
-    pub fn new(copy: bool, names_allowed: bool) -> MediaCopier {
+    /// Spilled records go to `spill_dir`.
+    pub fn new(copy: bool, names_allowed: bool, spill_dir: &Path) -> MediaCopier {
         MediaCopier {
             copy,
             names_allowed,
             group_dir: String::new(),
             used_names: HashSet::new(),
             counts: MediaCounts::default(),
-            copied: BTreeMap::new(),
+            copied: SortedRuns::new(spill_dir),
+            copies: 0,
         }
+    }
+
+    /// The counts, and every source file copied: records in path order (a file read
+    /// twice, first copy first) for [`CopiedFile::from_record`].
+    pub fn into_copied(self) -> (MediaCounts, SortedRuns) {
+        (self.counts, self.copied)
     }
 
     /// The conversation whose messages come next, under its id as written.
@@ -239,7 +309,7 @@ impl MediaCopier {
             self.names_allowed,
         );
         let mut n = 1;
-        while self.used_names.contains(&name) {
+        while self.used_names.contains(&name_fingerprint(&name)) {
             name = bundle_path(
                 &self.group_dir,
                 &format!("{}-{n}", message.message_id),
@@ -259,18 +329,23 @@ impl MediaCopier {
             .ok()
             .map(|meta| ReadStamp::new(taken, &meta));
         let digest = bag.copy_file(&name, &mut file, is_compressed(&name))?;
-        self.used_names.insert(name.clone());
+        self.used_names.insert(name_fingerprint(&name));
         crate::failpoint::hit("export.media.copied");
         self.counts.copied += 1;
         self.counts.copied_bytes += digest.size;
+        let copied = CopiedFile {
+            path,
+            size: digest.size,
+            sha256: digest.sha256.clone(),
+            read_stamp,
+        };
         self.copied
-            .entry(rel.clone())
-            .or_insert_with(|| CopiedFile {
-                path,
-                size: digest.size,
-                sha256: digest.sha256.clone(),
-                read_stamp,
-            });
+            .push(copied.record(&rel, self.copies).as_slice())
+            .map_err(|source| ExportError::Write {
+                path: format!("a temporary file in {}", bag.spill_dir().display()),
+                source,
+            })?;
+        self.copies += 1;
         row.bundle_path = format!("data/{name}");
         row.size = Some(digest.size);
         row.source_path = if self.names_allowed {

@@ -148,7 +148,7 @@ pub struct ReportFacts<'a> {
     /// evidence.json's `filters`.
     pub filters: &'a serde_json::Value,
     /// Every source file read, hashed before and after (evidence.json's `sources`).
-    pub sources: &'a [crate::export::SourceEntry],
+    pub sources: &'a crate::export::SourceList,
     pub media: &'a media::MediaCounts,
     pub warnings_total: u64,
     /// The warnings kept word for word.

@@ -167,7 +167,7 @@ fn filters(value: &serde_json::Value) -> String {
         .join("\n")
 }
 
-fn cover(facts: &ReportFacts, this: &ReportPage, out: &mut String) {
+fn cover(facts: &ReportFacts, this: &ReportPage, out: &mut String) -> std::io::Result<()> {
     out.push_str("<div class=\"cover\">\n<h1>Export report</h1>\n<table class=\"facts\">\n");
     fact("Tool", &format!("chatvault {}", facts.tool_version), out);
     fact("Case", facts.case_id.unwrap_or("(not given)"), out);
@@ -199,7 +199,11 @@ fn cover(facts: &ReportFacts, this: &ReportPage, out: &mut String) {
     out.push_str("</table>\n");
 
     out.push_str("<h2>Source files</h2>\n<p class=\"note\">Each file was hashed before it was read and again afterwards; an export whose sources changed in between is refused.</p>\n<table>\n<tr><th>file</th><th>bytes</th><th>SHA-256 before</th><th>SHA-256 after</th></tr>\n");
-    for source in facts.sources.iter().filter(|s| !s.is_media) {
+    for source in facts.sources.iter() {
+        let source = source?;
+        if source.is_media {
+            continue;
+        }
         out.push_str("<tr><td>");
         text(source.path.as_deref().unwrap_or(""), out);
         let _ = write!(out, "</td><td>{}</td><td class=\"hash\">", source.size);
@@ -209,7 +213,7 @@ fn cover(facts: &ReportFacts, this: &ReportPage, out: &mut String) {
         out.push_str("</td></tr>\n");
     }
     out.push_str("</table>\n");
-    let media_sources = facts.sources.iter().filter(|s| s.is_media).count();
+    let media_sources = facts.sources.media_files();
     let m = facts.media;
     let _ = writeln!(
         out,
@@ -268,6 +272,7 @@ fn cover(facts: &ReportFacts, this: &ReportPage, out: &mut String) {
         checklist(list, out);
     }
     out.push_str("</div>\n");
+    Ok(())
 }
 
 /// The readiness check made before the export (`export --checklist`), as `check` said it.
@@ -317,7 +322,7 @@ impl Report for ReportPage {
             None => "chatvault report".to_string(),
         };
         page_start("chatvault report", &header, &mut page.buf);
-        cover(facts, &this, &mut page.buf);
+        cover(facts, &this, &mut page.buf).map_err(write_error(INDEX))?;
 
         let buf = &mut page.buf;
         let _ = writeln!(buf, "<h2>Warnings ({})</h2>", facts.warnings_total);
@@ -365,7 +370,8 @@ impl Report for ReportPage {
         }
 
         page.buf.push_str("<section class=\"annex\">\n<h2>Hash annex</h2>\n<p class=\"note\">The SHA-256 of every file in the bundle's payload except this page (which manifest-sha256.txt covers), as the manifest lists them.</p>\n<table>\n<tr><th>file</th><th>bytes</th><th>SHA-256</th></tr>\n");
-        for digest in bag.payload() {
+        for digest in bag.payload()? {
+            let digest = digest?;
             page.buf.push_str("<tr><td>");
             text(&digest.rel, &mut page.buf);
             let _ = write!(page.buf, "</td><td>{}</td><td class=\"hash\">", digest.size);
@@ -374,7 +380,11 @@ impl Report for ReportPage {
             page.flush_if_full()?;
         }
         page.buf.push_str("</table>\n<h3>Source media files</h3>\n<table>\n<tr><th>file</th><th>bytes</th><th>SHA-256 before</th><th>SHA-256 after</th></tr>\n");
-        for source in facts.sources.iter().filter(|s| s.is_media) {
+        for source in facts.sources.iter() {
+            let source = source.map_err(write_error(INDEX))?;
+            if !source.is_media {
+                continue;
+            }
             page.buf.push_str("<tr><td>");
             match (&source.path, &source.media_sha256) {
                 (Some(path), _) => text(path, &mut page.buf),
