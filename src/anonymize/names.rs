@@ -13,10 +13,34 @@ use aho_corasick::automaton::Automaton;
 use aho_corasick::{dfa, nfa, BuildError, Input, MatchError, MatchKind};
 use unicode_normalization::UnicodeNormalization;
 
-/// Pattern sets up to this many bytes get a DFA (fastest scan); bigger ones a
-/// contiguous NFA, whose memory grows with the patterns rather than with
-/// patterns × byte classes.
-const DFA_MAX_PATTERN_BYTES: usize = 64 * 1024;
+/// Pattern sets whose DFA would take up to this many bytes get one (fastest
+/// scan); bigger ones a contiguous NFA, whose memory grows with the patterns
+/// rather than with patterns × byte classes. A thousand CJK names made a DFA of
+/// about 50 MB, most of the export's memory.
+const DFA_MAX_BYTES: usize = 8 << 20;
+
+/// What a DFA of `patterns` would take, from above: a row of one 4-byte state id
+/// per byte class for each state, at most one state per pattern byte (plus the
+/// start states), and one byte class per distinct byte plus one for the rest;
+/// plus what does not grow with the patterns.
+fn dfa_bytes_estimate<'p>(patterns: impl Iterator<Item = &'p str>) -> usize {
+    let mut seen = [false; 256];
+    let mut pattern_bytes = 0usize;
+    for pattern in patterns {
+        pattern_bytes += pattern.len();
+        for &b in pattern.as_bytes() {
+            seen[usize::from(b)] = true;
+        }
+    }
+    let classes = seen.iter().filter(|&&s| s).count() + 1;
+    (pattern_bytes + 2)
+        .saturating_mul(classes)
+        .saturating_mul(4)
+        .saturating_add(DFA_FIXED_BYTES)
+}
+
+/// A DFA's size beyond its transition table (byte classes, match lists), from above.
+const DFA_FIXED_BYTES: usize = 16 << 10;
 
 /// What a pattern stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,10 +147,10 @@ impl NameMatcher {
         if patterns.is_empty() {
             return Ok(None);
         }
-        let pattern_bytes: usize = patterns.keys().map(String::len).sum();
+        let dfa_bytes = dfa_bytes_estimate(patterns.keys().map(String::as_str));
         let filter = PairFilter::new(patterns.keys().map(String::as_str));
         let (patterns, targets): (Vec<String>, Vec<Target>) = patterns.into_iter().unzip();
-        let engine = if pattern_bytes <= DFA_MAX_PATTERN_BYTES {
+        let engine = if dfa_bytes <= DFA_MAX_BYTES {
             Engine::Dfa(
                 dfa::DFA::builder()
                     .match_kind(MatchKind::LeftmostLongest)
@@ -363,6 +387,26 @@ mod tests {
             }
         }
         assert!(matcher.find_all("今天开会").unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_dfa_estimate_is_an_upper_bound() {
+        for count in [1, 10, 200, 1000] {
+            let names: Vec<String> = (0..count)
+                .flat_map(|i| [format!("成员{i}号张伟"), format!("@wxid_{i:08}")])
+                .collect();
+            let dfa = dfa::DFA::builder()
+                .match_kind(MatchKind::LeftmostLongest)
+                .prefilter(false)
+                .build(&names)
+                .unwrap();
+            let estimate = dfa_bytes_estimate(names.iter().map(String::as_str));
+            assert!(
+                dfa.memory_usage() <= estimate,
+                "{count}: {} > {estimate}",
+                dfa.memory_usage()
+            );
+        }
     }
 
     #[test]
