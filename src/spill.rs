@@ -22,6 +22,17 @@ pub const RUN_BYTES: usize = 4 << 20;
 /// Read buffer per run while merging, and per log reader.
 const READ_BUFFER: usize = 64 << 10;
 
+fn run_bytes() -> usize {
+    static RUN: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *RUN.get_or_init(|| {
+        std::env::var("CHATVAULT_SPILL_RUN_BYTES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or(RUN_BYTES)
+    })
+}
+
 fn anonymous_file(dir: &Path) -> io::Result<File> {
     tempfile::tempfile_in(dir)
 }
@@ -214,8 +225,10 @@ pub struct SortedRuns {
 
 impl SortedRuns {
     /// Runs of about [`RUN_BYTES`], written to a file in `dir` once there is more than one.
+    /// `CHATVAULT_SPILL_RUN_BYTES` sets a smaller size, for tests that drive every
+    /// merge with small inputs (the output must not change).
     pub fn new(dir: &Path) -> SortedRuns {
-        SortedRuns::with_budget(dir, RUN_BYTES)
+        SortedRuns::with_budget(dir, run_bytes())
     }
 
     /// With runs of about `budget` bytes (tests use tiny ones to exercise the merge).

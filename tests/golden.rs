@@ -209,8 +209,19 @@ fn copy_fixture(platform: &str, work: &Path) {
 // ---------------------------------------------------------------------------------------
 // Producing the outputs
 
-fn run(work: &Path, args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_chatvault"))
+/// Sorted runs of at most this many bytes in the second production of each fixture: every
+/// record that would be kept in memory goes through the on-disk merge instead, which
+/// must give the same bytes.
+const SMALL_SPILL_RUNS: &str = "300";
+
+fn run(work: &Path, args: &[&str], small_runs: bool) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chatvault"));
+    if small_runs {
+        command.env("CHATVAULT_SPILL_RUN_BYTES", SMALL_SPILL_RUNS);
+    } else {
+        command.env_remove("CHATVAULT_SPILL_RUN_BYTES");
+    }
+    let out = command
         .current_dir(work)
         .env_remove("RUST_LOG")
         .args(args)
@@ -226,8 +237,9 @@ fn run(work: &Path, args: &[&str]) {
 }
 
 /// Runs GENERATE.sh's commands on a fresh copy of the fixture, in its temporary
-/// directory with relative paths; the outputs are under `<dir>/out`.
-fn produce(fixture: &Fixture) -> tempfile::TempDir {
+/// directory with relative paths; the outputs are under `<dir>/out`. With `small_runs`,
+/// through the on-disk merges of records (see [`SMALL_SPILL_RUNS`]).
+fn produce(fixture: &Fixture, small_runs: bool) -> tempfile::TempDir {
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
     copy_fixture(fixture.platform, dir);
@@ -244,6 +256,7 @@ fn produce(fixture: &Fixture) -> tempfile::TempDir {
             "--fixed-time",
             FIXED,
         ],
+        small_runs,
     );
     run(
         dir,
@@ -258,6 +271,7 @@ fn produce(fixture: &Fixture) -> tempfile::TempDir {
             "--key-file",
             "key.bin",
         ],
+        small_runs,
     );
     let dissolved = format!("{}={DISSOLVED}", fixture.group);
     run(
@@ -273,6 +287,7 @@ fn produce(fixture: &Fixture) -> tempfile::TempDir {
             &dissolved,
             "--hash",
         ],
+        small_runs,
     );
     work
 }
@@ -662,7 +677,7 @@ fn update_golden(golden: &Path, out: &Path) {
 }
 
 fn check_platform(fixture: &Fixture) {
-    let work = produce(fixture);
+    let work = produce(fixture, false);
     let out = work.path().join("out");
     let golden = testdata().join(fixture.platform).join("golden");
     let _lock = GOLDEN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
@@ -670,7 +685,19 @@ fn check_platform(fixture: &Fixture) {
         update_golden(&golden, &out);
         return;
     }
-    let mismatches = compare_tree(&golden, &out);
+    let mut mismatches = compare_tree(&golden, &out);
+    let spilled = produce(fixture, true);
+    mismatches.extend(
+        compare_tree(&golden, &spilled.path().join("out"))
+            .into_iter()
+            .map(|m| Mismatch {
+                report: format!(
+                    "(with sorted runs of {SMALL_SPILL_RUNS} bytes) {}",
+                    m.report
+                ),
+                ..m
+            }),
+    );
     if !mismatches.is_empty() {
         let reports: Vec<String> = mismatches.into_iter().map(|m| m.report).collect();
         panic!(
@@ -714,7 +741,7 @@ fn golden_dirs_hold_every_output() {
         return; // the goldens are being rewritten from these very sets
     }
     for fixture in ALL {
-        let work = produce(fixture);
+        let work = produce(fixture, false);
         let out = work.path().join("out");
         let golden = testdata().join(fixture.platform).join("golden");
         let _lock = GOLDEN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
@@ -763,7 +790,7 @@ fn a_changed_golden_fails_with_a_diff() {
     if updating() {
         return;
     }
-    let work = produce(&WECHAT);
+    let work = produce(&WECHAT, false);
     let out = work.path().join("out");
     let copy = tempfile::tempdir().unwrap();
     let mutated = copy.path().join("golden");
