@@ -297,7 +297,7 @@ impl BagWriter {
         let (_file, sha256, size) = hashing.finish();
         self.open_texts.remove(&rel);
         if let Some(zip) = self.zip.as_mut() {
-            zip.stage(rel.clone(), path, size);
+            zip.stage(rel.clone(), path, size)?;
         }
         Ok(self.record(rel, size, sha256))
     }
@@ -401,14 +401,20 @@ impl BagWriter {
 
         let (zip_sha256, sidecar_line) = match self.zip.take() {
             Some(zip) => {
-                // bagit.txt went in first, at create.
-                let rest: Vec<(&str, &[u8])> = tag_files
+                // bagit.txt went in first, at create. The zip streams the others in
+                // from files in the staging directory.
+                let mut rest: Vec<(&str, PathBuf)> = Vec::new();
+                for (name, bytes) in tag_files.iter().filter(|(name, _)| **name != BAGIT_TXT) {
+                    let path = self.partial.join(name);
+                    fs::write(&path, bytes).map_err(io_err("write", &path))?;
+                    rest.push((*name, path));
+                }
+                let rest: Vec<(&str, &Path)> = rest
                     .iter()
-                    .filter(|(name, _)| **name != BAGIT_TXT)
-                    .map(|(name, bytes)| (*name, bytes.as_slice()))
+                    .map(|(name, path)| (*name, path.as_path()))
                     .collect();
                 let zip_sha256 = zip.finish(&rest, self.payload.is_empty())?;
-                // The staging area is empty by now; the zip is complete and synced.
+                // The zip is complete and synced; nothing in the staging area is needed any more.
                 publish::remove_tree(&self.partial)?;
                 let line = format!("{zip_sha256}  {}.zip\n", self.target.name);
                 (Some(zip_sha256), line)
