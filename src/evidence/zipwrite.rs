@@ -275,6 +275,15 @@ impl ZipStream {
         }
     }
 
+    /// As [`ZipStream::new`], for a file whose zip starts `at` bytes in (tests reach
+    /// offsets past 4 GiB with a sparse file this way).
+    #[cfg(test)]
+    fn starting_at(file: File, spill_dir: &Path, time: DosTime, at: u64) -> ZipStream {
+        let mut zip = ZipStream::new(file, spill_dir, time);
+        zip.out.flushed = at;
+        zip
+    }
+
     fn push_central(&mut self, entry: &Entry) -> io::Result<()> {
         let record = entry.central_record(self.time)?;
         self.central.push(&record)?;
@@ -475,5 +484,131 @@ impl StoredEntry<'_> {
                 .patch(start + extra_at as u64, &header[extra_at..])?;
         }
         self.zip.push_central(&self.entry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Cursor, Seek, SeekFrom};
+
+    use flate2::write::DeflateEncoder;
+    use zip::write::SimpleFileOptions;
+    use zip::{CompressionMethod, ZipArchive, ZipWriter};
+
+    use super::*;
+
+    fn mtime() -> zip::DateTime {
+        zip::DateTime::from_date_and_time(2025, 6, 12, 9, 0, 0).unwrap()
+    }
+
+    fn options(method: CompressionMethod, large: bool) -> SimpleFileOptions {
+        let options = SimpleFileOptions::default()
+            .compression_method(method)
+            .last_modified_time(mtime())
+            .unix_permissions(0o644)
+            .large_file(large);
+        if method == CompressionMethod::Deflated {
+            options.compression_level(Some(1))
+        } else {
+            options
+        }
+    }
+
+    fn bytes(len: usize, seed: u8) -> Vec<u8> {
+        (0..len).map(|i| (i as u8 / 3).wrapping_mul(seed)).collect()
+    }
+
+    fn deflated(data: &[u8]) -> Vec<u8> {
+        let mut encoder = DeflateEncoder::new(Vec::new(), flate2::Compression::new(1));
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    /// The bytes from `at` on of a file, after `write` wrote a zip there.
+    fn written_at(at: u64, write: impl FnOnce(File) -> File) -> Vec<u8> {
+        let mut file = tempfile::tempfile().unwrap();
+        file.seek(SeekFrom::Start(at)).unwrap();
+        let mut file = write(file);
+        file.seek(SeekFrom::Start(at)).unwrap();
+        let mut out = Vec::new();
+        file.read_to_end(&mut out).unwrap();
+        out
+    }
+
+    /// Entries whose headers lie past 4 GiB carry their offset in a zip64 field, and a
+    /// central directory past 4 GiB needs the zip64 end records, as the zip crate
+    /// writes them (in a sparse file: the zip starts just before or after 4 GiB).
+    #[test]
+    fn offsets_past_4_gib_are_laid_out_as_the_zip_crate_did() {
+        let a = bytes(100, 7);
+        let b = bytes(5000, 11);
+        let c = bytes(20_000, 13);
+        let e = bytes(3000, 17);
+        let dir = tempfile::tempdir().unwrap();
+        for at in [U32_LIMIT - 150, U32_LIMIT + 10] {
+            let theirs = written_at(at, |file| {
+                let mut writer = ZipWriter::new(file);
+                writer
+                    .start_file("a", options(CompressionMethod::Stored, false))
+                    .unwrap();
+                writer.write_all(&a).unwrap();
+                writer
+                    .start_file("b/ü", options(CompressionMethod::Stored, true))
+                    .unwrap();
+                writer.write_all(&b).unwrap();
+                let mut alone = ZipWriter::new(Cursor::new(Vec::new()));
+                alone
+                    .start_file("c", options(CompressionMethod::Deflated, false))
+                    .unwrap();
+                alone.write_all(&c).unwrap();
+                let alone = alone.finish().unwrap().into_inner();
+                let mut archive = ZipArchive::new(Cursor::new(alone)).unwrap();
+                writer
+                    .raw_copy_file(archive.by_index_raw(0).unwrap())
+                    .unwrap();
+                writer
+                    .add_directory("d/", options(CompressionMethod::Stored, false))
+                    .unwrap();
+                writer
+                    .start_file("e", options(CompressionMethod::Deflated, false))
+                    .unwrap();
+                writer.write_all(&e).unwrap();
+                writer.finish().unwrap()
+            });
+            let ours = written_at(at, |file| {
+                let time = DosTime {
+                    time: mtime().timepart(),
+                    date: mtime().datepart(),
+                };
+                let mut zip = ZipStream::starting_at(file, dir.path(), time, at);
+                let mut entry = zip.start_stored("a", false).unwrap();
+                entry.write_all(&a).unwrap();
+                entry.finish().unwrap();
+                let mut entry = zip.start_stored("b/ü", true).unwrap();
+                entry.write_all(&b).unwrap();
+                entry.finish().unwrap();
+                for (name, data) in [("c", &c), ("d/", &Vec::new()), ("e", &e)] {
+                    if name == "d/" {
+                        zip.add_directory(name).unwrap();
+                        continue;
+                    }
+                    let packed = deflated(data);
+                    let crc = crc32fast::hash(data);
+                    let (size, compressed) = (data.len() as u64, packed.len() as u64);
+                    zip.add_known(
+                        name,
+                        Method::Deflated,
+                        false,
+                        crc,
+                        size,
+                        compressed,
+                        &mut &packed[..],
+                    )
+                    .unwrap();
+                }
+                zip.finish().unwrap()
+            });
+            assert!(ours == theirs, "the zips starting at {at} differ");
+        }
     }
 }
