@@ -20,6 +20,7 @@ pub mod unchanged;
 pub mod verify;
 mod zipbag;
 mod zipread;
+mod zipwrite;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -110,11 +111,6 @@ pub(crate) fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error
         path,
         source,
     }
-}
-
-pub(crate) fn zip_err(path: &Path) -> impl FnOnce(zip::result::ZipError) -> EvidenceError {
-    let path = path.to_path_buf();
-    move |source| EvidenceError::Zip { path, source }
 }
 
 /// Why a '/'-separated relative path inside a bag (or a zip entry name) could escape

@@ -6,34 +6,36 @@
 //! to deflate sorted by path, then the other tag files.
 //!
 //! Files to deflate (CSV, uncompressed media) are written to a staging directory
-//! first, hashed on the way; at finish each is deflated into its own one-entry zip
-//! in parallel (rayon) and its compressed bytes are copied into the bundle without
-//! inflating them again.
+//! first, hashed on the way, and queued in a [`SortedRuns`] (on disk, so the queue
+//! does not grow memory); at finish they are deflated in batches in parallel (rayon)
+//! into raw deflate streams and appended in path order. The zip itself is written by
+//! [`ZipStream`], which keeps nothing per entry in memory either.
 
 use std::fs::{self, File};
-use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
+use flate2::write::DeflateEncoder;
+use flate2::Compression;
 use rayon::prelude::*;
-use zip::write::SimpleFileOptions;
-use zip::{CompressionMethod, ZipArchive, ZipWriter};
 
 use super::bag::{BAGIT_DECLARATION, BAGIT_TXT};
 use super::tee::{self, CopyError, IO_BUFFER};
-use super::{io_err, zip_err, EvidenceError};
+use super::zipwrite::{DosTime, Method, ZipStream, U32_LIMIT};
+use super::{io_err, EvidenceError};
+use crate::spill::SortedRuns;
 
 /// Deflate level for text entries. Measured on a 280 MB CSV bag with stored media
 /// (miniz_oxide backend, 2 cores): level 1 builds the zip ~2x faster than level 3 and
 /// 2–2.8x faster than `zip -r -n .jpg`, for ~3 % more bytes in total than `zip -r`.
-pub(crate) const DEFLATE_LEVEL: i64 = 1;
+pub(crate) const DEFLATE_LEVEL: u32 = 1;
 
-/// Entries from this size on get zip64 fields (with room for deflate's worst-case
-/// growth below the 0xFFFFFFFF limit of classic zip fields).
+/// Stored entries from this size on get zip64 fields (so that a size hint a little
+/// short of the truth still fits).
 const ZIP64_FROM: u64 = 0xFFF0_0000;
 
+/// A file waiting to be deflated.
 struct Staged {
     rel: String,
     bytes: StagedBytes,
@@ -49,73 +51,92 @@ enum StagedBytes {
     Spooled { offset: u64 },
 }
 
-/// Files to deflate are processed in batches of about this many bytes: the batch's
-/// one-entry zips are built in memory on both cores, then appended in path order.
-const DEFLATE_BATCH_BYTES: u64 = 8 << 20;
+impl Staged {
+    /// As a record of a [`SortedRuns`]: `rel`, `\0` (no payload path holds one, so
+    /// records sort by path), the size, then the spool offset or the staged path.
+    fn encode(&self) -> Vec<u8> {
+        use std::os::unix::ffi::OsStrExt;
+        let mut record = Vec::with_capacity(self.rel.len() + 64);
+        record.extend_from_slice(self.rel.as_bytes());
+        record.push(0);
+        record.extend_from_slice(&self.size.to_le_bytes());
+        match &self.bytes {
+            StagedBytes::Spooled { offset } => {
+                record.push(0);
+                record.extend_from_slice(&offset.to_le_bytes());
+            }
+            StagedBytes::File(path) => {
+                record.push(1);
+                record.extend_from_slice(path.as_os_str().as_bytes());
+            }
+        }
+        record
+    }
 
-/// A staged file up to this size is deflated in memory; larger ones go through a file.
+    fn decode(record: &[u8]) -> std::io::Result<Staged> {
+        use std::os::unix::ffi::OsStrExt;
+        let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "a bad staging record");
+        let nul = record.iter().position(|&b| b == 0).ok_or_else(bad)?;
+        let rel = std::str::from_utf8(&record[..nul]).map_err(|_| bad())?;
+        let rest = &record[nul + 1..];
+        let (size, rest) = rest.split_first_chunk::<8>().ok_or_else(bad)?;
+        let (kind, rest) = rest.split_first().ok_or_else(bad)?;
+        let bytes = match kind {
+            0 => {
+                let offset = rest.first_chunk::<8>().ok_or_else(bad)?;
+                StagedBytes::Spooled {
+                    offset: u64::from_le_bytes(*offset),
+                }
+            }
+            1 => StagedBytes::File(PathBuf::from(std::ffi::OsStr::from_bytes(rest))),
+            _ => return Err(bad()),
+        };
+        Ok(Staged {
+            rel: rel.to_string(),
+            bytes,
+            size: u64::from_le_bytes(*size),
+        })
+    }
+}
+
+/// Files to deflate are processed in batches of about this many bytes (and at most
+/// [`DEFLATE_BATCH_FILES`] files): the batch is deflated on both cores, then appended
+/// in path order.
+const DEFLATE_BATCH_BYTES: u64 = 8 << 20;
+const DEFLATE_BATCH_FILES: usize = 1024;
+
+/// A file up to this size is deflated in memory; larger ones go through a file.
 const IN_MEMORY_UP_TO: u64 = 4 << 20;
 
-/// A one-entry zip of a staged file, under its final entry name.
-enum Part {
+/// The raw deflate stream of a file, with what its zip entry records.
+struct Deflated {
+    data: DeflatedBytes,
+    crc: u32,
+    size: u64,
+    compressed: u64,
+}
+
+enum DeflatedBytes {
     Memory(Vec<u8>),
-    File(PathBuf),
-}
-
-/// The zip file, whose writes can be turned off: the zip crate finishes an unfinished
-/// archive when its writer is dropped and prints to stderr when that fails (as it
-/// does on a full disk). A zip that is given up is removed anyway, so once
-/// discarding, writes go nowhere and the drop has nothing to fail on.
-struct ZipFile {
-    file: File,
-    discard: Arc<AtomicBool>,
-}
-
-impl Write for ZipFile {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if self.discard.load(Ordering::Relaxed) {
-            return Ok(buf.len());
-        }
-        self.file.write(buf)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        if self.discard.load(Ordering::Relaxed) {
-            return Ok(());
-        }
-        self.file.flush()
-    }
-}
-
-impl Seek for ZipFile {
-    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
-        self.file.seek(pos)
-    }
-}
-
-/// Turns the zip file's writes off when dropped; declared before the writer in
-/// [`ZipTarget`], so it is dropped first.
-struct DiscardOnDrop(Arc<AtomicBool>);
-
-impl Drop for DiscardOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
+    /// An anonymous file in the staging directory, at its start.
+    File(File),
 }
 
 pub(crate) struct ZipTarget {
     /// NAME.zip.partial
     path: PathBuf,
-    /// Where the one-entry zips of the parallel deflate go.
+    /// Where the spool, the sort runs, the central directory and large deflated files
+    /// wait (anonymous files, except the spool).
     staging: PathBuf,
     /// "NAME/"
     prefix: String,
-    _discard: DiscardOnDrop,
-    writer: ZipWriter<ZipFile>,
-    mtime: zip::DateTime,
-    staged: Vec<Staged>,
+    /// Dropping it writes nothing more: a zip that is given up is removed anyway.
+    writer: ZipStream,
+    staged: SortedRuns,
     /// The spool of small files to deflate, and its length.
     spool: Option<(File, u64)>,
+    /// Stored entries from this size on get zip64 fields ([`ZIP64_FROM`]; lower in tests).
+    zip64_from: u64,
 }
 
 impl ZipTarget {
@@ -132,32 +153,20 @@ impl ZipTarget {
             .create_new(true)
             .open(&path)
             .map_err(io_err("create", &path))?;
-        let discard = Arc::new(AtomicBool::new(false));
         let mut target = ZipTarget {
-            _discard: DiscardOnDrop(discard.clone()),
-            writer: ZipWriter::new(ZipFile { file, discard }),
-            mtime: dos_time(time),
+            writer: ZipStream::new(file, &staging, dos_time(time)),
             prefix: format!("{name}/"),
+            staged: SortedRuns::new(&staging),
             path,
             staging,
-            staged: Vec::new(),
             spool: None,
+            zip64_from: ZIP64_FROM,
         };
-        target.add_bytes(BAGIT_TXT, BAGIT_DECLARATION.as_bytes())?;
+        let bagit = BAGIT_DECLARATION.as_bytes();
+        let deflated = deflate(&mut &bagit[..], bagit.len() as u64, &target.staging)
+            .map_err(io_err("deflate", Path::new(BAGIT_TXT)))?;
+        target.add_deflated(BAGIT_TXT, deflated)?;
         Ok(target)
-    }
-
-    fn options(&self, method: CompressionMethod, large: bool) -> SimpleFileOptions {
-        let options = SimpleFileOptions::default()
-            .compression_method(method)
-            .last_modified_time(self.mtime)
-            .unix_permissions(0o644)
-            .large_file(large);
-        if method == CompressionMethod::Deflated {
-            options.compression_level(Some(DEFLATE_LEVEL))
-        } else {
-            options
-        }
     }
 
     /// Streams an already-compressed file into the zip as a stored entry, hashing it
@@ -173,27 +182,38 @@ impl ZipTarget {
             tee::read_up_to(src, buf).map_err(io_err("read the source of", Path::new(rel)))?;
         // Without a hint, a source that fills the buffer may be of any size.
         let large = match size_hint {
-            Some(size) => size >= ZIP64_FROM,
+            Some(size) => size >= self.zip64_from,
             None => peeked == buf.len(),
         };
-        let options = self.options(CompressionMethod::Stored, large);
-        self.writer
-            .start_file(format!("{}{rel}", self.prefix), options)
-            .map_err(zip_err(&self.path))?;
+        let name = format!("{}{rel}", self.prefix);
         let path = &self.path;
-        tee::copy_hashing(src, &mut self.writer, buf, peeked).map_err(|e| match e {
+        let mut entry = self
+            .writer
+            .start_stored(&name, large)
+            .map_err(io_err("write", path))?;
+        let hashed = tee::copy_hashing(src, &mut entry, buf, peeked).map_err(|e| match e {
             CopyError::Read(e) => io_err("read the source of", Path::new(rel))(e),
             CopyError::Write(e) => io_err("write", path)(e),
-        })
+        })?;
+        entry.finish().map_err(io_err("write", path))?;
+        Ok(hashed)
     }
 
     /// Queues a staged file (already hashed) to be deflated at finish.
-    pub(crate) fn stage(&mut self, rel: String, path: PathBuf, size: u64) {
-        self.staged.push(Staged {
+    pub(crate) fn stage(
+        &mut self,
+        rel: String,
+        path: PathBuf,
+        size: u64,
+    ) -> Result<(), EvidenceError> {
+        let staged = Staged {
             rel,
             bytes: StagedBytes::File(path),
             size,
-        });
+        };
+        self.staged
+            .push(&staged.encode())
+            .map_err(io_err("write", &self.staging))
     }
 
     /// Appends a file to deflate at finish to the spool, hashing it on the way.
@@ -225,71 +245,92 @@ impl ZipTarget {
             CopyError::Write(e) => io_err("write", &spool_path)(e),
         })?;
         *length += size;
-        self.staged.push(Staged {
+        let staged = Staged {
             rel,
             bytes: StagedBytes::Spooled { offset },
             size,
-        });
+        };
+        self.staged
+            .push(&staged.encode())
+            .map_err(io_err("write", &self.staging))?;
         Ok((sha256, size))
     }
 
-    /// Adds a small tag file, deflated.
-    fn add_bytes(&mut self, name_in_bag: &str, bytes: &[u8]) -> Result<(), EvidenceError> {
-        let options = self.options(CompressionMethod::Deflated, false);
+    /// Appends a deflated file as entry NAME/`name_in_bag`.
+    fn add_deflated(&mut self, name_in_bag: &str, deflated: Deflated) -> Result<(), EvidenceError> {
+        let Deflated {
+            data,
+            crc,
+            size,
+            compressed,
+        } = deflated;
+        // zip64 fields only where a 32-bit field cannot hold the value (as the zip
+        // crate's raw copies of deflated entries had them).
+        let large = size.max(compressed) >= U32_LIMIT;
+        let name = format!("{}{name_in_bag}", self.prefix);
+        let mut data: Box<dyn Read + '_> = match &data {
+            DeflatedBytes::Memory(bytes) => Box::new(&bytes[..]),
+            DeflatedBytes::File(file) => {
+                Box::new(std::io::BufReader::with_capacity(IO_BUFFER, file))
+            }
+        };
         self.writer
-            .start_file(format!("{}{name_in_bag}", self.prefix), options)
-            .map_err(zip_err(&self.path))?;
-        std::io::Write::write_all(&mut self.writer, bytes).map_err(io_err("write", &self.path))
+            .add_known(
+                &name,
+                Method::Deflated,
+                large,
+                crc,
+                size,
+                compressed,
+                &mut data,
+            )
+            .map_err(io_err("write", &self.path))
     }
 
-    /// Deflates the staged files, appends them and the tag files, writes the central
-    /// directory and syncs. Returns the SHA-256 of the finished NAME.zip.partial.
+    /// Deflates the staged files, appends them and the tag files (name in the bag,
+    /// file holding its bytes), writes the central directory and syncs. Returns the
+    /// SHA-256 of the finished NAME.zip.partial.
     pub(crate) fn finish(
         mut self,
         tag_files: &[(&str, &Path)],
         empty_payload: bool,
     ) -> Result<String, EvidenceError> {
-        let mut staged = std::mem::take(&mut self.staged);
-        staged.sort_by(|a, b| a.rel.cmp(&b.rel));
+        let staged = std::mem::replace(&mut self.staged, SortedRuns::new(&self.staging));
+        let mut sorted = staged
+            .into_sorted()
+            .map_err(io_err("read", &self.staging))?;
         let spool = self.spool.take().map(|(file, _)| file);
-        let mut rest: &[Staged] = &staged;
-        while !rest.is_empty() {
+        let mut next: Option<Staged> = None;
+        loop {
             // A batch: at least one file, up to DEFLATE_BATCH_BYTES.
-            let mut take = 0;
+            let mut batch = Vec::new();
             let mut bytes = 0;
-            while take < rest.len() && (take == 0 || bytes + rest[take].size <= DEFLATE_BATCH_BYTES)
-            {
-                bytes += rest[take].size;
-                take += 1;
-            }
-            let (batch, later) = rest.split_at(take);
-            rest = later;
-            let parts: Vec<Part> = batch
-                .par_iter()
-                .map(|item| self.deflate_alone(item, spool.as_ref()))
-                .collect::<Result<_, _>>()?;
-            for (item, part) in batch.iter().zip(parts) {
-                match part {
-                    Part::Memory(bytes) => {
-                        let mut archive = ZipArchive::new(std::io::Cursor::new(bytes))
-                            .map_err(zip_err(&self.path))?;
-                        let entry = archive.by_index_raw(0).map_err(zip_err(&self.path))?;
-                        self.writer
-                            .raw_copy_file(entry)
-                            .map_err(zip_err(&self.path))?;
-                    }
-                    Part::File(part) => {
-                        let file = File::open(&part).map_err(io_err("open", &part))?;
-                        let mut archive =
-                            ZipArchive::new(BufReader::with_capacity(IO_BUFFER, file))
-                                .map_err(zip_err(&part))?;
-                        let entry = archive.by_index_raw(0).map_err(zip_err(&part))?;
-                        self.writer
-                            .raw_copy_file(entry)
-                            .map_err(zip_err(&self.path))?;
-                        fs::remove_file(&part).map_err(io_err("remove", &part))?;
-                    }
+            while batch.len() < DEFLATE_BATCH_FILES {
+                let item = match next.take() {
+                    Some(item) => item,
+                    None => match sorted.next() {
+                        Some(record) => record
+                            .and_then(|record| Staged::decode(&record))
+                            .map_err(io_err("read", &self.staging))?,
+                        None => break,
+                    },
+                };
+                if !batch.is_empty() && bytes + item.size > DEFLATE_BATCH_BYTES {
+                    next = Some(item);
+                    break;
                 }
+                bytes += item.size;
+                batch.push(item);
+            }
+            if batch.is_empty() {
+                break;
+            }
+            let parts: Vec<Deflated> = batch
+                .par_iter()
+                .map(|item| self.deflate_staged(item, spool.as_ref()))
+                .collect::<Result<_, _>>()?;
+            for (item, part) in batch.into_iter().zip(parts) {
+                self.add_deflated(&item.rel, part)?;
                 // Free the space as we go: staging roughly doubles the text's footprint.
                 if let StagedBytes::File(path) = &item.bytes {
                     fs::remove_file(path).map_err(io_err("remove", path))?;
@@ -302,22 +343,29 @@ impl ZipTarget {
         }
         if empty_payload {
             // BagIt requires data/ even when it is empty.
-            let options = self.options(CompressionMethod::Stored, false);
+            let name = format!("{}data/", self.prefix);
             self.writer
-                .add_directory(format!("{}data/", self.prefix), options)
-                .map_err(zip_err(&self.path))?;
+                .add_directory(&name)
+                .map_err(io_err("write", &self.path))?;
         }
         for (name, path) in tag_files {
-            let bytes = fs::read(path).map_err(io_err("read", path))?;
-            self.add_bytes(name, &bytes)?;
+            let file = File::open(path).map_err(io_err("open", path))?;
+            let size = file.metadata().map_err(io_err("read", path))?.len();
+            let deflated = deflate(
+                &mut std::io::BufReader::with_capacity(IO_BUFFER, file),
+                size,
+                &self.staging,
+            )
+            .map_err(io_err("read", path))?;
+            self.add_deflated(name, deflated)?;
         }
-        let mut file = self.writer.finish().map_err(zip_err(&self.path))?.file;
+        let mut file = self.writer.finish().map_err(io_err("write", &self.path))?;
         file.sync_all().map_err(io_err("sync", &self.path))?;
         crate::failpoint::hit("export.zip.finished");
-        // The zip crate seeks back to patch each streamed entry's local header (its
-        // CRC and sizes are known only after the data), so a hashing tee on the
-        // output would see stale header bytes. Hash the finished zip once instead:
-        // it was just written, so this mostly reads the page cache at SHA-NI speed.
+        // A streamed entry's local header is patched once its CRC and size are known,
+        // so a hashing tee on the output would see stale header bytes. Hash the
+        // finished zip once instead: it was just written, so this mostly reads the
+        // page cache at SHA-NI speed.
         file.seek(SeekFrom::Start(0))
             .map_err(io_err("read", &self.path))?;
         let mut buf = vec![0; IO_BUFFER];
@@ -326,57 +374,85 @@ impl ZipTarget {
         Ok(zip_sha256)
     }
 
-    /// Deflates one staged file into a zip of its own, under its final entry name: in
-    /// memory when it is small, else in the staging directory.
-    fn deflate_alone(&self, item: &Staged, spool: Option<&File>) -> Result<Part, EvidenceError> {
-        let mut src: Box<dyn Read> = match &item.bytes {
-            StagedBytes::File(path) => Box::new(File::open(path).map_err(io_err("open", path))?),
+    /// Deflates one staged file.
+    fn deflate_staged(
+        &self,
+        item: &Staged,
+        spool: Option<&File>,
+    ) -> Result<Deflated, EvidenceError> {
+        match &item.bytes {
+            StagedBytes::File(path) => {
+                let mut file = File::open(path).map_err(io_err("open", path))?;
+                deflate(&mut file, item.size, &self.staging).map_err(io_err("read", path))
+            }
             StagedBytes::Spooled { offset } => {
                 let spool_path = self.staging.join("spool");
                 let file = spool.ok_or_else(|| {
                     io_err("open", &spool_path)(std::io::ErrorKind::NotFound.into())
                 })?;
-                Box::new(SpoolRange {
+                let mut range = SpoolRange {
                     file,
                     offset: *offset,
                     left: item.size,
-                })
+                };
+                deflate(&mut range, item.size, &self.staging).map_err(io_err("read", &spool_path))
             }
-        };
-        let options = self.options(CompressionMethod::Deflated, item.size >= ZIP64_FROM);
-        let name = format!("{}{}", self.prefix, item.rel);
-        let buf_len = usize::try_from(item.size.clamp(1, IO_BUFFER as u64)).unwrap_or(IO_BUFFER);
-        let mut buf = vec![0; buf_len];
-        let mut pump = |writer: &mut dyn Write, what: &Path| -> Result<(), EvidenceError> {
-            loop {
-                let n = src.read(&mut buf).map_err(io_err("read", what))?;
-                if n == 0 {
-                    return Ok(());
-                }
-                writer.write_all(&buf[..n]).map_err(io_err("write", what))?;
-            }
-        };
-        if item.size <= IN_MEMORY_UP_TO {
-            let capacity = usize::try_from(item.size).unwrap_or(0) + 256 + name.len() * 2;
-            let mut writer = ZipWriter::new(std::io::Cursor::new(Vec::with_capacity(capacity)));
-            writer
-                .start_file(name, options)
-                .map_err(zip_err(&self.path))?;
-            pump(&mut writer, Path::new(&item.rel))?;
-            let bytes = writer.finish().map_err(zip_err(&self.path))?.into_inner();
-            return Ok(Part::Memory(bytes));
         }
-        let part = self.staging.join(format!(
-            "deflated-{}.zip",
-            crate::digest::sha256_hex(item.rel.as_bytes())
-        ));
-        let out = File::create(&part).map_err(io_err("create", &part))?;
-        let mut writer = ZipWriter::new(out);
-        writer.start_file(name, options).map_err(zip_err(&part))?;
-        pump(&mut writer, &part)?;
-        writer.finish().map_err(zip_err(&part))?;
-        Ok(Part::File(part))
     }
+
+    /// Gives stored entries zip64 fields from `size` on (tests, to avoid 4 GiB files).
+    #[cfg(test)]
+    fn set_zip64_from(&mut self, size: u64) {
+        self.zip64_from = size;
+    }
+}
+
+/// Deflates `src` (about `size` bytes) into a raw deflate stream at [`DEFLATE_LEVEL`]
+/// with flate2's default backend (miniz_oxide, as the zip crate's `deflate` feature
+/// selects it, so the bytes are the same); in memory when small, else in an anonymous
+/// file in `staging`.
+fn deflate(src: &mut dyn Read, size: u64, staging: &Path) -> std::io::Result<Deflated> {
+    let buf_len = usize::try_from(size.clamp(1, IO_BUFFER as u64)).unwrap_or(IO_BUFFER);
+    let mut buf = vec![0; buf_len];
+    let mut crc = crc32fast::Hasher::new();
+    let mut total = 0u64;
+    let mut pump = |out: &mut dyn Write| -> std::io::Result<()> {
+        loop {
+            let n = match src.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            crc.update(&buf[..n]);
+            total += n as u64;
+            out.write_all(&buf[..n])?;
+        }
+    };
+    let level = Compression::new(DEFLATE_LEVEL);
+    let data = if size <= IN_MEMORY_UP_TO {
+        let capacity = usize::try_from(size).unwrap_or(0) / 2 + 64;
+        let mut encoder = DeflateEncoder::new(Vec::with_capacity(capacity), level);
+        pump(&mut encoder)?;
+        DeflatedBytes::Memory(encoder.finish()?)
+    } else {
+        let file = tempfile::tempfile_in(staging)?;
+        let mut encoder = DeflateEncoder::new(BufWriter::with_capacity(IO_BUFFER, file), level);
+        pump(&mut encoder)?;
+        let mut file = encoder.finish()?.into_inner().map_err(|e| e.into_error())?;
+        file.seek(SeekFrom::Start(0))?;
+        DeflatedBytes::File(file)
+    };
+    let compressed = match &data {
+        DeflatedBytes::Memory(bytes) => bytes.len() as u64,
+        DeflatedBytes::File(file) => file.metadata()?.len(),
+    };
+    Ok(Deflated {
+        data,
+        crc: crc.finalize(),
+        size: total,
+        compressed,
+    })
 }
 
 /// A range of the spool, read with positional reads (the threads share the file).
@@ -403,12 +479,13 @@ impl Read for SpoolRange<'_> {
     }
 }
 
-/// Zip (DOS) time of `time`, in UTC; years outside 1980–2107 fall back to 1980-01-01.
-fn dos_time(time: DateTime<Utc>) -> zip::DateTime {
+/// Zip (DOS) time of `time`, in UTC; years outside 1980–2107 fall back to 1980-01-01
+/// (the zip crate's conversion, which the bundles have always used).
+fn dos_time(time: DateTime<Utc>) -> DosTime {
     let year = u16::try_from(time.year()).unwrap_or(1980);
     // Each component below fits in u8 by construction (month ≤ 12, second ≤ 60).
     let small = |v: u32| u8::try_from(v).unwrap_or(0);
-    zip::DateTime::from_date_and_time(
+    let dos = zip::DateTime::from_date_and_time(
         year,
         small(time.month()),
         small(time.day()),
@@ -416,5 +493,365 @@ fn dos_time(time: DateTime<Utc>) -> zip::DateTime {
         small(time.minute()),
         small(time.second()),
     )
-    .unwrap_or_default()
+    .unwrap_or_default();
+    DosTime {
+        time: dos.timepart(),
+        date: dos.datepart(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Cursor, Write};
+
+    use chrono::TimeZone;
+    use zip::write::SimpleFileOptions;
+    use zip::{CompressionMethod, ZipArchive, ZipWriter};
+
+    use super::*;
+
+    /// How a test file goes into the bag.
+    #[derive(Clone, Copy)]
+    enum How {
+        /// `add_stored` with this size hint.
+        Stored(Option<u64>),
+        /// Written to the staging directory, then `stage`.
+        Staged,
+        Spooled,
+    }
+
+    struct Input {
+        rel: String,
+        bytes: Vec<u8>,
+        how: How,
+    }
+
+    fn input(rel: &str, bytes: Vec<u8>, how: How) -> Input {
+        Input {
+            rel: rel.to_string(),
+            bytes,
+            how,
+        }
+    }
+
+    fn time() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 6, 12, 9, 0, 1).unwrap()
+    }
+
+    /// Text that deflates, with some variety so that the streams are not trivial.
+    fn text(len: usize, seed: u64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len);
+        let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+        while out.len() < len {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let line = format!(
+                "{},msg {} from member{},\"hello, {}\"\n",
+                x >> 40,
+                x % 997,
+                x % 50,
+                x >> 50
+            );
+            out.extend_from_slice(line.as_bytes());
+        }
+        out.truncate(len);
+        out
+    }
+
+    /// Bytes that do not deflate.
+    fn noise(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    /// The buffer `add_stored` peeks with: small, so that sources without a size hint
+    /// are streamed with zip64 fields once they fill it.
+    const PEEK: usize = 4096;
+
+    /// The zip the zip crate's `ZipWriter` writes for these inputs, built as this
+    /// module built bundles with it: entries written through it, and each file to
+    /// deflate deflated into a one-entry zip whose entry is raw-copied in.
+    fn with_zip_crate(
+        inputs: &[Input],
+        tags: &[(&str, Vec<u8>)],
+        empty_payload: bool,
+        zip64_from: u64,
+    ) -> Vec<u8> {
+        let mtime = zip::DateTime::from_date_and_time(2025, 6, 12, 9, 0, 1).unwrap();
+        let options = |method: CompressionMethod, large: bool| {
+            let options = SimpleFileOptions::default()
+                .compression_method(method)
+                .last_modified_time(mtime)
+                .unix_permissions(0o644)
+                .large_file(large);
+            if method == CompressionMethod::Deflated {
+                options.compression_level(Some(i64::from(DEFLATE_LEVEL)))
+            } else {
+                options
+            }
+        };
+        let mut writer = ZipWriter::new(Cursor::new(Vec::new()));
+        writer
+            .start_file("bag/bagit.txt", options(CompressionMethod::Deflated, false))
+            .unwrap();
+        writer.write_all(BAGIT_DECLARATION.as_bytes()).unwrap();
+        for item in inputs {
+            if let How::Stored(hint) = item.how {
+                let large = match hint {
+                    Some(size) => size >= zip64_from,
+                    None => item.bytes.len() >= PEEK,
+                };
+                writer
+                    .start_file(
+                        format!("bag/{}", item.rel),
+                        options(CompressionMethod::Stored, large),
+                    )
+                    .unwrap();
+                writer.write_all(&item.bytes).unwrap();
+            }
+        }
+        let mut deflated: Vec<&Input> = inputs
+            .iter()
+            .filter(|item| !matches!(item.how, How::Stored(_)))
+            .collect();
+        deflated.sort_by(|a, b| a.rel.cmp(&b.rel));
+        for item in deflated {
+            let mut alone = ZipWriter::new(Cursor::new(Vec::new()));
+            let large = item.bytes.len() as u64 >= zip64_from;
+            alone
+                .start_file(
+                    format!("bag/{}", item.rel),
+                    options(CompressionMethod::Deflated, large),
+                )
+                .unwrap();
+            alone.write_all(&item.bytes).unwrap();
+            let bytes = alone.finish().unwrap().into_inner();
+            let mut archive = ZipArchive::new(Cursor::new(bytes)).unwrap();
+            writer
+                .raw_copy_file(archive.by_index_raw(0).unwrap())
+                .unwrap();
+        }
+        if empty_payload {
+            writer
+                .add_directory("bag/data/", options(CompressionMethod::Stored, false))
+                .unwrap();
+        }
+        for (name, bytes) in tags {
+            writer
+                .start_file(
+                    format!("bag/{name}"),
+                    options(CompressionMethod::Deflated, false),
+                )
+                .unwrap();
+            writer.write_all(bytes).unwrap();
+        }
+        writer.finish().unwrap().into_inner()
+    }
+
+    /// The zip `ZipTarget` writes for these inputs.
+    fn with_target(
+        dir: &Path,
+        inputs: &[Input],
+        tags: &[(&str, Vec<u8>)],
+        empty_payload: bool,
+        zip64_from: u64,
+    ) -> (Vec<u8>, String) {
+        let path = dir.join("bag.zip.partial");
+        let staging = dir.join("bag.zip.partial.d");
+        fs::create_dir(&staging).unwrap();
+        let mut target = ZipTarget::create(path.clone(), staging.clone(), "bag", time()).unwrap();
+        target.set_zip64_from(zip64_from);
+        let mut buf = vec![0; PEEK];
+        for (i, item) in inputs.iter().enumerate() {
+            let (sha256, size) = match item.how {
+                How::Stored(hint) => target
+                    .add_stored(&item.rel, &mut &item.bytes[..], hint, &mut buf)
+                    .unwrap(),
+                How::Spooled => target
+                    .spool(item.rel.clone(), &mut &item.bytes[..], &mut buf)
+                    .unwrap(),
+                How::Staged => {
+                    let file = staging.join(format!("staged-{i}"));
+                    fs::write(&file, &item.bytes).unwrap();
+                    target
+                        .stage(item.rel.clone(), file, item.bytes.len() as u64)
+                        .unwrap();
+                    (
+                        crate::digest::sha256_hex(&item.bytes),
+                        item.bytes.len() as u64,
+                    )
+                }
+            };
+            assert_eq!(sha256, crate::digest::sha256_hex(&item.bytes));
+            assert_eq!(size, item.bytes.len() as u64);
+        }
+        let mut tag_paths = Vec::new();
+        for (name, bytes) in tags {
+            let file = staging.join(name);
+            fs::write(&file, bytes).unwrap();
+            tag_paths.push((*name, file));
+        }
+        let tag_refs: Vec<(&str, &Path)> = tag_paths
+            .iter()
+            .map(|(name, path)| (*name, path.as_path()))
+            .collect();
+        let sha256 = target.finish(&tag_refs, empty_payload).unwrap();
+        let bytes = fs::read(&path).unwrap();
+        assert_eq!(sha256, crate::digest::sha256_hex(&bytes));
+        for (_, path) in &tag_paths {
+            fs::remove_file(path).unwrap();
+        }
+        // Nothing is left in the staging directory.
+        assert_eq!(fs::read_dir(&staging).unwrap().count(), 0);
+        (bytes, sha256)
+    }
+
+    /// Our reader reads every entry back as written.
+    fn read_back(zip: &[u8], inputs: &[Input], tags: &[(&str, Vec<u8>)]) {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(zip).unwrap();
+        let reader = super::super::zipread::ZipReader::open(file).unwrap();
+        let mut expected: std::collections::HashMap<String, &[u8]> = inputs
+            .iter()
+            .map(|item| (format!("bag/{}", item.rel), item.bytes.as_slice()))
+            .chain(
+                tags.iter()
+                    .map(|(name, bytes)| (format!("bag/{name}"), bytes.as_slice())),
+            )
+            .collect();
+        expected.insert("bag/bagit.txt".into(), BAGIT_DECLARATION.as_bytes());
+        let mut seen = 0;
+        reader
+            .for_each(|record| {
+                if record.is_dir {
+                    return Ok(());
+                }
+                let name = String::from_utf8(record.name.to_vec()).unwrap();
+                let mut out = Vec::new();
+                reader.open_entry(&record.entry)?.read_to_end(&mut out)?;
+                assert_eq!(Some(&out.as_slice()), expected.get(&name), "{name}");
+                seen += 1;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(seen, expected.len());
+    }
+
+    fn tags() -> Vec<(&'static str, Vec<u8>)> {
+        vec![
+            ("bag-info.txt", b"Bagging-Date: 2025-06-12\n".to_vec()),
+            ("manifest-sha256.txt", text(300_000, 9)),
+            ("tagmanifest-sha256.txt", b"".to_vec()),
+        ]
+    }
+
+    #[test]
+    fn the_zip_is_the_one_the_zip_crate_wrote() {
+        let inputs = vec![
+            input(
+                "data/media/g1/a.jpg",
+                noise(10_000, 1),
+                How::Stored(Some(10_000)),
+            ),
+            input("data/media/g1/empty.jpg", Vec::new(), How::Stored(Some(0))),
+            input("data/media/g1/短.jpg", noise(100, 2), How::Stored(None)),
+            // Without a hint and filling the peek buffer: zip64 fields, header patched.
+            input(
+                "data/media/g2/long.mp4",
+                noise(3 * PEEK + 5, 3),
+                How::Stored(None),
+            ),
+            // A hint from the (lowered) zip64 threshold on.
+            input(
+                "data/media/g2/large.jpg",
+                noise(70_000, 4),
+                How::Stored(Some(70_000)),
+            ),
+            // Larger than the output buffer: headers patched in the file, not the buffer.
+            input("data/media/g3/a.mp4", noise(600_000, 11), How::Stored(None)),
+            input(
+                "data/media/g3/b.mp4",
+                noise(600_000, 12),
+                How::Stored(Some(600_000)),
+            ),
+            input("data/messages.csv", text(200_000, 5), How::Staged),
+            input("data/members.csv", Vec::new(), How::Staged),
+            // More than in memory: deflated through a file.
+            input(
+                "data/big.csv",
+                text(IN_MEMORY_UP_TO as usize + 12_345, 6),
+                How::Staged,
+            ),
+            input("data/media/g1/thumb", text(5000, 7), How::Spooled),
+            input("data/media/g1/ü/thumb", noise(3000, 8), How::Spooled),
+            input("data/media/g1/nothing", Vec::new(), How::Spooled),
+            input("data/media/g0/thumb", text(100, 10), How::Spooled),
+        ];
+        let tags = tags();
+        let dir = tempfile::tempdir().unwrap();
+        let (ours, _) = with_target(dir.path(), &inputs, &tags, false, 50_000);
+        let theirs = with_zip_crate(&inputs, &tags, false, 50_000);
+        assert!(ours == theirs, "the zips differ");
+        read_back(&ours, &inputs, &tags);
+    }
+
+    #[test]
+    fn an_empty_payload_has_its_data_directory() {
+        let tags = tags();
+        let dir = tempfile::tempdir().unwrap();
+        let (ours, _) = with_target(dir.path(), &[], &tags, true, ZIP64_FROM);
+        let theirs = with_zip_crate(&[], &tags, true, ZIP64_FROM);
+        assert!(ours == theirs, "the zips differ");
+        read_back(&ours, &[], &tags);
+    }
+
+    #[test]
+    fn more_than_65535_entries_get_zip64_end_records() {
+        let mut inputs = Vec::new();
+        for i in 0..40_000u64 {
+            inputs.push(input(
+                &format!("data/media/s/{i:05}.jpg"),
+                noise((i % 7) as usize, i),
+                How::Stored(Some(i % 7)),
+            ));
+        }
+        // In reverse path order, so that the sort has work (and more than one run).
+        for i in (0..30_000u64).rev() {
+            inputs.push(input(
+                &format!("data/media/t/{i:05}"),
+                text((i % 11) as usize, i),
+                How::Spooled,
+            ));
+        }
+        let tags = tags();
+        let dir = tempfile::tempdir().unwrap();
+        let (ours, _) = with_target(dir.path(), &inputs, &tags, false, ZIP64_FROM);
+        let theirs = with_zip_crate(&inputs, &tags, false, ZIP64_FROM);
+        assert!(ours == theirs, "the zips differ");
+        read_back(&ours, &inputs, &tags);
+    }
+
+    #[test]
+    fn a_zip_given_up_is_not_written_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bag.zip.partial");
+        let staging = dir.path().join("bag.zip.partial.d");
+        fs::create_dir(&staging).unwrap();
+        let mut target = ZipTarget::create(path.clone(), staging, "bag", time()).unwrap();
+        let mut buf = vec![0; PEEK];
+        target
+            .add_stored("data/a.jpg", &mut &noise(100, 1)[..], Some(100), &mut buf)
+            .unwrap();
+        let before = fs::metadata(&path).unwrap().len();
+        drop(target);
+        assert_eq!(fs::metadata(&path).unwrap().len(), before);
+    }
 }
