@@ -1,7 +1,9 @@
 //! `chatvault plan`: walk a source's cache, tie each file to the message that references
 //! it, and decide per the retention policy. The decision itself lives in `retention`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
 
@@ -17,6 +19,7 @@ use crate::retention::{
     Policy, RetentionError,
 };
 use crate::source::{self, Source, SourceError};
+use crate::spill::{self, Sorted, SortedRuns};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -34,6 +37,13 @@ pub enum PlanError {
     },
     #[error("no group `{0}` in this source (given with {1}); run `chatvault inspect` to list the groups")]
     UnknownGroup(String, &'static str),
+    /// The files and references sorted on disk beside the plan.
+    #[error("cannot write or read the temporary sort files in {dir} (beside the plan; is the disk full?): {source}")]
+    Spill {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl PlanError {
@@ -45,6 +55,7 @@ impl PlanError {
             PlanError::UnknownGroup(..) => crate::exit::NOT_FOUND,
             PlanError::Bundle { .. } => crate::exit::TAMPERED,
             PlanError::Io { .. } => crate::exit::DAMAGED,
+            PlanError::Spill { .. } => crate::exit::OUTPUT,
         }
     }
 }
@@ -95,6 +106,16 @@ impl WrittenPlan {
 /// and the `.sha256` sidecar beside it). Entries are written as they are decided, in
 /// path order, so memory does not grow with the plan.
 pub fn make_plan(opts: &PlanOptions, out: &Path) -> Result<WrittenPlan, PlanError> {
+    make_plan_with_runs(opts, out, spill::RUN_BYTES)
+}
+
+/// [`make_plan`] with sort runs of about `run_bytes` (tests use tiny ones, so that the
+/// files and references go through the merge on disk).
+fn make_plan_with_runs(
+    opts: &PlanOptions,
+    out: &Path,
+    run_bytes: usize,
+) -> Result<WrittenPlan, PlanError> {
     let source = source::open(&opts.source)?;
     let groups = source.groups()?;
     for (id, _) in &opts.dissolved_at {
@@ -109,10 +130,27 @@ pub fn make_plan(opts: &PlanOptions, out: &Path) -> Result<WrittenPlan, PlanErro
     }
 
     let needs_hash = opts.hash || opts.require_bundle.is_some();
+    // The files and the references are sorted on disk, beside the plan (the temporary
+    // directory is often RAM), so memory does not grow with the cache; the plan is then
+    // a merge-join of the two sorted streams.
+    let spill_dir = match out.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let spill_error = |source| PlanError::Spill {
+        dir: spill_dir.clone(),
+        source,
+    };
     // The cache is walked beside the pass over the messages (one thread reads those).
     let (files, references) = rayon::join(
-        || list_files(source.root(), !needs_hash),
-        || read_references(source.as_ref(), &groups, opts),
+        || {
+            let runs = SortedRuns::with_budget(&spill_dir, run_bytes);
+            list_files(source.root(), !needs_hash, runs, &spill_dir)
+        },
+        || {
+            let runs = SortedRuns::with_budget(&spill_dir, run_bytes);
+            read_references(source.as_ref(), &groups, opts, runs, &spill_dir)
+        },
     );
     let (references, facts) = references?;
     let files = files?;
@@ -138,21 +176,23 @@ pub fn make_plan(opts: &PlanOptions, out: &Path) -> Result<WrittenPlan, PlanErro
     )?;
     let style = CsvStyle::default();
     let mut writer = PlanWriter::create(out, header, style)?;
-    let bar = crate::progress::bar(opts.progress, files.len() as u64, "files");
+    let bar = crate::progress::bar(opts.progress, files.len(), "files");
+    let mut files = files.into_sorted().map_err(spill_error)?;
+    let mut references = ReferenceCursor::new(references.into_sorted().map_err(spill_error)?);
     // A block per piece of the window that a thread takes (rayon splits a range further
     // only when another thread is idle), so a few large files in a window still spread
     // over both cores; `collect` keeps the blocks in path order.
-    let render = |window: &[FoundFile]| -> Result<Vec<EntryBlock>, PlanError> {
+    let render = |window: &[(FoundFile, Option<Reference>)]| -> Result<Vec<EntryBlock>, PlanError> {
         window
             .par_iter()
             .try_fold(
                 || EntryBlock::new(opts.now, style),
-                |mut block, file| {
+                |mut block, (file, reference)| {
                     let entry = plan_entry(
                         source.as_ref(),
                         file,
                         platform,
-                        &references,
+                        reference.as_ref(),
                         &facts,
                         &database_files,
                         bundle_hashes.as_ref(),
@@ -165,13 +205,23 @@ pub fn make_plan(opts: &PlanOptions, out: &Path) -> Result<WrittenPlan, PlanErro
             )
             .collect()
     };
+    // While a window renders, the one before is appended and the next one read.
+    let mut window = next_window(&mut files, &mut references).map_err(spill_error)?;
     let mut rendered = Vec::new();
-    for window in files.chunks(WINDOW_FILES) {
+    while !window.is_empty() {
         let to_append = std::mem::take(&mut rendered);
-        let (next, appended) =
-            rayon::join(|| render(window), || append_blocks(&mut writer, to_append));
+        let (next, (appended, following)) = rayon::join(
+            || render(&window),
+            || {
+                (
+                    append_blocks(&mut writer, to_append),
+                    next_window(&mut files, &mut references),
+                )
+            },
+        );
         appended?;
         rendered = next?;
+        window = following.map_err(spill_error)?;
     }
     append_blocks(&mut writer, rendered)?;
     bar.finish_and_clear();
@@ -181,6 +231,172 @@ pub fn make_plan(opts: &PlanOptions, out: &Path) -> Result<WrittenPlan, PlanErro
         header,
         stats,
     })
+}
+
+/// The next files in path order, up to [`WINDOW_FILES`], each with the message that
+/// references it.
+fn next_window(
+    files: &mut Sorted,
+    references: &mut ReferenceCursor,
+) -> io::Result<Vec<(FoundFile, Option<Reference>)>> {
+    let mut window = Vec::with_capacity(WINDOW_FILES);
+    for record in files.by_ref().take(WINDOW_FILES) {
+        let file = FoundFile::decode(&record?)?;
+        let reference = references.for_path(&file.rel)?;
+        window.push((file, reference));
+    }
+    Ok(window)
+}
+
+/// Reads the fields of a spill record in the order they were written.
+struct Fields<'a>(&'a [u8]);
+
+impl<'a> Fields<'a> {
+    /// The key before the first `\0`: a relative path.
+    fn key(&mut self) -> io::Result<&'a str> {
+        let end = self
+            .0
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or_else(|| bad_record("no end of path"))?;
+        let key = std::str::from_utf8(&self.0[..end]).map_err(|_| bad_record("path not UTF-8"))?;
+        self.0 = &self.0[end + 1..];
+        Ok(key)
+    }
+
+    fn take<const N: usize>(&mut self) -> io::Result<[u8; N]> {
+        let (head, rest) = self
+            .0
+            .split_first_chunk::<N>()
+            .ok_or_else(|| bad_record("too short"))?;
+        self.0 = rest;
+        Ok(*head)
+    }
+
+    fn u64(&mut self) -> io::Result<u64> {
+        self.take().map(u64::from_be_bytes)
+    }
+
+    fn i64(&mut self) -> io::Result<i64> {
+        self.take().map(i64::from_be_bytes)
+    }
+
+    fn time(&mut self) -> io::Result<DateTime<Utc>> {
+        let seconds = self.i64()?;
+        let nanos = self.take().map(u32::from_be_bytes)?;
+        DateTime::from_timestamp(seconds, nanos).ok_or_else(|| bad_record("time out of range"))
+    }
+
+    fn rest(self) -> &'a [u8] {
+        self.0
+    }
+}
+
+/// A spill record that does not decode: the sort files were damaged under us.
+fn bad_record(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("a sorted record is damaged ({what})"),
+    )
+}
+
+fn push_time(out: &mut Vec<u8>, time: DateTime<Utc>) {
+    out.extend_from_slice(&time.timestamp().to_be_bytes());
+    out.extend_from_slice(&time.timestamp_subsec_nanos().to_be_bytes());
+}
+
+/// A reference as a spill record: the path, `\0`, a rank, then the reference itself.
+/// The first record of a path is the one that wins: the latest message with a time (the
+/// last read of equal times), else the first read without one, as when a map of path to
+/// reference is updated message by message. Hence the rank is inverted: times descending.
+fn encode_reference(
+    out: &mut Vec<u8>,
+    rel: &str,
+    sequence: u64,
+    time_ms: Option<i64>,
+    group: usize,
+    message_id: &str,
+) {
+    out.clear();
+    out.extend_from_slice(rel.as_bytes());
+    out.push(0);
+    // Sign bit flipped: signed times in byte order.
+    let ordered = |t: i64| (t as u64) ^ (1 << 63);
+    let (time, timed, sequence) = match time_ms {
+        Some(t) => (ordered(t), 1u8, sequence),
+        None => (ordered(i64::MIN), 0, !sequence),
+    };
+    out.extend_from_slice(&(!time).to_be_bytes());
+    out.push(!timed);
+    out.extend_from_slice(&(!sequence).to_be_bytes());
+    out.extend_from_slice(&(group as u64).to_be_bytes());
+    // No time: no instant, so no deadline from the message.
+    out.extend_from_slice(&time_ms.unwrap_or(i64::MIN).to_be_bytes());
+    out.extend_from_slice(message_id.as_bytes());
+}
+
+fn decode_reference(record: &[u8]) -> io::Result<(&str, Reference)> {
+    let mut fields = Fields(record);
+    let rel = fields.key()?;
+    fields.take::<17>()?;
+    let group = usize::try_from(fields.u64()?).map_err(|_| bad_record("group"))?;
+    let time_ms = fields.i64()?;
+    let message_id = std::str::from_utf8(fields.rest())
+        .map_err(|_| bad_record("message id not UTF-8"))?
+        .to_string();
+    Ok((
+        rel,
+        Reference {
+            group,
+            message_id,
+            time_ms,
+        },
+    ))
+}
+
+/// The winning reference of each path, looked up in path order.
+struct ReferenceCursor {
+    sorted: Sorted,
+    /// The last path read and its reference.
+    current: Option<(String, Reference)>,
+}
+
+impl ReferenceCursor {
+    fn new(sorted: Sorted) -> ReferenceCursor {
+        ReferenceCursor {
+            sorted,
+            current: None,
+        }
+    }
+
+    /// The reference of `rel`; paths asked for must not decrease.
+    fn for_path(&mut self, rel: &str) -> io::Result<Option<Reference>> {
+        loop {
+            if let Some((current, reference)) = &self.current {
+                if current.as_str() >= rel {
+                    return Ok((current == rel).then(|| reference.clone()));
+                }
+            }
+            if !self.advance()? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Moves to the next path, past the losing references of the current one.
+    fn advance(&mut self) -> io::Result<bool> {
+        for record in self.sorted.by_ref() {
+            let record = record?;
+            let (rel, reference) = decode_reference(&record)?;
+            if self.current.as_ref().is_some_and(|(c, _)| c == rel) {
+                continue;
+            }
+            self.current = Some((rel.to_string(), reference));
+            return Ok(true);
+        }
+        self.current = None;
+        Ok(false)
+    }
 }
 
 fn append_blocks(writer: &mut PlanWriter, blocks: Vec<EntryBlock>) -> Result<(), PlanError> {
@@ -196,9 +412,12 @@ fn read_references(
     source: &dyn Source,
     groups: &[crate::records::Group],
     opts: &PlanOptions,
-) -> Result<(HashMap<String, Reference>, Vec<GroupFacts>), PlanError> {
+    mut references: SortedRuns,
+    spill_dir: &Path,
+) -> Result<(SortedRuns, Vec<GroupFacts>), PlanError> {
     let progress = crate::progress::counter(opts.progress, "messages read");
-    let mut references: HashMap<String, Reference> = HashMap::new();
+    let mut record = Vec::new();
+    let mut sequence = 0u64;
     let mut facts = Vec::with_capacity(groups.len());
     let ids: Vec<String> = groups.iter().map(|g| g.id.clone()).collect();
     source.prepare_messages(&ids);
@@ -217,20 +436,25 @@ fn read_references(
                 let Some(rel) = relative_key(source.root(), named) else {
                     continue;
                 };
-                let newer = references
-                    .get(&rel)
-                    .is_none_or(|r| Some(r.time_ms) <= message.time_ms);
-                if newer {
-                    references.insert(
-                        rel,
-                        Reference {
-                            group: index,
-                            message_id: message.message_id.clone(),
-                            // No time: no instant, so no deadline from the message.
-                            time_ms: message.time_ms.unwrap_or(i64::MIN),
-                        },
-                    );
+                // No file is named so; and the `\0` ends the key of a record.
+                if rel.contains('\0') {
+                    continue;
                 }
+                encode_reference(
+                    &mut record,
+                    &rel,
+                    sequence,
+                    message.time_ms,
+                    index,
+                    &message.message_id,
+                );
+                sequence += 1;
+                references
+                    .push(&record)
+                    .map_err(|source| PlanError::Spill {
+                        dir: spill_dir.to_path_buf(),
+                        source,
+                    })?;
             }
         }
         let given_type = opts
@@ -284,6 +508,72 @@ impl FoundFile {
             None => root.join(&self.rel),
         }
     }
+
+    const HAS_META: u8 = 1;
+    const IS_FILE: u8 = 2;
+    const IS_SYMLINK: u8 = 4;
+    const NON_UTF8: u8 = 8;
+
+    /// As a spill record: `rel`, `\0`, flags, the metadata when taken, then the path
+    /// itself when the name is not UTF-8. Records sort as their `rel`s do, since no path
+    /// holds a `\0`.
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.rel.as_bytes());
+        out.push(0);
+        let mut flags = 0;
+        if let Some(meta) = &self.meta {
+            flags |= FoundFile::HAS_META;
+            if meta.is_file {
+                flags |= FoundFile::IS_FILE;
+            }
+            if meta.is_symlink {
+                flags |= FoundFile::IS_SYMLINK;
+            }
+        }
+        if self.non_utf8_path.is_some() {
+            flags |= FoundFile::NON_UTF8;
+        }
+        out.push(flags);
+        if let Some(meta) = &self.meta {
+            let stamp = meta.stamp;
+            out.extend_from_slice(&stamp.size.to_be_bytes());
+            push_time(out, stamp.mtime);
+            push_time(out, stamp.ctime);
+            out.extend_from_slice(&stamp.dev.to_be_bytes());
+            out.extend_from_slice(&stamp.ino.to_be_bytes());
+        }
+        if let Some(path) = &self.non_utf8_path {
+            out.extend_from_slice(path.as_os_str().as_bytes());
+        }
+    }
+
+    fn decode(record: &[u8]) -> io::Result<FoundFile> {
+        let mut fields = Fields(record);
+        let rel = fields.key()?.to_string();
+        let [flags] = fields.take()?;
+        let meta = if flags & FoundFile::HAS_META != 0 {
+            Some(FoundMeta {
+                stamp: FileStamp {
+                    size: fields.u64()?,
+                    mtime: fields.time()?,
+                    ctime: fields.time()?,
+                    dev: fields.u64()?,
+                    ino: fields.u64()?,
+                },
+                is_file: flags & FoundFile::IS_FILE != 0,
+                is_symlink: flags & FoundFile::IS_SYMLINK != 0,
+            })
+        } else {
+            None
+        };
+        let non_utf8_path = (flags & FoundFile::NON_UTF8 != 0)
+            .then(|| PathBuf::from(std::ffi::OsStr::from_bytes(fields.rest())));
+        Ok(FoundFile {
+            rel,
+            non_utf8_path,
+            meta,
+        })
+    }
 }
 
 /// The part of a file's metadata a plan uses: a tenth of the size of `Metadata`, which
@@ -305,42 +595,40 @@ impl FoundMeta {
     }
 }
 
-/// Everything under `root` that is not a directory, sorted by relative path. Regular
+/// Everything under `root` that is not a directory, pushed into `runs` to be read back
+/// sorted by relative path. Regular
 /// files are stat-ed only with `stat_files` (without, the directory entry's type says
 /// what they are, and `plan_entry` takes their metadata from the open file).
 ///
 /// One rayon task per directory, and entries stat-ed relative to their directory
 /// (`DirEntry::metadata` is `fstatat`): about twice as fast on 2 cores as a serial walk
 /// that resolves every absolute path again.
-fn list_files(root: &Path, stat_files: bool) -> Result<Vec<FoundFile>, PlanError> {
+fn list_files(
+    root: &Path,
+    stat_files: bool,
+    runs: SortedRuns,
+    spill_dir: &Path,
+) -> Result<SortedRuns, PlanError> {
     // Elsewhere there is no opening without following links: stat first.
-    let stat_files = stat_files || cfg!(not(unix));
-    let found = Mutex::new(Vec::new());
-    let first_error = Mutex::new(None);
-    rayon::scope(|scope| {
-        walk_dir(
-            scope,
-            root.to_path_buf(),
-            String::new(),
-            true,
-            stat_files,
-            &found,
-            &first_error,
-        )
-    });
-    if let Some(error) = lock(first_error) {
+    let walk = Walk {
+        stat_files: stat_files || cfg!(not(unix)),
+        found: Mutex::new(runs),
+        spill_dir,
+        first_error: Mutex::new(None),
+    };
+    rayon::scope(|scope| walk_dir(scope, root.to_path_buf(), String::new(), true, &walk));
+    if let Some(error) = lock(walk.first_error) {
         return Err(error);
     }
-    // Sorted by index, then moved once: sorting the entries themselves (200 bytes each)
-    // moved 100s of MB for a cache of 300,000 files.
-    let files = lock(found);
-    let mut order: Vec<usize> = (0..files.len()).collect();
-    order.par_sort_unstable_by(|&a, &b| files[a].rel.cmp(&files[b].rel));
-    let mut slots: Vec<Option<FoundFile>> = files.into_iter().map(Some).collect();
-    Ok(order
-        .into_iter()
-        .filter_map(|index| slots[index].take())
-        .collect())
+    Ok(lock(walk.found))
+}
+
+/// What every directory's task of a walk shares.
+struct Walk<'a> {
+    stat_files: bool,
+    found: Mutex<SortedRuns>,
+    spill_dir: &'a Path,
+    first_error: Mutex<Option<PlanError>>,
 }
 
 /// A poisoned lock only means another task panicked; its data is still what we collected.
@@ -355,22 +643,25 @@ fn walk_dir<'s>(
     dir: PathBuf,
     rel: String,
     utf8: bool,
-    stat_files: bool,
-    found: &'s Mutex<Vec<FoundFile>>,
-    first_error: &'s Mutex<Option<PlanError>>,
+    walk: &'s Walk<'s>,
 ) {
+    let record_error = |error: PlanError| {
+        let mut slot = walk.first_error.lock().unwrap_or_else(|p| p.into_inner());
+        slot.get_or_insert(error);
+    };
     let fail = |path: &Path, source: std::io::Error| {
-        let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
-        slot.get_or_insert(PlanError::Io {
+        record_error(PlanError::Io {
             path: path.to_path_buf(),
             source,
-        });
+        })
     };
     let entries = match std::fs::read_dir(&dir) {
         Ok(entries) => entries,
         Err(e) => return fail(&dir, e),
     };
+    // This directory's records, one after another, pushed under one lock at the end.
     let mut local = Vec::new();
+    let mut ends = Vec::new();
     for entry in entries {
         let entry = match entry {
             Ok(entry) => entry,
@@ -390,19 +681,9 @@ fn walk_dir<'s>(
         };
         if file_type.is_dir() {
             let path = entry.path();
-            scope.spawn(move |scope| {
-                walk_dir(
-                    scope,
-                    path,
-                    child_rel,
-                    utf8 && name_utf8,
-                    stat_files,
-                    found,
-                    first_error,
-                )
-            });
+            scope.spawn(move |scope| walk_dir(scope, path, child_rel, utf8 && name_utf8, walk));
         } else {
-            let meta = if file_type.is_file() && !stat_files {
+            let meta = if file_type.is_file() && !walk.stat_files {
                 None
             } else {
                 match entry.metadata() {
@@ -410,17 +691,27 @@ fn walk_dir<'s>(
                     Err(e) => return fail(&entry.path(), e),
                 }
             };
-            local.push(FoundFile {
+            FoundFile {
                 non_utf8_path: (!(utf8 && name_utf8)).then(|| entry.path()),
                 rel: child_rel,
                 meta,
-            });
+            }
+            .encode(&mut local);
+            ends.push(local.len());
         }
     }
-    found
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .extend(local);
+    let mut runs = walk.found.lock().unwrap_or_else(|p| p.into_inner());
+    let mut start = 0;
+    for end in ends {
+        if let Err(source) = runs.push(&local[start..end]) {
+            drop(runs);
+            return record_error(PlanError::Spill {
+                dir: walk.spill_dir.to_path_buf(),
+                source,
+            });
+        }
+        start = end;
+    }
 }
 
 /// The relative, `/`-separated key of a path a message names, or `None` when it escapes.
@@ -464,10 +755,10 @@ fn plan_entry(
     source: &dyn Source,
     file: &FoundFile,
     platform: PlatformRef,
-    references: &HashMap<String, Reference>,
+    reference: Option<&Reference>,
     facts: &[GroupFacts],
     database_files: &HashSet<String>,
-    bundle_hashes: Option<&HashSet<String>>,
+    bundle_hashes: Option<&BundleHashes>,
     opts: &PlanOptions,
 ) -> Result<PlanEntry, PlanError> {
     let path = file.path(source.root());
@@ -504,7 +795,6 @@ fn plan_entry(
         (true, None) => Some(hash_file(&path)?),
         (false, _) => None,
     };
-    let reference = references.get(&file.rel);
     let group_facts = reference.and_then(|r| facts.get(r.group));
     let message_time = reference.and_then(|r| Utc.timestamp_millis_opt(r.time_ms).single());
     let is_database = class == CacheClass::Database || database_files.contains(&file.rel);
@@ -517,7 +807,7 @@ fn plan_entry(
         reference: group_facts.zip(message_time),
         is_database,
         in_required_bundle: bundle_hashes
-            .map(|set| sha256.as_ref().is_some_and(|sha| set.contains(sha))),
+            .map(|set| sha256.as_deref().is_some_and(|sha| set.contains(sha))),
     };
     let mut decision = decide(&facts_for_decision, &opts.policy, opts.now);
     // What `clean` would refuse is never planned as a deletion (see retention::guard).
@@ -593,8 +883,32 @@ fn open_unfollowed(path: &Path) -> Result<(FoundMeta, Option<std::fs::File>), Pl
     Ok((FoundMeta::of(&meta), None))
 }
 
+/// The payload digests of a bundle, sorted: 32 bytes a file rather than a `String` in a
+/// set (about 100), which matters for bundles of 100,000s of files.
+struct BundleHashes(Vec<[u8; 32]>);
+
+impl BundleHashes {
+    fn contains(&self, sha256_hex: &str) -> bool {
+        digest_of_hex(sha256_hex).is_some_and(|digest| self.0.binary_search(&digest).is_ok())
+    }
+}
+
+/// 64 hex digits, either case, as the digest's bytes.
+fn digest_of_hex(hex: &str) -> Option<[u8; 32]> {
+    let hex = hex.as_bytes();
+    if hex.len() != 64 {
+        return None;
+    }
+    let nibble = |b: u8| char::from(b).to_digit(16);
+    let mut digest = [0u8; 32];
+    for (byte, pair) in digest.iter_mut().zip(hex.chunks_exact(2)) {
+        *byte = u8::try_from(nibble(pair[0])? << 4 | nibble(pair[1])?).ok()?;
+    }
+    Some(digest)
+}
+
 /// The payload hashes of a bundle that verifies; a bundle that does not verify is refused.
-fn bundle_payload_hashes(bundle: &Path) -> Result<HashSet<String>, PlanError> {
+fn bundle_payload_hashes(bundle: &Path) -> Result<BundleHashes, PlanError> {
     let bad = |detail: String| PlanError::Bundle {
         path: bundle.to_path_buf(),
         detail,
@@ -606,20 +920,39 @@ fn bundle_payload_hashes(bundle: &Path) -> Result<HashSet<String>, PlanError> {
             "the bundle does not verify (run `chatvault verify` on it); files are only released against an intact bundle".into(),
         ));
     }
-    let manifest = read_manifest(bundle).map_err(bad)?;
-    Ok(manifest
-        .lines()
-        .filter_map(|line| line.split_whitespace().next())
-        .map(str::to_ascii_lowercase)
-        .collect())
+    let mut digests = Vec::new();
+    // A first field that is not a digest can match no file's hash: it is left out.
+    for_each_manifest_line(bundle, |line| {
+        if let Some(digest) = line.split_whitespace().next().and_then(digest_of_hex) {
+            digests.push(digest);
+        }
+    })
+    .map_err(bad)?;
+    digests.sort_unstable();
+    digests.dedup();
+    digests.shrink_to_fit();
+    Ok(BundleHashes(digests))
 }
 
-/// `manifest-sha256.txt` of a directory bundle, or of the single top directory of a zip.
-fn read_manifest(bundle: &Path) -> Result<String, String> {
-    use std::io::Read;
+/// Each line of `manifest-sha256.txt` of a directory bundle, or of the single top
+/// directory of a zip, read a line at a time.
+fn for_each_manifest_line(bundle: &Path, mut each: impl FnMut(&str)) -> Result<(), String> {
+    use std::io::BufRead;
     const NAME: &str = "manifest-sha256.txt";
+    let mut lines = |reader: &mut dyn BufRead| -> Result<(), String> {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) => return Ok(()),
+                Ok(_) => each(&line),
+                Err(e) => return Err(format!("{NAME}: {e}")),
+            }
+        }
+    };
     if bundle.is_dir() {
-        return std::fs::read_to_string(bundle.join(NAME)).map_err(|e| format!("{NAME}: {e}"));
+        let file = std::fs::File::open(bundle.join(NAME)).map_err(|e| format!("{NAME}: {e}"))?;
+        return lines(&mut io::BufReader::new(file));
     }
     let file = std::fs::File::open(bundle).map_err(|e| e.to_string())?;
     let mut archive = zip::ZipArchive::new(file).map_err(|e| e.to_string())?;
@@ -628,13 +961,8 @@ fn read_manifest(bundle: &Path) -> Result<String, String> {
         .find(|n| n.split('/').count() == 2 && n.ends_with(&format!("/{NAME}")))
         .map(str::to_string)
         .ok_or_else(|| format!("no {NAME} in the zip"))?;
-    let mut text = String::new();
-    archive
-        .by_name(&name)
-        .map_err(|e| e.to_string())?
-        .read_to_string(&mut text)
-        .map_err(|e| e.to_string())?;
-    Ok(text)
+    let mut entry = io::BufReader::new(archive.by_name(&name).map_err(|e| e.to_string())?);
+    lines(&mut entry)
 }
 
 /// Parses `GROUP=TIME` (split at the last `=`).
@@ -653,4 +981,152 @@ pub fn parse_group_type(arg: &str) -> Result<(String, GroupType), String> {
         )
     })?;
     Ok((group, kind))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::Platform;
+    use proptest::prelude::*;
+
+    /// The reference a map of path to reference ends with, updated message by message
+    /// (the rule before references were sorted on disk).
+    fn winners_by_map(refs: &[(String, Option<i64>)]) -> Vec<(String, usize)> {
+        let mut map: std::collections::HashMap<&str, (usize, i64)> = Default::default();
+        for (index, (rel, time)) in refs.iter().enumerate() {
+            let newer = map.get(rel.as_str()).is_none_or(|r| Some(r.1) <= *time);
+            if newer {
+                map.insert(rel, (index, time.unwrap_or(i64::MIN)));
+            }
+        }
+        let mut out: Vec<(String, usize)> =
+            map.into_iter().map(|(k, v)| (k.to_string(), v.0)).collect();
+        out.sort();
+        out
+    }
+
+    fn winners_by_sort(refs: &[(String, Option<i64>)], budget: usize) -> Vec<(String, usize)> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut runs = SortedRuns::with_budget(dir.path(), budget);
+        let mut record = Vec::new();
+        for (index, (rel, time)) in refs.iter().enumerate() {
+            // The message id says which message it was.
+            encode_reference(&mut record, rel, index as u64, *time, 0, &index.to_string());
+            runs.push(&record).unwrap();
+        }
+        let mut cursor = ReferenceCursor::new(runs.into_sorted().unwrap());
+        let mut out = Vec::new();
+        while cursor.advance().unwrap() {
+            let (rel, reference) = cursor.current.clone().unwrap();
+            out.push((rel, reference.message_id.parse().unwrap()));
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn the_first_sorted_reference_is_the_one_a_map_keeps(
+            refs in proptest::collection::vec(
+                (
+                    "[ab]{0,2}",
+                    proptest::option::of(prop_oneof![Just(i64::MIN), Just(i64::MAX), -3i64..3]),
+                ),
+                0..60,
+            ),
+            budget in 1usize..600,
+        ) {
+            prop_assert_eq!(winners_by_sort(&refs, budget), winners_by_map(&refs));
+        }
+    }
+
+    fn simulated(dir: &Path) -> PathBuf {
+        let mut sim = crate::simulate::SimOptions::new(dir.join("wx"));
+        sim.groups = 3;
+        sim.messages = 1500;
+        sim.seed = 5;
+        sim.now_ms = 1_759_276_800_000;
+        let root = crate::platform::wechat::WECHAT.simulate(&sim).unwrap().root;
+        // What the plan leaves to a person: a link and a name that is not UTF-8.
+        std::fs::write(
+            root.join(std::ffi::OsStr::from_bytes(b"bad\xffname.jpg")),
+            b"x",
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("elsewhere", root.join("a-link")).unwrap();
+        root
+    }
+
+    fn files_under(dir: &Path, rel: &str, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let child = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            if entry.file_type().unwrap().is_dir() {
+                files_under(&entry.path(), &child, out);
+            } else {
+                out.push(child);
+            }
+        }
+    }
+
+    #[test]
+    fn a_plan_merged_from_many_sort_runs_is_the_plan_sorted_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = simulated(dir.path());
+        let mut expected_paths = Vec::new();
+        files_under(&root, "", &mut expected_paths);
+        expected_paths.sort();
+        assert!(expected_paths.len() > 500, "{}", expected_paths.len());
+        for hash in [false, true] {
+            let opts = PlanOptions {
+                source: root.clone(),
+                now: Utc.with_ymd_and_hms(2025, 10, 1, 0, 0, 0).unwrap(),
+                dissolved_at: Vec::new(),
+                group_types: Vec::new(),
+                require_bundle: None,
+                hash,
+                policy: Policy::builtin(),
+                progress: false,
+            };
+            let out = tempfile::tempdir().unwrap();
+            std::fs::create_dir(out.path().join("memory")).unwrap();
+            std::fs::create_dir(out.path().join("merged")).unwrap();
+            let in_memory = out.path().join("memory/PLAN.json");
+            let merged = out.path().join("merged/PLAN.json");
+            // One run that never leaves memory, against runs of a few records each.
+            let a = make_plan_with_runs(&opts, &in_memory, usize::MAX).unwrap();
+            let b = make_plan_with_runs(&opts, &merged, 300).unwrap();
+            let json = std::fs::read(&in_memory).unwrap();
+            assert_eq!(json, std::fs::read(&merged).unwrap());
+            assert_eq!(
+                std::fs::read(&a.files.csv).unwrap(),
+                std::fs::read(&b.files.csv).unwrap()
+            );
+            assert_eq!(a.stats, b.stats);
+            // Only the plan's own files are left beside it: the sort files are anonymous.
+            assert_eq!(
+                std::fs::read_dir(out.path().join("merged"))
+                    .unwrap()
+                    .count(),
+                3
+            );
+
+            let plan: serde_json::Value = serde_json::from_slice(&json).unwrap();
+            let entries = plan["entries"].as_array().unwrap();
+            let paths: Vec<String> = entries
+                .iter()
+                .map(|e| e["path"].as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(paths, expected_paths);
+            let referenced = entries
+                .iter()
+                .filter(|e| e["message_id"].is_string())
+                .count();
+            assert!(referenced > 100, "{referenced} files tied to a message");
+        }
+    }
 }

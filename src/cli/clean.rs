@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::CliError;
-use crate::retention::{self, CleanOptions, Plan, RetentionError};
+use crate::retention::{self, CleanOptions, PlanEntries, PlanFile, RetentionError};
 
 pub const EXAMPLES: &str = "Examples:\n  chatvault clean /tmp/plan.json                       # dry run\n  chatvault clean /tmp/plan.json --apply --quarantine /tmp/q\n  chatvault clean /tmp/plan.json --apply --yes --root /tmp/wx   # scripts: no confirmation, the root given\n  chatvault clean /tmp/plan.json --apply --require-approvals 2 --trusted-keys /tmp/trusted";
 
@@ -41,7 +41,7 @@ pub struct Args {
 /// journal, `Ok(None)` a run that needs none. A dry run reports too few approvals
 /// without failing; a malformed or forged signature file fails it too.
 fn check_approvals(
-    plan: &Plan,
+    plan: &PlanFile,
     plan_path: &std::path::Path,
     plan_sha256: &str,
     apply: bool,
@@ -97,17 +97,12 @@ fn check_approvals(
 }
 
 /// Asks for the names of the groups whose files will go, as WeChat asks before dissolving.
-fn confirm_groups(plan: &Plan) -> Result<(), CliError> {
+fn confirm_groups(plan: &PlanFile) -> Result<(), CliError> {
     use std::io::{BufRead, IsTerminal, Write};
     let mut names: Vec<String> = Vec::new();
-    for entry in plan
-        .entries
-        .iter()
-        .filter(|e| e.action == retention::Action::Delete)
-    {
-        let Some(id) = &entry.group_id else { continue };
+    for id in plan.deleting_groups() {
         let shown = plan
-            .header
+            .header()
             .groups
             .iter()
             .find(|g| &g.group_id == id)
@@ -145,9 +140,9 @@ fn confirm_groups(plan: &Plan) -> Result<(), CliError> {
 }
 
 /// Asks for the root's name, since a plan names the directory it cleans and anyone can edit it.
-fn confirm_root(plan: &Plan) -> Result<PathBuf, CliError> {
+fn confirm_root(plan: &PlanFile) -> Result<PathBuf, CliError> {
     use std::io::{BufRead, IsTerminal, Write};
-    let root = PathBuf::from(&plan.header.source_root);
+    let root = PathBuf::from(&plan.header().source_root);
     if !std::io::stdin().is_terminal() {
         return Err(RetentionError::RootNotConfirmed { plan_root: root }.into());
     }
@@ -181,7 +176,9 @@ pub fn run(args: Args) -> Result<u8, CliError> {
         require_approvals,
         trusted_keys,
     } = args;
-    let (plan, plan_sha256) = Plan::read_verified_with_sha256(&plan_path)?;
+    // The entries stay on disk, read as they are checked and acted on.
+    let plan = PlanFile::open_verified(&plan_path)?;
+    let plan_sha256 = plan.sha256()?;
     // Verify, then act: the approvals of the very bytes read are checked before any
     // question is asked or anything is opened for writing.
     let approvals = check_approvals(
@@ -194,6 +191,8 @@ pub fn run(args: Args) -> Result<u8, CliError> {
     )?;
     let mut opts = CleanOptions::for_plan(&plan_path);
     opts.approvals = approvals;
+    // Each path is printed as it is acted on; the summary needs only the counts.
+    opts.list_paths = false;
     opts.expected_root = root;
     if apply && !yes {
         confirm_groups(&plan)?;
@@ -229,10 +228,10 @@ pub fn run(args: Args) -> Result<u8, CliError> {
     };
     println!(
         "{verb} {} file(s), {} bytes; {} skipped because they changed or are gone; {} already done; {} kept, {} for review",
-        report.deleted.len() + report.quarantined.len(),
+        report.counts.removed,
         report.bytes,
-        report.skipped_changed.len(),
-        report.already_done.len(),
+        report.counts.skipped_changed,
+        report.counts.already_done,
         report.kept,
         report.reviewed
     );
@@ -241,7 +240,7 @@ pub fn run(args: Args) -> Result<u8, CliError> {
     } else {
         println!("journal: {}", opts.journal.display());
     }
-    Ok(if report.skipped_changed.is_empty() {
+    Ok(if report.counts.skipped_changed == 0 {
         0
     } else {
         crate::exit::CLEAN_SKIPPED

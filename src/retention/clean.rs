@@ -32,7 +32,7 @@ use super::approval::ApprovalRecord;
 use super::decide::Action;
 use super::guard;
 use super::handles::{self, Refusal};
-use super::plan::{FileStamp, Plan, PlanEntry};
+use super::plan::{FileStamp, PlanEntries, PlanEntry, PlanHeader};
 use super::{format_time, RetentionError};
 use crate::failpoint;
 use crate::lockfile::{self, LockGuard};
@@ -54,6 +54,9 @@ pub struct CleanOptions {
     pub plan_path: Option<PathBuf>,
     /// The approvals checked before the run ([`super::approval`]), recorded in the journal.
     pub approvals: Option<ApprovalRecord>,
+    /// Keep each path in the report's lists; without, only [`CleanReport::counts`] (a plan
+    /// of 1,000,000 deletions would keep 100 MB of paths).
+    pub list_paths: bool,
 }
 
 impl CleanOptions {
@@ -66,6 +69,7 @@ impl CleanOptions {
             expected_root: None,
             plan_path: Some(plan_path.to_path_buf()),
             approvals: None,
+            list_paths: true,
         }
     }
 }
@@ -107,9 +111,20 @@ pub enum CleanEvent {
     },
 }
 
+/// How many entries went each way, whether or not the report lists their paths.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CleanCounts {
+    /// Deleted or quarantined (in a dry run: would be).
+    pub removed: usize,
+    pub skipped_changed: usize,
+    pub already_done: usize,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CleanReport {
     pub dry_run: bool,
+    pub counts: CleanCounts,
+    // The lists below are kept only with `CleanOptions::list_paths`.
     /// Deleted (in a dry run: would be deleted).
     pub deleted: Vec<String>,
     /// `(path, destination)`; in a dry run: would be quarantined.
@@ -291,10 +306,10 @@ fn journal_line(
 /// Opens the root the plan names, checks it is the directory planned and the one the user
 /// confirmed.
 fn open_root(
-    plan: &Plan,
+    header: &PlanHeader,
     expected_root: Option<&Path>,
 ) -> Result<(PathBuf, OwnedFd), RetentionError> {
-    let root = PathBuf::from(&plan.header.source_root);
+    let root = PathBuf::from(&header.source_root);
     if !root.is_absolute() {
         return Err(RetentionError::RootMissing {
             root,
@@ -310,11 +325,11 @@ fn open_root(
         message: e.to_string(),
     })?;
     let found = handles::dev_ino(&stat);
-    if found != (plan.header.root_dev, plan.header.root_ino) {
+    if found != (header.root_dev, header.root_ino) {
         return Err(RetentionError::RootReplaced {
             root,
-            expected_dev: plan.header.root_dev,
-            expected_ino: plan.header.root_ino,
+            expected_dev: header.root_dev,
+            expected_ino: header.root_ino,
             found_dev: found.0,
             found_ino: found.1,
         });
@@ -334,39 +349,42 @@ fn open_root(
 }
 
 /// The plan's platform, which the root must still hold.
-fn check_platform(plan: &Plan, root: &Path) -> Result<PlatformRef, RetentionError> {
+fn check_platform(header: &PlanHeader, root: &Path) -> Result<PlatformRef, RetentionError> {
     // The name exactly as plans record it.
     let planned = platform::all()
         .into_iter()
-        .find(|p| p.name() == plan.header.platform);
+        .find(|p| p.name() == header.platform);
     let planned = planned.ok_or_else(|| RetentionError::PlatformMismatch {
         root: root.to_path_buf(),
-        plan_platform: plan.header.platform.clone(),
+        plan_platform: header.platform.clone(),
         found: "a platform this tool does not know".to_string(),
     })?;
     match crate::source::detect(root) {
         Ok(found) if found == planned => Ok(planned),
         Ok(found) => Err(RetentionError::PlatformMismatch {
             root: root.to_path_buf(),
-            plan_platform: plan.header.platform.clone(),
+            plan_platform: header.platform.clone(),
             found: found.name().to_string(),
         }),
         Err(e) => Err(RetentionError::PlatformMismatch {
             root: root.to_path_buf(),
-            plan_platform: plan.header.platform.clone(),
+            plan_platform: header.platform.clone(),
             found: e.to_string(),
         }),
     }
 }
 
 /// Refuses a plan any of whose `delete` entries breaks an invariant of [`guard`].
-fn check_entries(plan: &Plan, platform: PlatformRef) -> Result<(), RetentionError> {
-    let refused: Vec<(String, String)> = plan
-        .entries
-        .iter()
-        .filter(|e| e.action == Action::Delete)
-        .filter_map(|e| guard::never_delete(platform, &e.path).map(|why| (e.path.clone(), why)))
-        .collect();
+fn check_entries(plan: &dyn PlanEntries, platform: PlatformRef) -> Result<(), RetentionError> {
+    let mut refused: Vec<(String, String)> = Vec::new();
+    plan.for_each_entry(&mut |e| {
+        if e.action == Action::Delete {
+            if let Some(why) = guard::never_delete(platform, &e.path) {
+                refused.push((e.path.clone(), why));
+            }
+        }
+        Ok(())
+    })?;
     if refused.is_empty() {
         return Ok(());
     }
@@ -565,23 +583,25 @@ struct Run<'a> {
     apply: bool,
     journal: JournalState,
     writer: Option<JournalWriter>,
+    list_paths: bool,
     report: CleanReport,
     progress: &'a mut dyn FnMut(&CleanEvent),
 }
 
 /// Executes a plan's `delete` entries (or, without `apply`, reports what would happen).
 pub fn clean(
-    plan: &Plan,
+    plan: &dyn PlanEntries,
     opts: &CleanOptions,
     progress: &mut dyn FnMut(&CleanEvent),
 ) -> Result<CleanReport, RetentionError> {
+    let header = plan.header();
     if opts.apply && opts.expected_root.is_none() {
         return Err(RetentionError::RootNotConfirmed {
-            plan_root: PathBuf::from(&plan.header.source_root),
+            plan_root: PathBuf::from(&header.source_root),
         });
     }
-    let (root_path, root) = open_root(plan, opts.expected_root.as_deref())?;
-    let platform = check_platform(plan, &root_path)?;
+    let (root_path, root) = open_root(header, opts.expected_root.as_deref())?;
+    let platform = check_platform(header, &root_path)?;
     check_entries(plan, platform)?;
     let plan_sha256 = plan.sha256()?;
 
@@ -591,7 +611,7 @@ pub fn clean(
             let (path, fd) = resolve_quarantine(
                 dir,
                 &root_path,
-                (plan.header.root_dev, plan.header.root_ino),
+                (header.root_dev, header.root_ino),
                 opts.apply,
             )?;
             Some(Quarantine { path, fd })
@@ -625,9 +645,9 @@ pub fn clean(
         writer.append(&JournalHeader {
             kind: JOURNAL_KIND_HEADER.to_string(),
             plan_sha256: plan_sha256.clone(),
-            source_root: plan.header.source_root.clone(),
-            root_dev: plan.header.root_dev,
-            root_ino: plan.header.root_ino,
+            source_root: header.source_root.clone(),
+            root_dev: header.root_dev,
+            root_ino: header.root_ino,
             mode: if quarantine.is_some() {
                 "quarantine"
             } else {
@@ -635,7 +655,7 @@ pub fn clean(
             }
             .to_string(),
             quarantine: quarantine.as_ref().map(|q| q.path.display().to_string()),
-            tool_version: plan.header.tool_version.clone(),
+            tool_version: header.tool_version.clone(),
             time: format_time(&Utc::now()),
             approvals: opts.approvals.clone(),
         })?;
@@ -651,23 +671,32 @@ pub fn clean(
         apply: opts.apply,
         journal,
         writer,
+        list_paths: opts.list_paths,
         report: CleanReport {
             dry_run: !opts.apply,
             ..CleanReport::default()
         },
         progress,
     };
-    for entry in &plan.entries {
+    plan.for_each_entry(&mut |entry| {
         match entry.action {
             Action::Keep => run.report.kept += 1,
             Action::Review => run.report.reviewed += 1,
             Action::Delete => run.entry(entry)?,
         }
-    }
+        Ok(())
+    })?;
     Ok(run.report)
 }
 
 impl Run<'_> {
+    fn note_already_done(&mut self, path: &str) {
+        self.report.counts.already_done += 1;
+        if self.list_paths {
+            self.report.already_done.push(path.to_string());
+        }
+    }
+
     fn append(&mut self, line: JournalLine) -> Result<(), RetentionError> {
         if let Some(writer) = self.writer.as_mut() {
             writer.append(&line)?;
@@ -681,9 +710,12 @@ impl Run<'_> {
             path: entry.path.clone(),
             reason: reason.clone(),
         });
-        self.report
-            .skipped_changed
-            .push((entry.path.clone(), reason.clone()));
+        self.report.counts.skipped_changed += 1;
+        if self.list_paths {
+            self.report
+                .skipped_changed
+                .push((entry.path.clone(), reason.clone()));
+        }
         if self.apply {
             self.append(journal_line(
                 &entry.path,
@@ -713,16 +745,22 @@ impl Run<'_> {
                     to: dest.clone(),
                     size: entry.size,
                 });
-                self.report
-                    .quarantined
-                    .push((path.clone(), dest.display().to_string()));
+                self.report.counts.removed += 1;
+                if self.list_paths {
+                    self.report
+                        .quarantined
+                        .push((path.clone(), dest.display().to_string()));
+                }
             }
             None => {
                 (self.progress)(&CleanEvent::Deleted {
                     path: path.clone(),
                     size: entry.size,
                 });
-                self.report.deleted.push(path.clone());
+                self.report.counts.removed += 1;
+                if self.list_paths {
+                    self.report.deleted.push(path.clone());
+                }
             }
         }
         let action = if to.is_some() {
@@ -773,7 +811,10 @@ impl Run<'_> {
                     path: path.to_string(),
                     size: entry.size,
                 });
-                self.report.deleted.push(path.to_string());
+                self.report.counts.removed += 1;
+                if self.list_paths {
+                    self.report.deleted.push(path.to_string());
+                }
                 self.report.bytes += entry.size;
                 Ok(())
             }
@@ -783,9 +824,12 @@ impl Run<'_> {
                     to: dest.clone(),
                     size: entry.size,
                 });
-                self.report
-                    .quarantined
-                    .push((path.to_string(), dest.display().to_string()));
+                self.report.counts.removed += 1;
+                if self.list_paths {
+                    self.report
+                        .quarantined
+                        .push((path.to_string(), dest.display().to_string()));
+                }
                 self.report.bytes += entry.size;
                 Ok(())
             }
@@ -945,7 +989,7 @@ impl Run<'_> {
             (self.progress)(&CleanEvent::AlreadyDone {
                 path: path.to_string(),
             });
-            self.report.already_done.push(path.to_string());
+            self.note_already_done(path);
             return Ok(());
         }
         let intent = last.filter(|l| l.action == "intent");
@@ -955,7 +999,7 @@ impl Run<'_> {
                 (self.progress)(&CleanEvent::AlreadyDone {
                     path: path.to_string(),
                 });
-                self.report.already_done.push(path.to_string());
+                self.note_already_done(path);
                 return Ok(());
             }
             return self.completed(
@@ -1270,6 +1314,7 @@ fn restore_one(
 mod tests {
     use super::*;
     use crate::retention::plan::tests::{build, entry_for};
+    use crate::retention::plan::Plan;
     use std::os::unix::fs::{symlink, MetadataExt};
 
     struct Fixture {
@@ -1317,6 +1362,7 @@ mod tests {
                 expected_root: Some(self.root().to_path_buf()),
                 plan_path: None,
                 approvals: None,
+                list_paths: true,
             }
         }
 
@@ -1390,6 +1436,33 @@ mod tests {
         assert_eq!(events.len(), 4);
         assert_eq!(fx.tree(), before);
         assert!(!fx.opts(false).journal.exists());
+    }
+
+    #[test]
+    fn a_plan_streamed_from_its_file_cleans_as_the_plan_in_memory() {
+        let fx = Fixture::new(FILES);
+        let plan = standard_plan(&fx, true);
+        let json_path = fx.out.path().join("PLAN.json");
+        plan.write(&json_path).unwrap();
+        let file = crate::retention::PlanFile::open_verified(&json_path).unwrap();
+        let in_memory = run(&plan, &fx.opts(false));
+        let streamed = clean(&file, &fx.opts(false), &mut |_| {}).unwrap();
+        assert_eq!(streamed, in_memory);
+        assert_eq!(streamed.counts.removed, 4);
+
+        // Without the lists, the counts and totals are the same.
+        let mut opts = fx.opts(true);
+        opts.list_paths = false;
+        let applied = clean(&file, &opts, &mut |_| {}).unwrap();
+        assert!(applied.deleted.is_empty());
+        assert_eq!(applied.counts, in_memory.counts);
+        assert_eq!(
+            (applied.bytes, applied.kept, applied.reviewed),
+            (in_memory.bytes, in_memory.kept, in_memory.reviewed)
+        );
+        let again = clean(&file, &opts, &mut |_| {}).unwrap();
+        assert_eq!(again.counts.already_done, 4);
+        assert!(again.already_done.is_empty());
     }
 
     #[test]

@@ -18,14 +18,14 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Months, Utc};
 
 pub use approval::{ApprovalCheck, ApprovalError, ApprovalRecord, TrustedKeys};
-pub use clean::{clean, undo, CleanEvent, CleanOptions, CleanReport, UndoReport};
+pub use clean::{clean, undo, CleanCounts, CleanEvent, CleanOptions, CleanReport, UndoReport};
 pub use decide::{
     decide, infer_group_type, infer_group_type_with_source, resolve_group_type,
     split_group_assignment, Action, Category, Decision, FileFacts, GroupFacts, GroupType,
 };
 pub use plan::{
-    CsvStyle, EntryBlock, FileStamp, Plan, PlanEntry, PlanFiles, PlanHeader, PlanStats, PlanTotals,
-    PlanWriter, TotalCount,
+    CsvStyle, EntryBlock, FileStamp, Plan, PlanEntries, PlanEntry, PlanFile, PlanFiles, PlanHeader,
+    PlanStats, PlanTotals, PlanWriter, TotalCount,
 };
 pub use policy::{ApprovalPolicy, Clock, Period, PeriodUnit, Policy, Rule, RuleKind};
 

@@ -781,43 +781,7 @@ impl Plan {
     /// [`Plan::read_verified`], with the SHA-256 of the bytes read (the sidecar's): the
     /// digest that approvals sign, of the very bytes the plan was parsed from.
     pub fn read_verified_with_sha256(json_path: &Path) -> Result<(Plan, String), RetentionError> {
-        let sidecar = sidecar_path(json_path);
-        let malformed = |message: String| RetentionError::SidecarMalformed {
-            plan: json_path.to_path_buf(),
-            sidecar: sidecar.clone(),
-            message,
-        };
-        let sidecar_text = match fs::read_to_string(&sidecar) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(RetentionError::SidecarMissing {
-                    plan: json_path.to_path_buf(),
-                    sidecar,
-                })
-            }
-            Err(e) => return Err(RetentionError::io("read", &sidecar, e)),
-        };
-        let line = sidecar_text.lines().next().unwrap_or("").trim_end();
-        // A sha256sum line, or the digest alone.
-        let bare = (line.len() == 64 && line.bytes().all(|b| b.is_ascii_hexdigit()))
-            .then(|| line.to_ascii_lowercase());
-        let (named, expected) = match (crate::evidence::parse_sha256sum_line(line), bare) {
-            (Some((name, digest)), _) => (Some(name), digest),
-            (None, Some(digest)) => (None, digest),
-            (None, None) => {
-                return Err(malformed(
-                    "expected `<64 hex digits>  <file name>`".to_string(),
-                ))
-            }
-        };
-        if let Some(named) = named {
-            let actual_name = json_path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if Path::new(&named).file_name().and_then(|n| n.to_str()) != Some(actual_name) {
-                return Err(malformed(format!(
-                    "it is for {named:?}, not {actual_name:?}"
-                )));
-            }
-        }
+        let expected = read_sidecar(json_path)?;
         let bytes = fs::read(json_path).map_err(|e| RetentionError::io("read", json_path, e))?;
         let actual = sha256_hex(&bytes);
         if actual != expected {
@@ -832,15 +796,7 @@ impl Plan {
             path: json_path.to_path_buf(),
             message: e.to_string(),
         })?;
-        if plan.header.format_version != PLAN_FORMAT_VERSION {
-            return Err(RetentionError::PlanParse {
-                path: json_path.to_path_buf(),
-                message: format!(
-                    "format version {} is not supported (this tool reads {PLAN_FORMAT_VERSION})",
-                    plan.header.format_version
-                ),
-            });
-        }
+        check_format_version(&plan.header, json_path)?;
         Ok((plan, actual))
     }
 
@@ -853,20 +809,7 @@ impl Plan {
             .filter(|e| e.action == Action::Delete)
             .filter_map(|e| e.group_id.as_deref())
             .collect();
-        let groups = self
-            .header
-            .groups
-            .iter()
-            .filter(|g| deleting.contains(g.group_id.as_str()))
-            .map(|g| {
-                let shown = if g.name.is_empty() {
-                    &g.group_id
-                } else {
-                    &g.name
-                };
-                (g.group_type, shown.as_str())
-            });
-        self.header.approvals.required_for(groups)
+        approvals_required(&self.header, |id| deleting.contains(id))
     }
 
     /// The next time after the reference time at which more files become
@@ -881,6 +824,353 @@ impl Plan {
             &self.header,
             &PlanStats::of(self.header.reference_time, &self.entries),
         )
+    }
+}
+
+/// The digest `PLAN.json.sha256` gives for `json_path`, refusing a sidecar that is missing,
+/// malformed or names another file.
+fn read_sidecar(json_path: &Path) -> Result<String, RetentionError> {
+    let sidecar = sidecar_path(json_path);
+    let malformed = |message: String| RetentionError::SidecarMalformed {
+        plan: json_path.to_path_buf(),
+        sidecar: sidecar.clone(),
+        message,
+    };
+    let sidecar_text = match fs::read_to_string(&sidecar) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(RetentionError::SidecarMissing {
+                plan: json_path.to_path_buf(),
+                sidecar,
+            })
+        }
+        Err(e) => return Err(RetentionError::io("read", &sidecar, e)),
+    };
+    let line = sidecar_text.lines().next().unwrap_or("").trim_end();
+    // A sha256sum line, or the digest alone.
+    let bare = (line.len() == 64 && line.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| line.to_ascii_lowercase());
+    let (named, expected) = match (crate::evidence::parse_sha256sum_line(line), bare) {
+        (Some((name, digest)), _) => (Some(name), digest),
+        (None, Some(digest)) => (None, digest),
+        (None, None) => {
+            return Err(malformed(
+                "expected `<64 hex digits>  <file name>`".to_string(),
+            ))
+        }
+    };
+    if let Some(named) = named {
+        let actual_name = json_path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if Path::new(&named).file_name().and_then(|n| n.to_str()) != Some(actual_name) {
+            return Err(malformed(format!(
+                "it is for {named:?}, not {actual_name:?}"
+            )));
+        }
+    }
+    Ok(expected)
+}
+
+fn check_format_version(header: &PlanHeader, json_path: &Path) -> Result<(), RetentionError> {
+    if header.format_version != PLAN_FORMAT_VERSION {
+        return Err(RetentionError::PlanParse {
+            path: json_path.to_path_buf(),
+            message: format!(
+                "format version {} is not supported (this tool reads {PLAN_FORMAT_VERSION})",
+                header.format_version
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The approvals a plan's policy requires, counted over the groups `deleting` says the
+/// plan deletes files of.
+fn approvals_required(header: &PlanHeader, deleting: impl Fn(&str) -> bool) -> (u32, Vec<String>) {
+    let groups = header
+        .groups
+        .iter()
+        .filter(|g| deleting(&g.group_id))
+        .map(|g| {
+            let shown = if g.name.is_empty() {
+                &g.group_id
+            } else {
+                &g.name
+            };
+            (g.group_type, shown.as_str())
+        });
+    header.approvals.required_for(groups)
+}
+
+/// What `clean` reads of a plan: the header, the digest of its JSON, and the entries in
+/// order. A [`Plan`] in memory is one; a [`PlanFile`] reads them from disk one at a time.
+pub trait PlanEntries {
+    fn header(&self) -> &PlanHeader;
+    /// SHA-256 of the plan's JSON.
+    fn sha256(&self) -> Result<String, RetentionError>;
+    /// Calls `each` on every entry in order; its first error ends the walk.
+    fn for_each_entry(
+        &self,
+        each: &mut dyn FnMut(&PlanEntry) -> Result<(), RetentionError>,
+    ) -> Result<(), RetentionError>;
+}
+
+impl PlanEntries for Plan {
+    fn header(&self) -> &PlanHeader {
+        &self.header
+    }
+
+    fn sha256(&self) -> Result<String, RetentionError> {
+        Plan::sha256(self)
+    }
+
+    fn for_each_entry(
+        &self,
+        each: &mut dyn FnMut(&PlanEntry) -> Result<(), RetentionError>,
+    ) -> Result<(), RetentionError> {
+        self.entries.iter().try_for_each(each)
+    }
+}
+
+/// A verified plan whose entries stay on disk: a plan of 1,000,000 files is 100s of MB of
+/// JSON, more again parsed. The bytes verified against the sidecar are copied into an
+/// anonymous file beside the plan and parsed from there, so what is acted on is what was
+/// verified, whatever happens to `PLAN.json` meanwhile.
+pub struct PlanFile {
+    path: PathBuf,
+    header: PlanHeader,
+    sha256: String,
+    copy: fs::File,
+    /// Groups of `delete` entries, in the order they first occur.
+    deleting_groups: Vec<String>,
+}
+
+impl PlanFile {
+    /// Reads a plan like [`Plan::read_verified`] (refused unless `PLAN.json.sha256`
+    /// exists, names this file and matches its bytes; the whole file parsed), keeping
+    /// the header and the groups the plan deletes files of.
+    pub fn open_verified(json_path: &Path) -> Result<PlanFile, RetentionError> {
+        let expected = read_sidecar(json_path)?;
+        let mut file =
+            fs::File::open(json_path).map_err(|e| RetentionError::io("read", json_path, e))?;
+        let dir = parent_dir(json_path);
+        // Beside the plan (the temporary directory is often RAM); a plan on read-only
+        // media is copied to the temporary directory instead.
+        let copy = tempfile::tempfile_in(&dir)
+            .or_else(|_| tempfile::tempfile())
+            .map_err(|e| RetentionError::io("create a private copy of the plan in", &dir, e))?;
+        let mut tee = CopyTo {
+            inner: &mut file,
+            copy: std::io::BufWriter::with_capacity(1 << 20, &copy),
+            failed: None,
+        };
+        let read = sha256_reader(&mut tee);
+        if let Some(e) = tee.failed.take() {
+            return Err(RetentionError::io("copy", json_path, e));
+        }
+        let (actual, _) = read.map_err(|e| RetentionError::io("read", json_path, e))?;
+        tee.copy
+            .flush()
+            .map_err(|e| RetentionError::io("copy", json_path, e))?;
+        drop(tee);
+        if actual != expected {
+            return Err(RetentionError::SidecarMismatch {
+                plan: json_path.to_path_buf(),
+                expected,
+                actual,
+            });
+        }
+        let mut deleting_groups: Vec<String> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let header = stream_plan(&copy, json_path, &mut |entry| {
+            if entry.action == Action::Delete {
+                if let Some(id) = &entry.group_id {
+                    if seen.insert(id.clone()) {
+                        deleting_groups.push(id.clone());
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        check_format_version(&header, json_path)?;
+        Ok(PlanFile {
+            path: json_path.to_path_buf(),
+            header,
+            sha256: actual,
+            copy,
+            deleting_groups,
+        })
+    }
+
+    /// The groups of `delete` entries, in the order they first occur in the plan.
+    pub fn deleting_groups(&self) -> &[String] {
+        &self.deleting_groups
+    }
+
+    /// See [`Plan::approvals_required`].
+    pub fn approvals_required(&self) -> (u32, Vec<String>) {
+        approvals_required(&self.header, |id| {
+            self.deleting_groups.iter().any(|g| g == id)
+        })
+    }
+}
+
+impl PlanEntries for PlanFile {
+    fn header(&self) -> &PlanHeader {
+        &self.header
+    }
+
+    fn sha256(&self) -> Result<String, RetentionError> {
+        Ok(self.sha256.clone())
+    }
+
+    fn for_each_entry(
+        &self,
+        each: &mut dyn FnMut(&PlanEntry) -> Result<(), RetentionError>,
+    ) -> Result<(), RetentionError> {
+        stream_plan(&self.copy, &self.path, each).map(|_| ())
+    }
+}
+
+/// Passes on what it reads and writes it to `copy`; a failed write is kept in `failed`
+/// (the hashing loop only knows read errors).
+struct CopyTo<'a, W: Write> {
+    inner: &'a mut fs::File,
+    copy: W,
+    failed: Option<std::io::Error>,
+}
+
+impl<W: Write> std::io::Read for CopyTo<'_, W> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Err(e) = self.copy.write_all(&buf[..n]) {
+            let error = std::io::Error::new(e.kind(), e.to_string());
+            self.failed = Some(e);
+            return Err(error);
+        }
+        Ok(n)
+    }
+}
+
+/// Reads a file from its start with positional reads, so that a shared handle will do.
+struct ReadAt<'a> {
+    file: &'a fs::File,
+    at: u64,
+}
+
+impl std::io::Read for ReadAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let n = self.file.read_at(buf, self.at)?;
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+/// Parses a plan's JSON from `file` as [`Plan`] would, without keeping its entries: each
+/// goes to `each` as it is parsed. Returns the header.
+fn stream_plan(
+    file: &fs::File,
+    json_path: &Path,
+    each: &mut dyn FnMut(&PlanEntry) -> Result<(), RetentionError>,
+) -> Result<PlanHeader, RetentionError> {
+    use serde::de::DeserializeSeed;
+    let reader = std::io::BufReader::with_capacity(1 << 20, ReadAt { file, at: 0 });
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    let mut stopped = None;
+    let parsed = PlanSeed {
+        each,
+        stopped: &mut stopped,
+    }
+    .deserialize(&mut de)
+    .and_then(|header| de.end().map(|()| header));
+    match (parsed, stopped) {
+        (_, Some(error)) => Err(error),
+        (Ok(header), None) => Ok(header),
+        (Err(e), None) => Err(RetentionError::PlanParse {
+            path: json_path.to_path_buf(),
+            message: e.to_string(),
+        }),
+    }
+}
+
+/// The top-level object of a plan: the header kept, the entries handed on one by one.
+struct PlanSeed<'a> {
+    each: &'a mut dyn FnMut(&PlanEntry) -> Result<(), RetentionError>,
+    /// The error of `each` that stopped the parse.
+    stopped: &'a mut Option<RetentionError>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for PlanSeed<'_> {
+    type Value = PlanHeader;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<PlanHeader, D::Error> {
+        d.deserialize_struct("Plan", &["header", "entries"], self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for PlanSeed<'_> {
+    type Value = PlanHeader;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("struct Plan")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<PlanHeader, A::Error> {
+        use serde::de::Error;
+        let mut header = None;
+        let mut entries = false;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "header" if header.is_some() => return Err(A::Error::duplicate_field("header")),
+                "header" => header = Some(map.next_value::<PlanHeader>()?),
+                "entries" if entries => return Err(A::Error::duplicate_field("entries")),
+                "entries" => {
+                    entries = true;
+                    map.next_value_seed(EntriesSeed {
+                        each: &mut *self.each,
+                        stopped: &mut *self.stopped,
+                    })?;
+                }
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        if !entries {
+            return Err(A::Error::missing_field("entries"));
+        }
+        header.ok_or_else(|| A::Error::missing_field("header"))
+    }
+}
+
+struct EntriesSeed<'a> {
+    each: &'a mut dyn FnMut(&PlanEntry) -> Result<(), RetentionError>,
+    stopped: &'a mut Option<RetentionError>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for EntriesSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for EntriesSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a sequence of plan entries")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(entry) = seq.next_element::<PlanEntry>()? {
+            if let Err(e) = (self.each)(&entry) {
+                *self.stopped = Some(e);
+                return Err(serde::de::Error::custom("stopped"));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -1209,6 +1499,91 @@ pub(crate) mod tests {
             merged.merge(&PlanStats::of(reference, chunk));
         }
         assert_eq!(merged, PlanStats::of(reference, &plan.entries));
+    }
+
+    #[test]
+    fn a_plan_file_streams_the_entries_it_verified() {
+        let cache = tempfile::tempdir().unwrap();
+        let mut entries = varied_entries(cache.path(), 3000);
+        entries[7].group_id = Some("g2".to_string());
+        entries[7].action = Action::Delete;
+        let plan = build(cache.path(), entries);
+        let out = tempfile::tempdir().unwrap();
+        let json_path = out.path().join("PLAN.json");
+        let files = plan.write(&json_path).unwrap();
+
+        let opened = PlanFile::open_verified(&json_path).unwrap();
+        assert_eq!(opened.header(), &plan.header);
+        assert_eq!(PlanEntries::sha256(&opened).unwrap(), files.sha256);
+        assert_eq!(opened.approvals_required(), plan.approvals_required());
+        let mut expected_groups: Vec<String> = Vec::new();
+        for e in plan.entries.iter().filter(|e| e.action == Action::Delete) {
+            let id = e.group_id.clone().unwrap();
+            if !expected_groups.contains(&id) {
+                expected_groups.push(id);
+            }
+        }
+        assert_eq!(opened.deleting_groups(), expected_groups);
+        // Changed after verification, the file is not what is read: the private copy is.
+        fs::write(&json_path, b"{}").unwrap();
+        let mut streamed = Vec::new();
+        opened
+            .for_each_entry(&mut |e| {
+                streamed.push(e.clone());
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(streamed, plan.entries);
+        // An error of the callback ends the walk and is the one returned.
+        let mut seen = 0;
+        let err = opened
+            .for_each_entry(&mut |_| {
+                seen += 1;
+                Err(RetentionError::Serialize {
+                    what: "test",
+                    message: "stop".to_string(),
+                })
+            })
+            .unwrap_err();
+        assert!(
+            matches!(err, RetentionError::Serialize { what: "test", .. }),
+            "{err}"
+        );
+        assert_eq!(seen, 1);
+        // Only the plan's files are in the directory: the copy is anonymous.
+        assert_eq!(fs::read_dir(out.path()).unwrap().count(), 3);
+
+        // Refused like `read_verified`: a mismatch, or JSON that is not a whole plan.
+        let err = PlanFile::open_verified(&json_path).err().unwrap();
+        assert!(
+            matches!(err, RetentionError::SidecarMismatch { .. }),
+            "{err}"
+        );
+        for bad in [
+            &b"{}"[..],
+            b"{\"entries\": []}",
+            b"{\"header\": 1, \"entries\": []}",
+        ] {
+            fs::write(&json_path, bad).unwrap();
+            fs::write(
+                &files.sha256_sidecar,
+                format!("{}  PLAN.json\n", sha256_hex(bad)),
+            )
+            .unwrap();
+            let err = PlanFile::open_verified(&json_path).err().unwrap();
+            assert!(matches!(err, RetentionError::PlanParse { .. }), "{err}");
+            assert!(Plan::read_verified(&json_path).is_err());
+        }
+        let text = String::from_utf8(plan.to_json_bytes().unwrap()).unwrap();
+        let truncated = &text.as_bytes()[..text.len() - 10];
+        fs::write(&json_path, truncated).unwrap();
+        fs::write(
+            &files.sha256_sidecar,
+            format!("{}  PLAN.json\n", sha256_hex(truncated)),
+        )
+        .unwrap();
+        let err = PlanFile::open_verified(&json_path).err().unwrap();
+        assert!(matches!(err, RetentionError::PlanParse { .. }), "{err}");
     }
 
     #[test]
