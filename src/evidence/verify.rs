@@ -26,7 +26,8 @@ pub struct VerifyOptions {
     pub mode: Mode,
 }
 
-/// Source files re-hashed against evidence.json's `sources`.
+/// Source files re-hashed against evidence.json's `sources`. Each list holds at most
+/// [`MAX_LISTED`] entries; `totals` counts them all.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SourceCheck {
     pub root: PathBuf,
@@ -37,11 +38,26 @@ pub struct SourceCheck {
     pub unchecked: Vec<String>,
     /// evidence.json unreadable, refused paths, sha256_before ≠ sha256_after …
     pub problems: Vec<String>,
+    pub totals: SourceTotals,
+}
+
+/// How many sources ended how (complete, however many are listed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourceTotals {
+    pub matched: u64,
+    pub modified: u64,
+    pub missing: u64,
+    pub unchecked: u64,
+    pub problems: u64,
 }
 
 impl SourceCheck {
     pub fn ok(&self) -> bool {
-        self.modified.is_empty() && self.missing.is_empty() && self.problems.is_empty()
+        self.totals.modified == 0 && self.totals.missing == 0 && self.totals.problems == 0
+    }
+
+    fn problem(&mut self, text: String) {
+        push_capped(&mut self.problems, &mut self.totals.problems, text);
     }
 }
 
@@ -315,6 +331,13 @@ impl VerifyReport {
                 "missing": s.missing,
                 "unchecked": s.unchecked,
                 "problems": s.problems,
+                "counts": {
+                    "matched": s.totals.matched,
+                    "modified": s.totals.modified,
+                    "missing": s.totals.missing,
+                    "unchecked": s.totals.unchecked,
+                    "problems": s.totals.problems,
+                },
             })
         });
         let algorithms: Map<String, Value> = self
@@ -482,10 +505,10 @@ impl VerifyReport {
             out.push_str(&format!(
                 "source {}: matched {} / modified {} / missing {} / unchecked {}\n",
                 s.root.display(),
-                s.matched.len(),
-                s.modified.len(),
-                s.missing.len(),
-                s.unchecked.len()
+                s.totals.matched,
+                s.totals.modified,
+                s.totals.missing,
+                s.totals.unchecked
             ));
             let mut section = |title: &str, items: &[String]| {
                 if !items.is_empty() {
@@ -630,8 +653,7 @@ fn check(bag: &dyn BagSource, opts: &VerifyOptions, report: &mut VerifyReport) -
 
 fn finish_with_sources(bag: &dyn BagSource, opts: &VerifyOptions, report: &mut VerifyReport) {
     if let Some(root) = &opts.source_root {
-        let evidence = bag.read_tag(EVIDENCE_JSON);
-        report.source = Some(check_sources(evidence, root));
+        report.source = Some(check_sources(bag, root));
     }
     report.finish_lists();
 }
@@ -716,46 +738,71 @@ fn check_sidecar(
     }
 }
 
-/// Re-hashes the sources listed in evidence.json under `root`.
-fn check_sources(evidence: Result<Option<Vec<u8>>, String>, root: &Path) -> SourceCheck {
+/// Sources re-hashed together: enough for both cores, few enough that memory does not
+/// grow with evidence.json.
+const SOURCE_BATCH: usize = 1024;
+
+/// Re-hashes the sources listed in evidence.json under `root`. evidence.json is read as
+/// a stream, one `sources` entry at a time, and hashed in batches: it lists every media
+/// file an export copied.
+fn check_sources(bag: &dyn BagSource, root: &Path) -> SourceCheck {
     let mut check = SourceCheck {
         root: root.to_path_buf(),
         ..SourceCheck::default()
     };
-    let value = match evidence {
-        Ok(Some(bytes)) => match serde_json::from_slice::<Value>(&bytes) {
-            Ok(value) => value,
-            Err(e) => {
-                check
-                    .problems
-                    .push(format!("{EVIDENCE_JSON} is not valid JSON: {e}"));
-                return check;
-            }
-        },
+    let reader = match bag.open(EVIDENCE_JSON) {
+        Ok(Some(reader)) => reader,
         Ok(None) => {
-            check
-                .problems
-                .push(format!("the bundle has no {EVIDENCE_JSON}"));
+            check.problem(format!("the bundle has no {EVIDENCE_JSON}"));
             return check;
         }
         Err(e) => {
-            check.problems.push(format!("{EVIDENCE_JSON}: {e}"));
+            check.problem(format!("{EVIDENCE_JSON}: {e}"));
             return check;
         }
     };
-    let Some(sources) = value.get("sources").and_then(Value::as_array) else {
-        check
-            .problems
-            .push(format!("{EVIDENCE_JSON} has no \"sources\" array"));
-        return check;
+    let mut checker = SourceChecker {
+        check,
+        root,
+        batch: Vec::with_capacity(SOURCE_BATCH),
+        entries: 0,
+        found_sources: false,
     };
-    struct Wanted {
-        path: String,
-        size: Option<u64>,
-        sha256: String,
+    let mut json = serde_json::Deserializer::from_reader(io::BufReader::new(reader));
+    let parsed = serde::de::DeserializeSeed::deserialize(EvidenceSeed(&mut checker), &mut json)
+        .and_then(|()| json.end());
+    checker.flush();
+    let mut check = checker.check;
+    match parsed {
+        Err(e) => check.problem(format!("{EVIDENCE_JSON} is not valid JSON: {e}")),
+        Ok(()) if !checker.found_sources => {
+            check.problem(format!("{EVIDENCE_JSON} has no \"sources\" array"));
+        }
+        Ok(()) => {}
     }
-    let mut wanted = Vec::new();
-    for (index, source) in sources.iter().enumerate() {
+    check
+}
+
+/// A source evidence.json names, to hash.
+struct Wanted {
+    path: String,
+    size: Option<u64>,
+    sha256: String,
+}
+
+struct SourceChecker<'a> {
+    check: SourceCheck,
+    root: &'a Path,
+    batch: Vec<Wanted>,
+    entries: usize,
+    found_sources: bool,
+}
+
+impl SourceChecker<'_> {
+    /// One entry of `sources`, as evidence.json holds it.
+    fn entry(&mut self, source: &Value) {
+        let index = self.entries;
+        self.entries += 1;
         let before = source.get("sha256_before").and_then(Value::as_str);
         let after = source.get("sha256_after").and_then(Value::as_str);
         let label = source
@@ -768,69 +815,171 @@ fn check_sources(evidence: Result<Option<Vec<u8>>, String>, root: &Path) -> Sour
                     after.or(before).unwrap_or("no hash")
                 )
             });
+        let check = &mut self.check;
         let Some(path) = source.get("path").and_then(Value::as_str) else {
-            check.unchecked.push(label);
-            continue;
+            push_capped(&mut check.unchecked, &mut check.totals.unchecked, label);
+            return;
         };
         let (Some(before), Some(after)) = (before, after) else {
-            check
-                .problems
-                .push(format!("{label}: sha256_before or sha256_after is missing"));
-            continue;
+            check.problem(format!("{label}: sha256_before or sha256_after is missing"));
+            return;
         };
         if !before.eq_ignore_ascii_case(after) {
-            check.problems.push(format!(
+            check.problem(format!(
                 "{label}: changed while it was exported (sha256_before ≠ sha256_after)"
             ));
         }
         if let Some(why) = unsafe_path_reason(path) {
-            check.problems.push(format!("{label}: refused, {why}"));
-            continue;
+            check.problem(format!("{label}: refused, {why}"));
+            return;
         }
-        wanted.push(Wanted {
+        self.batch.push(Wanted {
             path: path.to_string(),
             size: source.get("size").and_then(Value::as_u64),
             sha256: after.to_ascii_lowercase(),
         });
+        if self.batch.len() >= SOURCE_BATCH {
+            self.flush();
+        }
     }
-    enum Outcome {
-        Matched,
-        Modified,
-        Missing,
-        Unreadable(String),
-    }
-    let outcomes: Vec<(String, Outcome)> = wanted
-        .par_iter()
-        .map(|w| {
-            let full = root.join(&w.path);
-            let outcome = match full.metadata() {
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Outcome::Missing,
-                Err(e) => Outcome::Unreadable(e.to_string()),
-                // A different size needs no hashing to be called modified.
-                Ok(meta) if w.size.is_some_and(|s| s != meta.len()) => Outcome::Modified,
-                Ok(_) => match hash_file(&full) {
-                    Ok(digest) if digest == w.sha256 => Outcome::Matched,
-                    Ok(_) => Outcome::Modified,
+
+    /// Hashes the batch (in parallel) and records how each source ended.
+    fn flush(&mut self) {
+        enum Outcome {
+            Matched,
+            Modified,
+            Missing,
+            Unreadable(String),
+        }
+        let root = self.root;
+        let outcomes: Vec<Outcome> = self
+            .batch
+            .par_iter()
+            .map(|w| {
+                let full = root.join(&w.path);
+                match full.metadata() {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Outcome::Missing,
                     Err(e) => Outcome::Unreadable(e.to_string()),
-                },
-            };
-            (w.path.clone(), outcome)
-        })
-        .collect();
-    for (path, outcome) in outcomes {
-        match outcome {
-            Outcome::Matched => check.matched.push(path),
-            Outcome::Modified => check.modified.push(path),
-            Outcome::Missing => check.missing.push(path),
-            Outcome::Unreadable(why) => {
-                check
-                    .problems
-                    .push(format!("{path}: cannot read it: {why}"));
-                check.modified.push(path);
+                    // A different size needs no hashing to be called modified.
+                    Ok(meta) if w.size.is_some_and(|s| s != meta.len()) => Outcome::Modified,
+                    Ok(_) => match hash_file(&full) {
+                        Ok(digest) if digest == w.sha256 => Outcome::Matched,
+                        Ok(_) => Outcome::Modified,
+                        Err(e) => Outcome::Unreadable(e.to_string()),
+                    },
+                }
+            })
+            .collect();
+        let check = &mut self.check;
+        for (wanted, outcome) in self.batch.drain(..).zip(outcomes) {
+            let path = wanted.path;
+            match outcome {
+                Outcome::Matched => {
+                    push_capped(&mut check.matched, &mut check.totals.matched, path)
+                }
+                Outcome::Modified => {
+                    push_capped(&mut check.modified, &mut check.totals.modified, path)
+                }
+                Outcome::Missing => {
+                    push_capped(&mut check.missing, &mut check.totals.missing, path)
+                }
+                Outcome::Unreadable(why) => {
+                    check.problem(format!("{path}: cannot read it: {why}"));
+                    push_capped(&mut check.modified, &mut check.totals.modified, path);
+                }
             }
         }
     }
-    check
+}
+
+/// evidence.json's top-level object: `sources` is handed to the checker entry by entry,
+/// everything else is skipped unread.
+struct EvidenceSeed<'c, 'a>(&'c mut SourceChecker<'a>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for EvidenceSeed<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for EvidenceSeed<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object")
+    }
+
+    fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "sources" && !self.0.found_sources {
+                self.0.found_sources = map.next_value_seed(SourcesSeed(self.0))?;
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The `sources` value: `true` if it was an array (whose entries went to the checker).
+struct SourcesSeed<'c, 'a>(&'c mut SourceChecker<'a>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for SourcesSeed<'_, '_> {
+    type Value = bool;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for SourcesSeed<'_, '_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of sources")
+    }
+
+    fn visit_seq<S: serde::de::SeqAccess<'de>>(self, mut seq: S) -> Result<bool, S::Error> {
+        while let Some(entry) = seq.next_element::<Value>()? {
+            self.0.entry(&entry);
+        }
+        Ok(true)
+    }
+
+    // Anything else is not an array: not the sources.
+    fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<bool, M::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(false)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<bool, E> {
+        Ok(false)
+    }
 }
 
 fn hash_file(path: &Path) -> io::Result<String> {
@@ -892,6 +1041,40 @@ mod tests {
             assert_eq!(report.to_json()["ok"], true);
             assert!(report.render().contains("result: OK"));
         }
+    }
+
+    #[test]
+    fn many_sources_are_counted_in_full_and_listed_up_to_the_cap() {
+        let tmp = tempfile::tempdir().unwrap();
+        let source = tmp.path().join("source");
+        let count = MAX_LISTED + 40;
+        for i in 0..count {
+            let dir = source.join(format!("d{}", i % 50));
+            fs::create_dir_all(&dir).unwrap();
+            fs::write(dir.join(format!("{i}.jpg")), i.to_string()).unwrap();
+        }
+        let summary = write_sample(options(tmp.path(), "bag", false), Some(&source));
+        fs::write(source.join("d7/7.jpg"), b"changed").unwrap();
+        fs::remove_file(source.join("d8/8.jpg")).unwrap();
+        let report = verify(
+            &summary.path,
+            &VerifyOptions {
+                source_root: Some(source),
+                ..VerifyOptions::default()
+            },
+        )
+        .unwrap();
+        let sources = report.source.as_ref().unwrap();
+        assert_eq!(sources.totals.matched, count as u64 - 2);
+        assert_eq!(sources.matched.len(), MAX_LISTED);
+        assert_eq!(sources.modified, ["d7/7.jpg"]);
+        assert_eq!(sources.missing, ["d8/8.jpg"]);
+        assert_eq!(sources.totals.unchecked, 1);
+        assert!(!report.ok());
+        assert_eq!(
+            report.to_json()["source"]["counts"]["matched"],
+            count as u64 - 2
+        );
     }
 
     #[test]
