@@ -144,11 +144,9 @@ impl Entry<'_> {
         })
     }
 
-    fn local_header(&self, time: DosTime) -> io::Result<Vec<u8>> {
-        let extra = self.extra();
-        let mut out = Vec::with_capacity(LOCAL_HEADER_LEN as usize + self.name.len() + extra.len());
-        out.extend_from_slice(&LOCAL_HEADER_SIGNATURE.to_le_bytes());
-        out.extend_from_slice(&self.version_needed().to_le_bytes());
+    /// The fields a local header and a central record have in common, in the same order:
+    /// flags, method, time, date, CRC, both sizes, name and extra-field lengths.
+    fn shared_fields(&self, time: DosTime, extra_len: usize, out: &mut Vec<u8>) -> io::Result<()> {
         out.extend_from_slice(&self.flags().to_le_bytes());
         out.extend_from_slice(&self.method.code().to_le_bytes());
         out.extend_from_slice(&time.time.to_le_bytes());
@@ -157,7 +155,16 @@ impl Entry<'_> {
         out.extend_from_slice(&self.size32(self.compressed).to_le_bytes());
         out.extend_from_slice(&self.size32(self.size).to_le_bytes());
         out.extend_from_slice(&self.name_len()?.to_le_bytes());
-        out.extend_from_slice(&(extra.len() as u16).to_le_bytes());
+        out.extend_from_slice(&(extra_len as u16).to_le_bytes());
+        Ok(())
+    }
+
+    fn local_header(&self, time: DosTime) -> io::Result<Vec<u8>> {
+        let extra = self.extra();
+        let mut out = Vec::with_capacity(LOCAL_HEADER_LEN as usize + self.name.len() + extra.len());
+        out.extend_from_slice(&LOCAL_HEADER_SIGNATURE.to_le_bytes());
+        out.extend_from_slice(&self.version_needed().to_le_bytes());
+        self.shared_fields(time, extra.len(), &mut out)?;
         out.extend_from_slice(self.name.as_bytes());
         out.extend_from_slice(&extra);
         Ok(out)
@@ -171,15 +178,7 @@ impl Entry<'_> {
         out.extend_from_slice(&CENTRAL_HEADER_SIGNATURE.to_le_bytes());
         out.extend_from_slice(&((SYSTEM_UNIX << 8) | version).to_le_bytes());
         out.extend_from_slice(&version.to_le_bytes());
-        out.extend_from_slice(&self.flags().to_le_bytes());
-        out.extend_from_slice(&self.method.code().to_le_bytes());
-        out.extend_from_slice(&time.time.to_le_bytes());
-        out.extend_from_slice(&time.date.to_le_bytes());
-        out.extend_from_slice(&self.crc.to_le_bytes());
-        out.extend_from_slice(&self.size32(self.compressed).to_le_bytes());
-        out.extend_from_slice(&self.size32(self.size).to_le_bytes());
-        out.extend_from_slice(&self.name_len()?.to_le_bytes());
-        out.extend_from_slice(&(extra.len() as u16).to_le_bytes());
+        self.shared_fields(time, extra.len(), &mut out)?;
         // Comment length, disk number, internal attributes.
         out.extend_from_slice(&[0; 6]);
         out.extend_from_slice(&(mode << 16).to_le_bytes());
