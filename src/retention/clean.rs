@@ -142,6 +142,10 @@ pub struct CleanReport {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UndoReport {
+    /// How many were restored and skipped, whether or not the lists below are kept.
+    pub restored_count: usize,
+    pub skipped_count: usize,
+    // The lists are kept only when asked ([`undo_with`]).
     pub restored: Vec<String>,
     /// `(path, why)`.
     pub skipped: Vec<(String, String)>,
@@ -149,6 +153,13 @@ pub struct UndoReport {
     pub already_restored: usize,
     /// Journaled intents of an interrupted clean whose file was never moved: nothing to do.
     pub never_moved: usize,
+}
+
+/// Progress of [`undo_with`], one event per file restored or skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UndoEvent<'a> {
+    Restored { path: &'a str },
+    Skipped { path: &'a str, why: &'a str },
 }
 
 const JOURNAL_KIND_HEADER: &str = "header";
@@ -400,7 +411,7 @@ fn journal_runs(dir: &Path) -> crate::spill::SortedRuns {
 /// Where the sorted lines of `journal` go: beside it (the temporary directory is often
 /// RAM), or the temporary directory when that cannot be written (a dry run on read-only
 /// media).
-fn spill_dir_for(journal: &Path) -> PathBuf {
+pub(crate) fn spill_dir_for(journal: &Path) -> PathBuf {
     let dir = match journal.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -1330,6 +1341,16 @@ impl Run<'_> {
 /// `intent` of an interrupted clean is reconciled: its file is restored if it reached the
 /// quarantine, and nothing is to be done if it is still in place.
 pub fn undo(journal: &Path) -> Result<UndoReport, RetentionError> {
+    undo_with(journal, true, &mut |_| {})
+}
+
+/// Counts and reports what happened to each file to [`UndoEvent`]s, as [`undo`] does;
+/// without `list_paths` the report keeps no paths (100s of MB for 1,000,000 files).
+pub fn undo_with(
+    journal: &Path,
+    list_paths: bool,
+    progress: &mut dyn FnMut(&UndoEvent),
+) -> Result<UndoReport, RetentionError> {
     let _lock = lockfile::acquire(journal)?;
     failpoint::hit("undo.locked");
     let state = load_journal(journal, true, &spill_dir_for(journal))?.ok_or_else(|| {
@@ -1381,7 +1402,11 @@ pub fn undo(journal: &Path) -> Result<UndoReport, RetentionError> {
         .filter_map(|h| h.quarantine.clone())
         .collect();
 
-    let mut report = UndoReport::default();
+    let mut out = UndoOut {
+        report: UndoReport::default(),
+        list_paths,
+        progress,
+    };
     let mut writer = JournalWriter::open(journal)?;
     let mut handles_by_dir: HashMap<String, Result<OwnedFd, String>> = HashMap::new();
     // In path order, as the sorted lines come.
@@ -1390,7 +1415,7 @@ pub fn undo(journal: &Path) -> Result<UndoReport, RetentionError> {
         let line = &line;
         match line.action.as_str() {
             "restored" => {
-                report.already_restored += 1;
+                out.report.already_restored += 1;
                 continue;
             }
             "quarantined" | "restoring" => {}
@@ -1398,10 +1423,10 @@ pub fn undo(journal: &Path) -> Result<UndoReport, RetentionError> {
             _ => continue,
         }
         if let Err(why) = handles::relative_components(&line.path) {
-            report.skipped.push((
-                line.path.clone(),
+            out.skipped(
+                &line.path,
                 format!("refused: restore target outside the root: {why}"),
-            ));
+            );
             continue;
         }
         let Some(qdir) = quarantines.iter().find(|q| {
@@ -1414,14 +1439,14 @@ pub fn undo(journal: &Path) -> Result<UndoReport, RetentionError> {
                         .as_str(),
                 )
         }) else {
-            report.skipped.push((
-                line.path.clone(),
+            out.skipped(
+                &line.path,
                 format!(
                     "refused: quarantine path {} is not the file's place inside the recorded quarantine directory ({})",
                     line.quarantine_path.as_deref().unwrap_or("(none)"),
                     if quarantines.is_empty() { "none recorded".to_string() } else { quarantines.join(", ") }
                 ),
-            ));
+            );
             continue;
         };
         let qfd = handles_by_dir.entry(qdir.clone()).or_insert_with(|| {
@@ -1431,7 +1456,7 @@ pub fn undo(journal: &Path) -> Result<UndoReport, RetentionError> {
         let qfd = match qfd {
             Ok(fd) => &*fd,
             Err(why) => {
-                report.skipped.push((line.path.clone(), why.clone()));
+                out.skipped(&line.path, why.clone());
                 continue;
             }
         };
@@ -1445,14 +1470,39 @@ pub fn undo(journal: &Path) -> Result<UndoReport, RetentionError> {
                     ..line.clone()
                 })?;
                 failpoint::hit("undo.done.after");
-                report.restored.push(line.path.clone());
+                out.restored(&line.path);
             }
-            Ok(Restore::NeverMoved) => report.never_moved += 1,
-            Err(RestoreError::Skip(why)) => report.skipped.push((line.path.clone(), why)),
+            Ok(Restore::NeverMoved) => out.report.never_moved += 1,
+            Err(RestoreError::Skip(why)) => out.skipped(&line.path, why),
             Err(RestoreError::Journal(e)) => return Err(e),
         }
     }
-    Ok(report)
+    Ok(out.report)
+}
+
+/// What [`undo_with`] reports, as it goes.
+struct UndoOut<'a> {
+    report: UndoReport,
+    list_paths: bool,
+    progress: &'a mut dyn FnMut(&UndoEvent),
+}
+
+impl UndoOut<'_> {
+    fn restored(&mut self, path: &str) {
+        (self.progress)(&UndoEvent::Restored { path });
+        self.report.restored_count += 1;
+        if self.list_paths {
+            self.report.restored.push(path.to_string());
+        }
+    }
+
+    fn skipped(&mut self, path: &str, why: String) {
+        (self.progress)(&UndoEvent::Skipped { path, why: &why });
+        self.report.skipped_count += 1;
+        if self.list_paths {
+            self.report.skipped.push((path.to_string(), why));
+        }
+    }
 }
 
 enum Restore {
@@ -2279,11 +2329,18 @@ mod tests {
         let again = run(&plan, &opts);
         assert_eq!((again.counts.already_done, again.counts.removed), (40, 0));
 
-        let undone = undo(&opts.journal).unwrap();
-        assert_eq!(undone.restored.len(), 40, "{:?}", undone.skipped);
-        let mut sorted = undone.restored.clone();
+        // Without the lists: counts and events only.
+        let mut restored = Vec::new();
+        let undone = undo_with(&opts.journal, false, &mut |e| match e {
+            UndoEvent::Restored { path } => restored.push(path.to_string()),
+            UndoEvent::Skipped { path, why } => panic!("{path}: {why}"),
+        })
+        .unwrap();
+        assert_eq!((undone.restored_count, undone.skipped_count), (40, 0));
+        assert!(undone.restored.is_empty());
+        let mut sorted = restored.clone();
         sorted.sort();
-        assert_eq!(undone.restored, sorted, "restored in path order");
+        assert_eq!(restored, sorted, "restored in path order");
         assert_eq!(fx.tree(), before);
         let again = undo(&opts.journal).unwrap();
         assert_eq!((again.restored.len(), again.already_restored), (0, 40));
