@@ -142,6 +142,10 @@ pub struct CleanReport {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UndoReport {
+    /// How many were restored and skipped, whether or not the lists below are kept.
+    pub restored_count: usize,
+    pub skipped_count: usize,
+    // The lists are kept only when asked ([`undo_with`]).
     pub restored: Vec<String>,
     /// `(path, why)`.
     pub skipped: Vec<(String, String)>,
@@ -149,6 +153,13 @@ pub struct UndoReport {
     pub already_restored: usize,
     /// Journaled intents of an interrupted clean whose file was never moved: nothing to do.
     pub never_moved: usize,
+}
+
+/// Progress of [`undo_with`], one event per file restored or skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UndoEvent<'a> {
+    Restored { path: &'a str },
+    Skipped { path: &'a str, why: &'a str },
 }
 
 const JOURNAL_KIND_HEADER: &str = "header";
@@ -191,64 +202,312 @@ impl JournalLine {
     }
 }
 
-#[derive(Debug, Default)]
+/// A journal as read: its headers (one per run, kept in memory) and, on disk, its lines
+/// other than `skipped`, sorted by path (a journal of 1,000,000 actions is 100s of MB).
 struct JournalState {
     headers: Vec<JournalHeader>,
-    /// The last line other than `skipped` per path.
-    last_action: HashMap<String, JournalLine>,
+    lines: LastLines,
 }
 
-impl JournalState {
-    fn record(&mut self, line: JournalLine) {
-        if line.action != "skipped" {
-            self.last_action.insert(line.path.clone(), line);
+/// A sort record for a journal line: the path with each `\0` written as `\0\1` and ended
+/// by `\0\0` (so that byte order is the paths' order whatever they hold), the line's
+/// number (so that the last of a path comes last), then the line as JSON.
+fn journal_record(line: &JournalLine, number: u64) -> Result<Vec<u8>, RetentionError> {
+    let json = serde_json::to_vec(line).map_err(|e| RetentionError::Serialize {
+        what: "journal line",
+        message: e.to_string(),
+    })?;
+    let mut record = Vec::with_capacity(line.path.len() + 10 + json.len());
+    for &b in line.path.as_bytes() {
+        record.push(b);
+        if b == 0 {
+            record.push(1);
+        }
+    }
+    record.extend_from_slice(&[0, 0]);
+    record.extend_from_slice(&number.to_be_bytes());
+    record.extend_from_slice(&json);
+    Ok(record)
+}
+
+/// The key of a [`journal_record`] (up to and including its `\0\0`) and its JSON.
+fn split_journal_record(record: &[u8]) -> Option<(&[u8], &[u8])> {
+    let mut i = 0;
+    while i + 1 < record.len() {
+        if record[i] == 0 {
+            if record[i + 1] == 0 {
+                let key_end = i + 2;
+                return record
+                    .get(key_end + 8..)
+                    .map(|json| (&record[..key_end], json));
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    None
+}
+
+/// The last line other than `skipped` of each path of a journal, in path order.
+struct LastLines {
+    journal: PathBuf,
+    sorted: Option<crate::spill::Sorted>,
+    /// The next record, read ahead to see where a path's lines end.
+    ahead: Option<Vec<u8>>,
+}
+
+impl LastLines {
+    fn empty(journal: &Path) -> LastLines {
+        LastLines {
+            journal: journal.to_path_buf(),
+            sorted: None,
+            ahead: None,
         }
     }
 
-    fn done(&self, path: &str) -> bool {
-        self.last_action.get(path).is_some_and(JournalLine::is_done)
+    fn read_record(&mut self) -> Result<Option<Vec<u8>>, RetentionError> {
+        match self.sorted.as_mut().and_then(Iterator::next) {
+            None => Ok(None),
+            Some(Ok(record)) => Ok(Some(record)),
+            Some(Err(e)) => Err(RetentionError::io(
+                "read back the sorted lines of journal",
+                &self.journal,
+                e,
+            )),
+        }
+    }
+
+    fn corrupt(&self) -> RetentionError {
+        RetentionError::io(
+            "read back the sorted lines of journal",
+            &self.journal,
+            std::io::Error::new(ErrorKind::InvalidData, "a sorted record is malformed"),
+        )
+    }
+
+    /// The next path's last line.
+    fn next_line(&mut self) -> Result<Option<JournalLine>, RetentionError> {
+        let mut last = match self.ahead.take() {
+            Some(record) => record,
+            None => match self.read_record()? {
+                Some(record) => record,
+                None => return Ok(None),
+            },
+        };
+        while let Some(record) = self.read_record()? {
+            let same = match (split_journal_record(&last), split_journal_record(&record)) {
+                (Some((a, _)), Some((b, _))) => a == b,
+                _ => return Err(self.corrupt()),
+            };
+            if !same {
+                self.ahead = Some(record);
+                break;
+            }
+            last = record;
+        }
+        let (_, json) = split_journal_record(&last).ok_or_else(|| self.corrupt())?;
+        serde_json::from_slice(json)
+            .map_err(|_| self.corrupt())
+            .map(Some)
     }
 }
 
-/// Reads a journal. A last line cut short by a kill is ignored, and with
-/// `repair` cut off the file so the next append starts on a clean line.
-fn load_journal(path: &Path, repair: bool) -> Result<Option<JournalState>, RetentionError> {
-    let bytes = match fs::read(path) {
-        Ok(bytes) => bytes,
+/// Reads a journal, a line at a time. A last line cut short by a kill is ignored, and with
+/// `repair` cut off the file so the next append starts on a clean line. The sorted lines
+/// are kept in `spill_dir`.
+fn load_journal(
+    path: &Path,
+    repair: bool,
+    spill_dir: &Path,
+) -> Result<Option<JournalState>, RetentionError> {
+    use std::io::BufRead;
+    let file = match File::open(path) {
+        Ok(file) => file,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(RetentionError::io("read journal", path, e)),
     };
-    let complete_len = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-    if repair && complete_len < bytes.len() {
-        let file = OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(|e| RetentionError::io("open journal", path, e))?;
-        file.set_len(complete_len as u64)
-            .and_then(|_| file.sync_all())
-            .map_err(|e| RetentionError::io("repair the cut-off last line of journal", path, e))?;
-    }
-    let mut state = JournalState::default();
-    for (index, line) in bytes[..complete_len].split(|b| *b == b'\n').enumerate() {
-        if line.iter().all(u8::is_ascii_whitespace) {
+    let mut reader = std::io::BufReader::with_capacity(64 << 10, file);
+    let mut headers = Vec::new();
+    let mut runs = journal_runs(spill_dir);
+    let mut line = Vec::new();
+    let mut complete_len: u64 = 0;
+    let mut cut_off = false;
+    let mut index = 0usize;
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| RetentionError::io("read journal", path, e))?;
+        if n == 0 {
+            break;
+        }
+        if line.last() != Some(&b'\n') {
+            cut_off = true;
+            break;
+        }
+        complete_len += n as u64;
+        index += 1;
+        let text = &line[..line.len() - 1];
+        if text.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
         let corrupt = |message: String| RetentionError::JournalCorrupt {
             journal: path.to_path_buf(),
-            line: index + 1,
+            line: index,
             message,
         };
         let value: serde_json::Value =
-            serde_json::from_slice(line).map_err(|e| corrupt(e.to_string()))?;
+            serde_json::from_slice(text).map_err(|e| corrupt(e.to_string()))?;
         if value.get("kind").and_then(|k| k.as_str()) == Some(JOURNAL_KIND_HEADER) {
-            state
-                .headers
-                .push(serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?);
+            headers.push(serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?);
         } else {
-            state.record(serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?);
+            let parsed: JournalLine =
+                serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
+            if parsed.action != "skipped" {
+                runs.push(&journal_record(&parsed, index as u64)?)
+                    .map_err(|e| {
+                        RetentionError::io("sort the lines of journal in", spill_dir, e)
+                    })?;
+            }
         }
     }
-    Ok(Some(state))
+    if repair && cut_off {
+        let file = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| RetentionError::io("open journal", path, e))?;
+        file.set_len(complete_len)
+            .and_then(|_| file.sync_all())
+            .map_err(|e| RetentionError::io("repair the cut-off last line of journal", path, e))?;
+    }
+    let sorted = runs
+        .into_sorted()
+        .map_err(|e| RetentionError::io("sort the lines of journal in", spill_dir, e))?;
+    Ok(Some(JournalState {
+        headers,
+        lines: LastLines {
+            journal: path.to_path_buf(),
+            sorted: Some(sorted),
+            ahead: None,
+        },
+    }))
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Run size for the journal's sort in this test's thread (tiny: every merge on disk).
+    static RUN_BUDGET: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+fn journal_runs(dir: &Path) -> crate::spill::SortedRuns {
+    #[cfg(test)]
+    if let Some(budget) = RUN_BUDGET.with(std::cell::Cell::get) {
+        return crate::spill::SortedRuns::with_budget(dir, budget);
+    }
+    crate::spill::SortedRuns::new(dir)
+}
+
+/// Where the sorted lines of `journal` go: beside it (the temporary directory is often
+/// RAM), or the temporary directory when that cannot be written (a dry run on read-only
+/// media).
+pub(crate) fn spill_dir_for(journal: &Path) -> PathBuf {
+    let dir = match journal.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if tempfile::tempfile_in(&dir).is_ok() {
+        dir
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+/// The journal's last line for each `delete` entry of a run, looked up in plan order.
+// One per run: the size of its variants does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Lookup {
+    /// The plan's `delete` entries are in path order (as every plan written is): the
+    /// journal's sorted lines are read alongside, one path at a time.
+    Merge {
+        lines: LastLines,
+        /// The next path's line, read ahead.
+        ahead: Option<JournalLine>,
+        /// The entry being acted on and its last line, this run's included.
+        current: Option<(String, Option<JournalLine>)>,
+    },
+    /// A plan out of path order (edited by hand): every path's line in memory.
+    Map(HashMap<String, JournalLine>),
+}
+
+impl Lookup {
+    fn new(mut lines: LastLines, in_order: bool) -> Result<Lookup, RetentionError> {
+        if in_order {
+            return Ok(Lookup::Merge {
+                lines,
+                ahead: None,
+                current: None,
+            });
+        }
+        let mut map = HashMap::new();
+        while let Some(line) = lines.next_line()? {
+            map.insert(line.path.clone(), line);
+        }
+        Ok(Lookup::Map(map))
+    }
+
+    /// The last line other than `skipped` for `path`, the next entry acted on.
+    fn last(&mut self, path: &str) -> Result<Option<JournalLine>, RetentionError> {
+        match self {
+            Lookup::Map(map) => Ok(map.get(path).cloned()),
+            Lookup::Merge {
+                lines,
+                ahead,
+                current,
+            } => {
+                if let Some((at, line)) = current.as_ref() {
+                    if at == path {
+                        return Ok(line.clone());
+                    }
+                }
+                let mut found = None;
+                loop {
+                    if ahead.is_none() {
+                        *ahead = lines.next_line()?;
+                    }
+                    match ahead.take() {
+                        Some(line) if line.path.as_str() < path => {}
+                        Some(line) if line.path == path => {
+                            found = Some(line);
+                            break;
+                        }
+                        other => {
+                            *ahead = other;
+                            break;
+                        }
+                    }
+                }
+                *current = Some((path.to_string(), found.clone()));
+                Ok(found)
+            }
+        }
+    }
+
+    /// A line this run appended.
+    fn record(&mut self, line: JournalLine) {
+        if line.action == "skipped" {
+            return;
+        }
+        match self {
+            Lookup::Map(map) => {
+                map.insert(line.path.clone(), line);
+            }
+            Lookup::Merge { current, .. } => match current {
+                Some((at, last)) if *at == line.path => *last = Some(line),
+                _ => *current = Some((line.path.clone(), Some(line))),
+            },
+        }
+    }
 }
 
 struct JournalWriter {
@@ -374,19 +633,28 @@ fn check_platform(header: &PlanHeader, root: &Path) -> Result<PlatformRef, Reten
     }
 }
 
-/// Refuses a plan any of whose `delete` entries breaks an invariant of [`guard`].
-fn check_entries(plan: &dyn PlanEntries, platform: PlatformRef) -> Result<(), RetentionError> {
+/// Refuses a plan any of whose `delete` entries breaks an invariant of [`guard`]. Tells
+/// whether the `delete` entries are in path order.
+fn check_entries(plan: &dyn PlanEntries, platform: PlatformRef) -> Result<bool, RetentionError> {
     let mut refused: Vec<(String, String)> = Vec::new();
+    let mut previous: Option<String> = None;
+    let mut in_order = true;
     plan.for_each_entry(&mut |e| {
         if e.action == Action::Delete {
             if let Some(why) = guard::never_delete(platform, &e.path) {
                 refused.push((e.path.clone(), why));
             }
+            if in_order {
+                if previous.as_deref().is_some_and(|p| p > e.path.as_str()) {
+                    in_order = false;
+                }
+                previous = Some(e.path.clone());
+            }
         }
         Ok(())
     })?;
     if refused.is_empty() {
-        return Ok(());
+        return Ok(in_order);
     }
     Err(RetentionError::PlanUnsafe {
         count: refused.len(),
@@ -581,7 +849,7 @@ struct Run<'a> {
     root: OwnedFd,
     quarantine: Option<Quarantine>,
     apply: bool,
-    journal: JournalState,
+    journal: Lookup,
     writer: Option<JournalWriter>,
     list_paths: bool,
     report: CleanReport,
@@ -602,7 +870,7 @@ pub fn clean(
     }
     let (root_path, root) = open_root(header, opts.expected_root.as_deref())?;
     let platform = check_platform(header, &root_path)?;
-    check_entries(plan, platform)?;
+    let in_order = check_entries(plan, platform)?;
     let plan_sha256 = plan.sha256()?;
 
     let quarantine = match &opts.quarantine {
@@ -626,7 +894,11 @@ pub fn clean(
         Vec::new()
     };
 
-    let journal = load_journal(&opts.journal, opts.apply)?.unwrap_or_default();
+    let journal = load_journal(&opts.journal, opts.apply, &spill_dir_for(&opts.journal))?
+        .unwrap_or_else(|| JournalState {
+            headers: Vec::new(),
+            lines: LastLines::empty(&opts.journal),
+        });
     if let Some(foreign) = journal
         .headers
         .iter()
@@ -669,7 +941,7 @@ pub fn clean(
         root,
         quarantine,
         apply: opts.apply,
-        journal,
+        journal: Lookup::new(journal.lines, in_order)?,
         writer,
         list_paths: opts.list_paths,
         report: CleanReport {
@@ -784,10 +1056,11 @@ impl Run<'_> {
     fn entry(&mut self, entry: &PlanEntry) -> Result<(), RetentionError> {
         let path = entry.path.as_str();
         let destination = self.quarantine.as_ref().map(|q| q.path.join(path));
-        let last = self.journal.last_action.get(path).cloned();
+        let last = self.journal.last(path)?;
+        let done = last.as_ref().is_some_and(JournalLine::is_done);
         let verified = match verify_entry(&self.root, entry, self.quarantine.is_some()) {
             // Only a hand-edited journal gets here; acting again would log a second removal.
-            Ok(_) if self.journal.done(path) => {
+            Ok(_) if done => {
                 return self.skip(
                     entry,
                     "the journal records it as done, yet the file is still there".to_string(),
@@ -796,7 +1069,7 @@ impl Run<'_> {
             Ok(verified) => verified,
             Err(Refusal::Missing) => return self.missing(entry, last, destination),
             Err(Refusal::Changed(reason)) => {
-                let reason = if self.journal.done(path) {
+                let reason = if done {
                     format!("a file reappeared after it was removed by an earlier run: {reason}")
                 } else {
                     reason
@@ -985,7 +1258,7 @@ impl Run<'_> {
         destination: Option<PathBuf>,
     ) -> Result<(), RetentionError> {
         let path = entry.path.as_str();
-        if self.journal.done(path) {
+        if last.as_ref().is_some_and(JournalLine::is_done) {
             (self.progress)(&CleanEvent::AlreadyDone {
                 path: path.to_string(),
             });
@@ -1068,12 +1341,24 @@ impl Run<'_> {
 /// `intent` of an interrupted clean is reconciled: its file is restored if it reached the
 /// quarantine, and nothing is to be done if it is still in place.
 pub fn undo(journal: &Path) -> Result<UndoReport, RetentionError> {
+    undo_with(journal, true, &mut |_| {})
+}
+
+/// Counts and reports what happened to each file to [`UndoEvent`]s, as [`undo`] does;
+/// without `list_paths` the report keeps no paths (100s of MB for 1,000,000 files).
+pub fn undo_with(
+    journal: &Path,
+    list_paths: bool,
+    progress: &mut dyn FnMut(&UndoEvent),
+) -> Result<UndoReport, RetentionError> {
     let _lock = lockfile::acquire(journal)?;
     failpoint::hit("undo.locked");
-    let state = load_journal(journal, true)?.ok_or_else(|| RetentionError::Io {
-        action: "read journal",
-        path: journal.to_path_buf(),
-        source: std::io::Error::new(ErrorKind::NotFound, "no such journal"),
+    let state = load_journal(journal, true, &spill_dir_for(journal))?.ok_or_else(|| {
+        RetentionError::Io {
+            action: "read journal",
+            path: journal.to_path_buf(),
+            source: std::io::Error::new(ErrorKind::NotFound, "no such journal"),
+        }
     })?;
     let corrupt = |message: String| RetentionError::JournalCorrupt {
         journal: journal.to_path_buf(),
@@ -1117,15 +1402,20 @@ pub fn undo(journal: &Path) -> Result<UndoReport, RetentionError> {
         .filter_map(|h| h.quarantine.clone())
         .collect();
 
-    let mut report = UndoReport::default();
+    let mut out = UndoOut {
+        report: UndoReport::default(),
+        list_paths,
+        progress,
+    };
     let mut writer = JournalWriter::open(journal)?;
     let mut handles_by_dir: HashMap<String, Result<OwnedFd, String>> = HashMap::new();
-    let mut lines: Vec<&JournalLine> = state.last_action.values().collect();
-    lines.sort_by(|a, b| a.path.cmp(&b.path));
-    for line in lines {
+    // In path order, as the sorted lines come.
+    let mut lines = state.lines;
+    while let Some(line) = lines.next_line()? {
+        let line = &line;
         match line.action.as_str() {
             "restored" => {
-                report.already_restored += 1;
+                out.report.already_restored += 1;
                 continue;
             }
             "quarantined" | "restoring" => {}
@@ -1133,10 +1423,10 @@ pub fn undo(journal: &Path) -> Result<UndoReport, RetentionError> {
             _ => continue,
         }
         if let Err(why) = handles::relative_components(&line.path) {
-            report.skipped.push((
-                line.path.clone(),
+            out.skipped(
+                &line.path,
                 format!("refused: restore target outside the root: {why}"),
-            ));
+            );
             continue;
         }
         let Some(qdir) = quarantines.iter().find(|q| {
@@ -1149,14 +1439,14 @@ pub fn undo(journal: &Path) -> Result<UndoReport, RetentionError> {
                         .as_str(),
                 )
         }) else {
-            report.skipped.push((
-                line.path.clone(),
+            out.skipped(
+                &line.path,
                 format!(
                     "refused: quarantine path {} is not the file's place inside the recorded quarantine directory ({})",
                     line.quarantine_path.as_deref().unwrap_or("(none)"),
                     if quarantines.is_empty() { "none recorded".to_string() } else { quarantines.join(", ") }
                 ),
-            ));
+            );
             continue;
         };
         let qfd = handles_by_dir.entry(qdir.clone()).or_insert_with(|| {
@@ -1166,7 +1456,7 @@ pub fn undo(journal: &Path) -> Result<UndoReport, RetentionError> {
         let qfd = match qfd {
             Ok(fd) => &*fd,
             Err(why) => {
-                report.skipped.push((line.path.clone(), why.clone()));
+                out.skipped(&line.path, why.clone());
                 continue;
             }
         };
@@ -1180,14 +1470,39 @@ pub fn undo(journal: &Path) -> Result<UndoReport, RetentionError> {
                     ..line.clone()
                 })?;
                 failpoint::hit("undo.done.after");
-                report.restored.push(line.path.clone());
+                out.restored(&line.path);
             }
-            Ok(Restore::NeverMoved) => report.never_moved += 1,
-            Err(RestoreError::Skip(why)) => report.skipped.push((line.path.clone(), why)),
+            Ok(Restore::NeverMoved) => out.report.never_moved += 1,
+            Err(RestoreError::Skip(why)) => out.skipped(&line.path, why),
             Err(RestoreError::Journal(e)) => return Err(e),
         }
     }
-    Ok(report)
+    Ok(out.report)
+}
+
+/// What [`undo_with`] reports, as it goes.
+struct UndoOut<'a> {
+    report: UndoReport,
+    list_paths: bool,
+    progress: &'a mut dyn FnMut(&UndoEvent),
+}
+
+impl UndoOut<'_> {
+    fn restored(&mut self, path: &str) {
+        (self.progress)(&UndoEvent::Restored { path });
+        self.report.restored_count += 1;
+        if self.list_paths {
+            self.report.restored.push(path.to_string());
+        }
+    }
+
+    fn skipped(&mut self, path: &str, why: String) {
+        (self.progress)(&UndoEvent::Skipped { path, why: &why });
+        self.report.skipped_count += 1;
+        if self.list_paths {
+            self.report.skipped.push((path.to_string(), why));
+        }
+    }
 }
 
 enum Restore {
@@ -1853,5 +2168,182 @@ mod tests {
             clean(&plan, &opts, &mut |_| {}),
             Err(RetentionError::QuarantineInsideRoot { .. })
         ));
+    }
+
+    /// A fixture of many files, named so that byte order differs from a naive one.
+    fn many_files() -> Vec<(String, Vec<u8>)> {
+        (0..40)
+            .map(|i| {
+                let dir = [
+                    "image2/a",
+                    "image2/a b",
+                    "image2/a/b",
+                    "image2/a-b",
+                    "video",
+                    "Download/é",
+                ][i % 6];
+                (
+                    format!("{dir}/f{i:02}.bin"),
+                    format!("content {i}").into_bytes(),
+                )
+            })
+            .collect()
+    }
+
+    /// What a run leaves: the report's lists (sorted), the tree, and the journal's lines
+    /// without their times.
+    type Outcome = (
+        Vec<String>,
+        Vec<String>,
+        Vec<String>,
+        Vec<(String, Vec<u8>)>,
+        Vec<String>,
+    );
+
+    fn outcome(report: &CleanReport, fx: &Fixture, journal: &Path) -> Outcome {
+        let sorted = |mut v: Vec<String>| {
+            v.sort();
+            v
+        };
+        // Sorted: a plan out of order appends them in another order.
+        let lines = sorted(
+            journal_lines(journal)
+                .into_iter()
+                .filter(|l| l["kind"] != "header")
+                .map(|l| {
+                    format!(
+                        "{} {} {} {}",
+                        l["action"], l["path"], l["reason"], l["sha256"]
+                    )
+                })
+                .collect(),
+        );
+        (
+            sorted(report.deleted.clone()),
+            sorted(report.already_done.clone()),
+            sorted(
+                report
+                    .skipped_changed
+                    .iter()
+                    .map(|(p, w)| format!("{p}: {w}"))
+                    .collect(),
+            ),
+            fx.tree(),
+            lines,
+        )
+    }
+
+    /// A clean killed part-way through: ten files deleted and journaled, one deleted after
+    /// its intent, one with only its intent, one skipped; then resumed.
+    fn resume_half_done(budget: Option<usize>, out_of_order: bool) -> Outcome {
+        RUN_BUDGET.with(|b| b.set(budget));
+        let files = many_files();
+        let borrowed: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(p, c)| (p.as_str(), c.as_slice()))
+            .collect();
+        let fx = Fixture::new(&borrowed);
+        let entries: Vec<(&str, Action)> = files
+            .iter()
+            .map(|(p, _)| (p.as_str(), Action::Delete))
+            .collect();
+        let mut plan = fx.plan(&entries, true);
+        if out_of_order {
+            plan.entries.swap(3, 30);
+            plan.entries.reverse();
+        }
+        let opts = fx.opts(true);
+        let mut journal = serde_json::json!({
+            "kind": "header", "plan_sha256": plan.sha256().unwrap(),
+            "source_root": plan.header.source_root, "root_dev": plan.header.root_dev,
+            "root_ino": plan.header.root_ino, "mode": "delete", "quarantine": null,
+            "tool_version": "test", "time": "2025-10-01T00:00:00Z",
+        })
+        .to_string();
+        journal.push('\n');
+        let mut push = |path: &str, action: &str| {
+            let line = journal_line(path, action, "test", None, 1, None);
+            journal.push_str(&serde_json::to_string(&line).unwrap());
+            journal.push('\n');
+        };
+        // In the order of a sorted plan, whatever order this one is in.
+        let mut paths: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+        paths.sort();
+        for (i, path) in paths.iter().enumerate().take(13) {
+            match i {
+                0..=9 => {
+                    fs::remove_file(fx.root().join(path)).unwrap();
+                    push(path, "intent");
+                    push(path, "deleted");
+                }
+                10 => {
+                    fs::remove_file(fx.root().join(path)).unwrap();
+                    push(path, "intent");
+                }
+                11 => push(path, "intent"),
+                _ => push(path, "skipped"),
+            }
+        }
+        fs::write(&opts.journal, journal).unwrap();
+        let report = run(&plan, &opts);
+        assert_eq!(report.counts.already_done, 10);
+        assert_eq!(report.counts.removed, 30);
+        assert!(
+            report.skipped_changed.is_empty(),
+            "{:?}",
+            report.skipped_changed
+        );
+        assert_eq!(fx.tree().len(), 1, "only the database is left");
+        let result = outcome(&report, &fx, &opts.journal);
+        RUN_BUDGET.with(|b| b.set(None));
+        result
+    }
+
+    #[test]
+    fn a_resumed_clean_merges_the_journal_sorted_on_disk() {
+        let in_memory = resume_half_done(None, false);
+        assert_eq!(resume_half_done(Some(64), false), in_memory);
+        // A plan out of path order looks the journal up in memory, to the same effect.
+        assert_eq!(resume_half_done(Some(64), true), in_memory);
+    }
+
+    #[test]
+    fn undo_reads_the_journal_sorted_on_disk() {
+        RUN_BUDGET.with(|b| b.set(Some(64)));
+        let files = many_files();
+        let borrowed: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(p, c)| (p.as_str(), c.as_slice()))
+            .collect();
+        let fx = Fixture::new(&borrowed);
+        let entries: Vec<(&str, Action)> = files
+            .iter()
+            .map(|(p, _)| (p.as_str(), Action::Delete))
+            .collect();
+        let plan = fx.plan(&entries, false);
+        let before = fx.tree();
+        let quarantine = tempfile::tempdir().unwrap();
+        let mut opts = fx.opts(true);
+        opts.quarantine = Some(quarantine.path().join("q"));
+        assert_eq!(run(&plan, &opts).quarantined.len(), 40);
+        let again = run(&plan, &opts);
+        assert_eq!((again.counts.already_done, again.counts.removed), (40, 0));
+
+        // Without the lists: counts and events only.
+        let mut restored = Vec::new();
+        let undone = undo_with(&opts.journal, false, &mut |e| match e {
+            UndoEvent::Restored { path } => restored.push(path.to_string()),
+            UndoEvent::Skipped { path, why } => panic!("{path}: {why}"),
+        })
+        .unwrap();
+        assert_eq!((undone.restored_count, undone.skipped_count), (40, 0));
+        assert!(undone.restored.is_empty());
+        let mut sorted = restored.clone();
+        sorted.sort();
+        assert_eq!(restored, sorted, "restored in path order");
+        assert_eq!(fx.tree(), before);
+        let again = undo(&opts.journal).unwrap();
+        assert_eq!((again.restored.len(), again.already_restored), (0, 40));
+        RUN_BUDGET.with(|b| b.set(None));
     }
 }

@@ -18,7 +18,11 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Months, Utc};
 
 pub use approval::{ApprovalCheck, ApprovalError, ApprovalRecord, TrustedKeys};
-pub use clean::{clean, undo, CleanCounts, CleanEvent, CleanOptions, CleanReport, UndoReport};
+pub(crate) use clean::spill_dir_for;
+pub use clean::{
+    clean, undo, undo_with, CleanCounts, CleanEvent, CleanOptions, CleanReport, UndoEvent,
+    UndoReport,
+};
 pub use decide::{
     decide, infer_group_type, infer_group_type_with_source, resolve_group_type,
     split_group_assignment, Action, Category, Decision, FileFacts, GroupFacts, GroupType,
