@@ -173,19 +173,13 @@ impl NameRegistry {
     /// The checks that need every file name: the same name twice, names that differ only
     /// in case, and a file where another file's directory is.
     fn check(self, spill_dir: &Path) -> Result<(), EvidenceError> {
-        let spill_error = io_err("read a spill file in", spill_dir);
-        let sorted = match self.files.into_sorted() {
-            Ok(sorted) => sorted,
-            Err(e) => return Err(spill_error(e)),
-        };
+        let spill_error = || io_err("read a spill file in", spill_dir);
+        let sorted = self.files.into_sorted().map_err(spill_error())?;
         let mut previous: Option<(String, String)> = None;
         for record in sorted {
-            let record = record.map_err(io_err("read a spill file in", spill_dir))?;
-            let (folded, mut fields) =
-                Fields::keyed(&record).map_err(io_err("read a spill file in", spill_dir))?;
-            let rel = fields
-                .str()
-                .map_err(io_err("read a spill file in", spill_dir))?;
+            let record = record.map_err(spill_error())?;
+            let (folded, mut fields) = Fields::keyed(&record).map_err(spill_error())?;
+            let rel = fields.str().map_err(spill_error())?;
             if let Some((previous_folded, previous_rel)) = &previous {
                 if previous_folded == folded {
                     let reason = if previous_rel == rel {

@@ -2171,6 +2171,19 @@ mod tests {
     }
 
     /// A fixture of many files, named so that byte order differs from a naive one.
+    /// A fixture holding `files` and a plan's entries deleting each of them.
+    fn deleting_all(files: &[(String, Vec<u8>)]) -> (Fixture, Vec<(&str, Action)>) {
+        let borrowed: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(p, c)| (p.as_str(), c.as_slice()))
+            .collect();
+        let entries = files
+            .iter()
+            .map(|(p, _)| (p.as_str(), Action::Delete))
+            .collect();
+        (Fixture::new(&borrowed), entries)
+    }
+
     fn many_files() -> Vec<(String, Vec<u8>)> {
         (0..40)
             .map(|i| {
@@ -2238,15 +2251,7 @@ mod tests {
     fn resume_half_done(budget: Option<usize>, out_of_order: bool) -> Outcome {
         RUN_BUDGET.with(|b| b.set(budget));
         let files = many_files();
-        let borrowed: Vec<(&str, &[u8])> = files
-            .iter()
-            .map(|(p, c)| (p.as_str(), c.as_slice()))
-            .collect();
-        let fx = Fixture::new(&borrowed);
-        let entries: Vec<(&str, Action)> = files
-            .iter()
-            .map(|(p, _)| (p.as_str(), Action::Delete))
-            .collect();
+        let (fx, entries) = deleting_all(&files);
         let mut plan = fx.plan(&entries, true);
         if out_of_order {
             plan.entries.swap(3, 30);
@@ -2311,15 +2316,7 @@ mod tests {
     fn undo_reads_the_journal_sorted_on_disk() {
         RUN_BUDGET.with(|b| b.set(Some(64)));
         let files = many_files();
-        let borrowed: Vec<(&str, &[u8])> = files
-            .iter()
-            .map(|(p, c)| (p.as_str(), c.as_slice()))
-            .collect();
-        let fx = Fixture::new(&borrowed);
-        let entries: Vec<(&str, Action)> = files
-            .iter()
-            .map(|(p, _)| (p.as_str(), Action::Delete))
-            .collect();
+        let (fx, entries) = deleting_all(&files);
         let plan = fx.plan(&entries, false);
         let before = fx.tree();
         let quarantine = tempfile::tempdir().unwrap();
